@@ -1,0 +1,326 @@
+//! Configuration: raw settings from environment variables and an optional
+//! file ([`Settings`]), validated once at start-up into [`Config`].
+//!
+//! A setting has one name everywhere: the environment variable name
+//! (`APP_LISTEN_ADDR`). The optional TOML file (`APP_CONFIG_FILE`) uses the
+//! same names as keys; the environment wins over the file. Every validation
+//! error names the setting, so start-up fails with one clear line.
+
+mod settings;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+pub use settings::Settings;
+
+/// A setting that is missing, malformed or contradicts another one.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(name: &str, reason: impl Into<String>) -> Self {
+        Self { name: name.to_owned(), reason: reason.into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Smoke,
+    Production,
+}
+
+impl AppEnv {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Smoke => "smoke",
+            Self::Production => "production",
+        }
+    }
+
+    pub fn is_production(self) -> bool {
+        self == Self::Production
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    Off,
+    /// The appliance's own platform CA and certificate in the data directory.
+    Auto,
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorityMode {
+    Strict,
+    Legacy,
+}
+
+impl AuthorityMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::Legacy => "legacy",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct InstallationConfig {
+    pub authority_mode: AuthorityMode,
+    /// Ed25519 public key of the Product Root that signs activations.
+    pub product_root_public_key: Option<[u8; 32]>,
+    pub insecure_bootstrap_enabled: bool,
+}
+
+#[derive(Clone)]
+pub struct SecretsConfig {
+    /// AES-256-GCM master key; `None` in development means "generate one in
+    /// the data directory".
+    pub encryption_key: Option<[u8; 32]>,
+    pub encryption_key_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectWorkerTrust {
+    SmokeInsecure,
+    PublicCa,
+    PlatformCa,
+}
+
+#[derive(Clone)]
+pub struct DataPlaneConfig {
+    pub token_ttl: Duration,
+    pub private_key_pem: Option<String>,
+    pub backend_gateway_url: String,
+    pub direct_worker_wss_url_template: Option<String>,
+    pub direct_worker_json_runtime: bool,
+    pub direct_worker_binary_render: bool,
+    pub direct_worker_tls_trust_mode: DirectWorkerTrust,
+    pub direct_worker_tls_ca_ref: Option<String>,
+}
+
+/// The validated configuration the appliance runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub app_env: AppEnv,
+    pub listen_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub tls: TlsMode,
+    pub allow_plaintext_lan: bool,
+    pub worker_slots: usize,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    pub installation: InstallationConfig,
+    pub secrets: SecretsConfig,
+    pub data_plane: DataPlaneConfig,
+}
+
+impl std::fmt::Debug for Config {
+    // Key material never reaches a log line, even at debug level.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("app_env", &self.app_env)
+            .field("listen_addr", &self.listen_addr)
+            .field("data_dir", &self.data_dir)
+            .field("tls", &self.tls)
+            .field("worker_slots", &self.worker_slots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads the process environment (and `APP_CONFIG_FILE` if set).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_settings(&Settings::from_env()?)
+    }
+
+    /// Embedded defaults for everything, `overrides` on top: what tests use.
+    pub fn from_pairs<'a>(overrides: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
+        Self::from_settings(&Settings::from_pairs(overrides)?)
+    }
+
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let app_env = match settings.get("APP_ENV").unwrap_or("development") {
+            "development" | "dev" => AppEnv::Development,
+            "smoke" => AppEnv::Smoke,
+            "production" | "prod" => AppEnv::Production,
+            other => {
+                return Err(ConfigError::new(
+                    "APP_ENV",
+                    format!("unknown environment {other:?} (development, smoke, production)"),
+                ));
+            }
+        };
+        let listen_addr: SocketAddr = settings
+            .get("APP_LISTEN_ADDR")
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|_| ConfigError::new("APP_LISTEN_ADDR", "expected an address like 127.0.0.1:8080"))?;
+        let data_dir = PathBuf::from(settings.get("APP_DATA_DIR").unwrap_or("./data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("APP_DATA_DIR", "must not be empty"));
+        }
+        let log_format = match settings.get("APP_LOG_FORMAT").unwrap_or("pretty") {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::new("APP_LOG_FORMAT", format!("unknown format {other:?} (pretty, json)")));
+            }
+        };
+        let tls = match settings.get("APP_TLS").unwrap_or("off") {
+            "off" => TlsMode::Off,
+            "auto" => TlsMode::Auto,
+            "files" => TlsMode::Files {
+                cert: PathBuf::from(settings.require("APP_TLS_CERT_FILE")?),
+                key: PathBuf::from(settings.require("APP_TLS_KEY_FILE")?),
+            },
+            other => return Err(ConfigError::new("APP_TLS", format!("unknown mode {other:?} (off, auto, files)"))),
+        };
+        if tls != TlsMode::Off {
+            // Refuse rather than silently serve plaintext under a TLS setting.
+            return Err(ConfigError::new("APP_TLS", "TLS serving is not available in this version yet; use off"));
+        }
+        let allow_plaintext_lan = settings.flag("APP_ALLOW_PLAINTEXT_LAN")?;
+        if tls == TlsMode::Off && !listen_addr.ip().is_loopback() && !allow_plaintext_lan {
+            return Err(ConfigError::new(
+                "APP_LISTEN_ADDR",
+                format!("{listen_addr} is not loopback; serving it without TLS needs APP_ALLOW_PLAINTEXT_LAN=true"),
+            ));
+        }
+        let worker_slots = settings.number("RAP_WORKER_SLOTS", 8, 1..=1024)?;
+        let shutdown_grace = settings.duration("APP_SHUTDOWN_GRACE", Duration::from_secs(4))?;
+
+        let installation = InstallationConfig {
+            authority_mode: match settings.get("INSTALLATION_AUTHORITY_MODE") {
+                None if app_env.is_production() => AuthorityMode::Strict,
+                None => AuthorityMode::Legacy,
+                Some("strict") => AuthorityMode::Strict,
+                Some("legacy") => AuthorityMode::Legacy,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "INSTALLATION_AUTHORITY_MODE",
+                        format!("unknown mode {other:?} (strict, legacy)"),
+                    ));
+                }
+            },
+            product_root_public_key: settings
+                .key_material("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY")?
+                .map(|bytes| exact_key("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64", bytes))
+                .transpose()?,
+            insecure_bootstrap_enabled: settings.flag("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED")?,
+        };
+        if app_env.is_production() {
+            if installation.authority_mode != AuthorityMode::Strict {
+                return Err(ConfigError::new("INSTALLATION_AUTHORITY_MODE", "production requires strict"));
+            }
+            if installation.product_root_public_key.is_none() {
+                return Err(ConfigError::new(
+                    "INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64",
+                    "production requires the Product Root public key (_B64 or _FILE)",
+                ));
+            }
+            if installation.insecure_bootstrap_enabled {
+                return Err(ConfigError::new("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "not allowed in production"));
+            }
+        }
+
+        let secrets = SecretsConfig {
+            encryption_key: settings
+                .key_material("SECRET_ENCRYPTION_KEY")?
+                .map(|bytes| exact_key("SECRET_ENCRYPTION_KEY_B64", bytes))
+                .transpose()?,
+            encryption_key_id: settings.get("SECRET_ENCRYPTION_KEY_ID").unwrap_or("k1").to_owned(),
+        };
+        if app_env.is_production() && secrets.encryption_key.is_none() {
+            return Err(ConfigError::new(
+                "SECRET_ENCRYPTION_KEY_B64",
+                "production requires the secret encryption key (_B64 or _FILE)",
+            ));
+        }
+
+        let direct_worker_tls_trust_mode =
+            match settings.get("DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE").unwrap_or("smoke_insecure") {
+                "smoke_insecure" => DirectWorkerTrust::SmokeInsecure,
+                "public_ca" => DirectWorkerTrust::PublicCa,
+                "platform_ca" => DirectWorkerTrust::PlatformCa,
+                other => {
+                    return Err(ConfigError::new(
+                        "DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE",
+                        format!("unknown mode {other:?} (smoke_insecure, public_ca, platform_ca)"),
+                    ));
+                }
+            };
+        let data_plane = DataPlaneConfig {
+            token_ttl: settings.duration("DATA_PLANE_TOKEN_TTL", Duration::from_secs(60))?,
+            private_key_pem: match settings.get("DATA_PLANE_TOKEN_PRIVATE_KEY_FILE") {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError::new("DATA_PLANE_TOKEN_PRIVATE_KEY_FILE", format!("cannot read {path}: {error}"))
+                })?),
+                None => settings.get("DATA_PLANE_TOKEN_PRIVATE_KEY_PEM").map(str::to_owned),
+            },
+            backend_gateway_url: settings
+                .get("DATA_PLANE_BACKEND_GATEWAY_URL")
+                .unwrap_or("/api/v1/gateway/ws")
+                .to_owned(),
+            direct_worker_wss_url_template: settings
+                .get("DATA_PLANE_DIRECT_WORKER_WSS_URL_TEMPLATE")
+                .map(str::to_owned),
+            direct_worker_json_runtime: settings.flag("DATA_PLANE_DIRECT_WORKER_JSON_RUNTIME")?,
+            direct_worker_binary_render: settings.flag("DATA_PLANE_DIRECT_WORKER_BINARY_RENDER")?,
+            direct_worker_tls_trust_mode,
+            direct_worker_tls_ca_ref: settings.get("DATA_PLANE_DIRECT_WORKER_TLS_CA_REF").map(str::to_owned),
+        };
+
+        Ok(Self {
+            app_env,
+            listen_addr,
+            data_dir,
+            log_format,
+            tls,
+            allow_plaintext_lan,
+            worker_slots,
+            shutdown_grace,
+            installation,
+            secrets,
+            data_plane,
+        })
+    }
+
+    /// Path of the SQLite database inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(rap_storage::sqlite::DATABASE_FILE_NAME)
+    }
+}
+
+fn exact_key(name: &str, bytes: Vec<u8>) -> Result<[u8; 32], ConfigError> {
+    let length = bytes.len();
+    bytes.try_into().map_err(|_| ConfigError::new(name, format!("expected 32 bytes, got {length}")))
+}
+
+pub(crate) fn decode_base64(name: &str, text: &str) -> Result<Vec<u8>, ConfigError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| ConfigError::new(name, "not valid base64"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+use super::*;
+
+fn error_of(pairs: &[(&str, &str)]) -> String {
+    match Config::from_pairs(pairs.iter().copied()) {
+        Ok(_) => panic!("expected {pairs:?} to be refused"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn embedded_defaults_serve_loopback_in_development() {
+    let config = Config::from_pairs([]).expect("defaults are valid");
+    assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.data_dir, PathBuf::from("./data"));
+    assert_eq!(config.app_env, AppEnv::Development);
+    assert_eq!(config.worker_slots, 8);
+    assert_eq!(config.installation.authority_mode, AuthorityMode::Legacy);
+    assert_eq!(config.data_plane.token_ttl, Duration::from_secs(60));
+    assert_eq!(config.data_plane.backend_gateway_url, "/api/v1/gateway/ws");
+    assert_eq!(config.database_path(), PathBuf::from("./data/rap.sqlite3"));
+}
+
+#[test]
+fn each_bad_value_names_its_variable() {
+    assert_eq!(
+        error_of(&[("APP_LISTEN_ADDR", "localhost")]),
+        "APP_LISTEN_ADDR: expected an address like 127.0.0.1:8080"
+    );
+    assert!(error_of(&[("APP_ENV", "staging")]).starts_with("APP_ENV: unknown environment"));
+    assert_eq!(error_of(&[("RAP_WORKER_SLOTS", "zero")]), "RAP_WORKER_SLOTS: expected a whole number");
+    assert_eq!(error_of(&[("RAP_WORKER_SLOTS", "0")]), "RAP_WORKER_SLOTS: 0 is outside 1..=1024");
+    assert_eq!(error_of(&[("APP_ALLOW_PLAINTEXT_LAN", "maybe")]), "APP_ALLOW_PLAINTEXT_LAN: expected true or false");
+    assert!(error_of(&[("DATA_PLANE_TOKEN_TTL", "soon")]).starts_with("DATA_PLANE_TOKEN_TTL: "));
+    assert_eq!(error_of(&[("SECRET_ENCRYPTION_KEY_B64", "%%%")]), "SECRET_ENCRYPTION_KEY_B64: not valid base64");
+    assert_eq!(
+        error_of(&[("SECRET_ENCRYPTION_KEY_B64", "AAAA")]),
+        "SECRET_ENCRYPTION_KEY_B64: expected 32 bytes, got 3"
+    );
+    assert!(
+        error_of(&[("DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE", "yolo")])
+            .starts_with("DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE: ")
+    );
+    assert_eq!(error_of(&[("APP_TLS", "files")]), "APP_TLS_CERT_FILE: required by the chosen mode");
+    assert_eq!(error_of(&[("NOT_A_SETTING", "1")]), "NOT_A_SETTING: unknown setting");
+}
+
+#[test]
+fn lan_address_without_tls_needs_explicit_consent() {
+    let refused = error_of(&[("APP_LISTEN_ADDR", "0.0.0.0:8080")]);
+    assert!(refused.starts_with("APP_LISTEN_ADDR: 0.0.0.0:8080 is not loopback"), "{refused}");
+    let allowed = Config::from_pairs([("APP_LISTEN_ADDR", "0.0.0.0:8080"), ("APP_ALLOW_PLAINTEXT_LAN", "true")]);
+    assert!(allowed.is_ok());
+}
+
+#[test]
+fn production_refuses_to_start_without_authority_and_keys() {
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let root = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    assert_eq!(
+        error_of(&[("APP_ENV", "production")]),
+        "INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64: production requires the Product Root public key (_B64 or _FILE)"
+    );
+    assert_eq!(
+        error_of(&[("APP_ENV", "prod"), ("INSTALLATION_AUTHORITY_MODE", "legacy")]),
+        "INSTALLATION_AUTHORITY_MODE: production requires strict"
+    );
+    assert_eq!(
+        error_of(&[("APP_ENV", "prod"), ("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64", &root)]),
+        "SECRET_ENCRYPTION_KEY_B64: production requires the secret encryption key (_B64 or _FILE)"
+    );
+    let config = Config::from_pairs([
+        ("APP_ENV", "prod"),
+        ("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64", root.as_str()),
+        ("SECRET_ENCRYPTION_KEY_B64", key.as_str()),
+    ])
+    .expect("complete production config");
+    assert_eq!(config.app_env, AppEnv::Production);
+    assert_eq!(config.installation.authority_mode, AuthorityMode::Strict);
+    assert_eq!(config.secrets.encryption_key, Some([7u8; 32]));
+}
+
+#[test]
+fn key_files_hold_raw_bytes_or_base64() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let raw = dir.path().join("raw.key");
+    std::fs::write(&raw, [5u8; 32]).expect("write");
+    let text = dir.path().join("text.key");
+    std::fs::write(&text, format!("{}\n", base64::engine::general_purpose::STANDARD.encode([6u8; 32]))).expect("write");
+    for (path, expected) in [(&raw, [5u8; 32]), (&text, [6u8; 32])] {
+        let path = path.to_string_lossy();
+        let config = Config::from_pairs([("SECRET_ENCRYPTION_KEY_FILE", path.as_ref())]).expect("key file");
+        assert_eq!(config.secrets.encryption_key, Some(expected));
+    }
+    assert!(
+        error_of(&[("SECRET_ENCRYPTION_KEY_FILE", "/nonexistent/key")])
+            .starts_with("SECRET_ENCRYPTION_KEY_FILE: cannot read")
+    );
+}

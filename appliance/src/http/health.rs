@@ -1,0 +1,37 @@
+//! `/healthz`, `/readyz`, `/metrics`: unauthenticated, for supervisors and
+//! scrapers.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::ApiError;
+use crate::state::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+/// The process is up and answering.
+async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// The database is open, migrated and answering a query.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.repositories().health.check_ready().await {
+        Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "Not ready");
+            ApiError::service_unavailable().into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics().render())
+        .into_response()
+}

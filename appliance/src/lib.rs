@@ -1,0 +1,88 @@
+//! RAP Appliance: remote access for small offices, in one program.
+//!
+//! A tour, from the outside in:
+//!
+//! - [`run`] is the whole appliance: given a validated [`Config`], a bound
+//!   listener and a shutdown future, it opens the data directory and the
+//!   SQLite store, serves HTTP until shutdown, then drains and closes. It
+//!   keeps no process-global state, so tests and the desktop app can run
+//!   several in one process.
+//! - [`config`] turns environment variables and an optional file into a
+//!   [`Config`], once, naming the setting in every error.
+//! - [`http`] owns the error envelope, trace ids, the JSON extractor and the
+//!   middleware stack; domain modules add their `routes.rs` behind it.
+//! - [`metrics`] is the Prometheus registry.
+//! - Durable and live state come from the `rap-storage` crate, behind traits.
+
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod state;
+
+use std::future::Future;
+
+use anyhow::Context;
+use rap_storage::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use metrics::Metrics;
+use state::AppState;
+
+/// Reader connections beside the single writer; reads are short, and a
+/// small office has few concurrent users.
+const SQLITE_READERS: usize = 2;
+
+/// Runs the appliance on `listener` until `shutdown` completes, then stops
+/// accepting, gives in-flight requests `config.shutdown_grace` to finish,
+/// checkpoints the database and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .with_context(|| format!("APP_DATA_DIR: cannot create {}", config.data_dir.display()))?;
+
+    let store = SqliteStore::start(config.database_path(), SQLITE_READERS).context("starting storage")?;
+    if let Err(error) = store.migrate().await {
+        // Keep serving: /healthz stays up, /readyz says 503 until the
+        // database can be opened, and the store retries on every call.
+        tracing::error!(%error, path = %config.database_path().display(), "Database unavailable at start-up");
+    }
+
+    let metrics = Metrics::new();
+    let grace = config.shutdown_grace;
+    let state = AppState::new(config, store.repositories(), metrics);
+    let app = http::router(state);
+
+    let local_addr = listener.local_addr().context("reading the listen address")?;
+    tracing::info!(%local_addr, "Appliance listening");
+
+    let (stop_accepting, stopped_accepting) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("Shutting down: no new connections, finishing in-flight requests");
+            let _ = stop_accepting.send(());
+        });
+    let server = server.into_future();
+    tokio::pin!(server);
+
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = async {
+            // Only after shutdown began does the grace period start.
+            let _ = stopped_accepting.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs_f64(), "In-flight requests did not finish in time; closing them");
+            Ok(())
+        }
+    };
+
+    store.close().await;
+    tracing::info!("Appliance stopped");
+    served.context("serving HTTP")
+}

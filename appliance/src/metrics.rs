@@ -1,0 +1,112 @@
+//! Prometheus metrics (`GET /metrics`), in the OpenMetrics text format.
+//!
+//! Route labels use the matched route template (`/api/v1/sessions/{id}`), so
+//! the number of series stays bounded whatever paths clients send.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+/// Every metric the appliance exports; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    active_sessions: Gauge,
+    attached_viewers: Gauge,
+    frames_sent: Counter,
+    bytes_sent: Counter,
+    workers: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rap");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
+        let active_sessions = Gauge::default();
+        registry.register(
+            "active_sessions",
+            "Remote sessions that are not terminated or failed",
+            active_sessions.clone(),
+        );
+        let attached_viewers = Gauge::default();
+        registry.register("attached_viewers", "WebSocket viewers attached to sessions", attached_viewers.clone());
+        let frames_sent = Counter::default();
+        registry.register("frames_sent", "Render frames sent to viewers", frames_sent.clone());
+        let bytes_sent = Counter::default();
+        registry.register("frame_bytes_sent", "Render frame bytes sent to viewers", bytes_sent.clone());
+        let workers = Gauge::default();
+        registry.register("workers", "Registered worker slots", workers.clone());
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                http_requests,
+                active_sessions,
+                attached_viewers,
+                frames_sent,
+                bytes_sent,
+                workers,
+            }),
+        }
+    }
+
+    pub(crate) fn record_http_request(&self, route: &str, method: &str, status: u16) {
+        self.inner
+            .http_requests
+            .get_or_create(&HttpLabels { route: route.to_owned(), method: method.to_owned(), status })
+            .inc();
+    }
+
+    pub fn set_workers(&self, count: i64) {
+        self.inner.workers.set(count);
+    }
+
+    pub fn set_active_sessions(&self, count: i64) {
+        self.inner.active_sessions.set(count);
+    }
+
+    pub fn viewer_attached(&self) {
+        self.inner.attached_viewers.inc();
+    }
+
+    pub fn viewer_detached(&self) {
+        self.inner.attached_viewers.dec();
+    }
+
+    pub fn frame_sent(&self, bytes: u64) {
+        self.inner.frames_sent.inc();
+        self.inner.bytes_sent.inc_by(bytes);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry) {
+            // Writing into a String cannot fail; keep what was written.
+            tracing::warn!(%error, "Encoding metrics failed");
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,130 @@
+//! The `rap-appliance` binary as an operator meets it: environment in,
+//! logs on stderr, signals to stop, exit codes out.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_rap-appliance");
+
+fn appliance(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("APP_LISTEN_ADDR", "127.0.0.1:0")
+        .env("APP_DATA_DIR", data_dir)
+        .env("APP_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Reads JSON log lines until the "listening" one and returns its address;
+/// keeps draining stderr in the background so the child never blocks on it.
+fn wait_until_listening(child: &mut Child) -> (String, std::sync::mpsc::Receiver<String>) {
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(200)) else { continue };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if event["message"] == "Appliance listening" {
+            let addr = event["local_addr"].as_str().expect("local_addr field").to_owned();
+            return (addr, lines_rx);
+        }
+    }
+    panic!("the appliance did not start listening within 20 s");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().expect("kill");
+    assert!(status.success());
+}
+
+fn wait_for_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the appliance did not exit within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn get_status(addr: &str, path: &str) -> u16 {
+    reqwest::get(format!("http://{addr}{path}")).await.expect("request").status().as_u16()
+}
+
+#[tokio::test]
+async fn serves_on_embedded_defaults_and_exits_zero_on_sigint_and_sigterm() {
+    for signal_name in ["INT", "TERM"] {
+        let parent = tempfile::tempdir().expect("temp dir");
+        let data_dir = parent.path().join("data");
+        let mut child = appliance(&data_dir).spawn().expect("spawn");
+        let (addr, _logs) = wait_until_listening(&mut child);
+        assert_eq!(get_status(&addr, "/healthz").await, 200);
+        assert_eq!(get_status(&addr, "/readyz").await, 200);
+        assert!(data_dir.join("rap.sqlite3").is_file(), "the data directory is created on first start");
+
+        signal(&child, signal_name);
+        let status = wait_for_exit(&mut child, Duration::from_secs(5));
+        assert_eq!(status.code(), Some(0), "SIG{signal_name} is a clean exit");
+        assert!(
+            !data_dir.join("rap.sqlite3-wal").exists()
+                || std::fs::metadata(data_dir.join("rap.sqlite3-wal")).map(|m| m.len()).unwrap_or(0) == 0,
+            "the WAL is checkpointed into the database on shutdown"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_setting_fails_start_up_with_one_line_naming_it() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let output = appliance(parent.path()).env("RAP_WORKER_SLOTS", "lots").output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim(), "rap-appliance: invalid configuration: RAP_WORKER_SLOTS: expected a whole number");
+}
+
+#[test]
+fn a_config_file_is_read_and_the_environment_wins() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let file = parent.path().join("rap.toml");
+    std::fs::write(&file, "RAP_WORKER_SLOTS = 0\n").expect("write");
+    let output = appliance(parent.path()).env("APP_CONFIG_FILE", &file).output().expect("run");
+    assert_eq!(output.status.code(), Some(2), "the file's value is used");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("RAP_WORKER_SLOTS: 0 is outside 1..=1024"));
+
+    std::fs::write(&file, "APP_LISTEN_ADRR = \"x\"\n").expect("write");
+    let output = appliance(parent.path()).env("APP_CONFIG_FILE", &file).output().expect("run");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown setting APP_LISTEN_ADRR"));
+}
+
+#[test]
+fn migrate_applies_the_schema_once_and_exits() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let data_dir = parent.path().join("fresh");
+    let applied_in = |output: &std::process::Output| {
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["message"] == "Applied migration")
+            .count()
+    };
+    let first = appliance(&data_dir).arg("migrate").output().expect("run");
+    assert!(applied_in(&first) >= 1, "a fresh database gets the schema");
+    let header = std::fs::read(data_dir.join("rap.sqlite3")).expect("database file");
+    assert!(header.starts_with(b"SQLite format 3\0"));
+    let second = appliance(&data_dir).arg("migrate").output().expect("run");
+    assert_eq!(applied_in(&second), 0, "nothing is applied twice");
+}

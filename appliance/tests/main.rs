@@ -1,0 +1,7 @@
+//! rap-appliance integration tests: real servers on 127.0.0.1:0, real HTTP
+//! clients, real SQLite files, and the real binary where the process
+//! boundary is the thing under test.
+
+mod binary;
+mod envelope;
+mod support;

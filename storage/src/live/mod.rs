@@ -1,0 +1,74 @@
+//! Live-state traits: what the seed kept in Redis.
+//!
+//! - [`TtlMap`]: values that expire (attach tokens, controller bindings,
+//!   heartbeat keys, the live session cache); `take` removes atomically, so a
+//!   single-use token can be redeemed once even under a race.
+//! - [`Topics`]: fan-out to every current subscriber of a topic (session
+//!   state changes, takeover notices). Slow subscribers lag and are told how
+//!   much they missed; a publisher never waits.
+//! - [`Queues`]: bounded point-to-point queues by name (the seed's
+//!   `worker:control:<worker_id>`, `worker:queue:<session_id>`,
+//!   `worker:events`). A full queue refuses the message instead of growing.
+//!
+//! Values are `Serialize + DeserializeOwned` so that a Redis implementation
+//! can carry them; the in-memory one in [`memory`] never serializes.
+
+pub mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// A value that can live in live state.
+pub trait LiveValue: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+impl<T> LiveValue for T where T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+
+#[async_trait]
+pub trait TtlMap<V: LiveValue>: Send + Sync {
+    /// Stores `value` under `key` for `ttl`, replacing any earlier value.
+    async fn insert(&self, key: &str, value: V, ttl: Duration);
+    /// Stores `value` only if `key` holds nothing live; returns whether it did.
+    async fn insert_if_absent(&self, key: &str, value: V, ttl: Duration) -> bool;
+    async fn get(&self, key: &str) -> Option<V>;
+    /// Removes and returns the value: at most one caller gets it.
+    async fn take(&self, key: &str) -> Option<V>;
+    async fn remove(&self, key: &str);
+}
+
+/// What a subscriber receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery<M> {
+    Message(M),
+    /// The subscriber fell behind and this many messages were dropped for it.
+    Lagged(u64),
+}
+
+/// A live subscription; dropping it unsubscribes.
+pub type Subscription<M> = BoxStream<'static, Delivery<M>>;
+
+#[async_trait]
+pub trait Topics<M: LiveValue>: Send + Sync {
+    /// Sends `message` to the topic's current subscribers and returns how
+    /// many there were. Nobody listening is not an error.
+    async fn publish(&self, topic: &str, message: M) -> usize;
+    async fn subscribe(&self, topic: &str) -> Subscription<M>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue {queue} is full ({capacity} messages)")]
+    Full { queue: String, capacity: usize },
+}
+
+#[async_trait]
+pub trait Queues<M: LiveValue>: Send + Sync {
+    /// Appends `message`, or refuses it when the queue is at capacity.
+    async fn push(&self, queue: &str, message: M) -> Result<(), QueueError>;
+    /// Waits up to `wait` for the oldest message.
+    async fn pop(&self, queue: &str, wait: Duration) -> Option<M>;
+    async fn len(&self, queue: &str) -> usize;
+    /// Drops the queue and everything in it (its session or worker is gone).
+    async fn purge(&self, queue: &str);
+}

@@ -1,0 +1,225 @@
+//! The threads that own SQLite connections.
+//!
+//! SQLite allows one writer at a time. Instead of letting many connections
+//! race for the write lock (and fail with "database is locked"), every write
+//! goes through one writer thread, in arrival order; reads go to a small pool
+//! of reader threads that WAL mode lets run beside the writer. Async callers
+//! hand a closure to a thread and await its answer on a oneshot channel, so
+//! the runtime never blocks on disk.
+//!
+//! Each thread opens its connection lazily and reopens it after a failure: a
+//! database that cannot be opened at start-up makes calls fail with
+//! [`StorageError::Unavailable`] (and `/readyz` say 503) instead of killing
+//! the process, and the appliance recovers by itself once the file is usable.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::repo::StorageError;
+
+type Job = Box<dyn FnOnce(&mut Slot) + Send>;
+
+/// How long a connection waits for a lock held by another process (the
+/// `migrate` command, a backup tool) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Jobs waiting for a thread; callers wait (asynchronously) beyond this.
+const QUEUE_DEPTH: usize = 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Writer,
+    Reader,
+}
+
+/// A thread's connection, opened on first use.
+struct Slot {
+    role: Role,
+    path: PathBuf,
+    migrated: Arc<AtomicBool>,
+    conn: Option<Connection>,
+}
+
+impl Slot {
+    fn connection(&mut self) -> Result<&mut Connection, StorageError> {
+        if self.role == Role::Reader && !self.migrated.load(Ordering::Acquire) {
+            // A reader must not see a half-created schema.
+            return Err(StorageError::Unavailable("database not migrated yet".into()));
+        }
+        if self.conn.is_none() {
+            let conn = open(&self.path, self.role)?;
+            if self.role == Role::Writer && !self.migrated.load(Ordering::Acquire) {
+                let mut conn = conn;
+                super::migrations::apply(&mut conn)?;
+                self.migrated.store(true, Ordering::Release);
+                self.conn = Some(conn);
+            } else {
+                self.conn = Some(conn);
+            }
+        }
+        self.conn.as_mut().ok_or_else(|| StorageError::Unavailable("connection not open".into()))
+    }
+
+    fn forget_connection_after(&mut self, error: &StorageError) {
+        if matches!(error, StorageError::Unavailable(_)) {
+            self.conn = None;
+        }
+    }
+}
+
+fn open(path: &Path, role: Role) -> Result<Connection, StorageError> {
+    let flags = match role {
+        Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        // WAL readers still write the shared-memory index, hence READ_WRITE;
+        // `query_only` below keeps them from changing data.
+        Role::Reader => OpenFlags::SQLITE_OPEN_READ_WRITE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(unavailable)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(unavailable)?;
+    if role == Role::Reader {
+        conn.execute_batch("PRAGMA query_only = ON;").map_err(unavailable)?;
+    }
+    Ok(conn)
+}
+
+fn unavailable(error: rusqlite::Error) -> StorageError {
+    StorageError::Unavailable(error.to_string())
+}
+
+/// The connection threads of one SQLite file.
+pub(crate) struct Pool {
+    writer: async_channel::Sender<Job>,
+    readers: async_channel::Sender<Job>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    migrated: Arc<AtomicBool>,
+}
+
+impl Pool {
+    pub(crate) fn start(path: PathBuf, reader_count: usize) -> Result<Self, StorageError> {
+        let migrated = Arc::new(AtomicBool::new(false));
+        let (writer, writer_jobs) = async_channel::bounded(QUEUE_DEPTH);
+        let (readers, reader_jobs) = async_channel::bounded(QUEUE_DEPTH);
+        let mut threads = Vec::with_capacity(reader_count + 1);
+        threads.push(spawn(
+            "sqlite-writer".into(),
+            Slot { role: Role::Writer, path: path.clone(), migrated: migrated.clone(), conn: None },
+            writer_jobs,
+        )?);
+        for index in 0..reader_count.max(1) {
+            threads.push(spawn(
+                format!("sqlite-reader-{index}"),
+                Slot { role: Role::Reader, path: path.clone(), migrated: migrated.clone(), conn: None },
+                reader_jobs.clone(),
+            )?);
+        }
+        Ok(Self { writer, readers, threads: std::sync::Mutex::new(threads), migrated })
+    }
+
+    pub(crate) fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
+    }
+
+    pub(crate) async fn write<R, F>(&self, job: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StorageError> + Send + 'static,
+    {
+        submit(&self.writer, job).await
+    }
+
+    pub(crate) async fn read<R, F>(&self, job: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StorageError> + Send + 'static,
+    {
+        submit(&self.readers, job).await
+    }
+
+    /// Stops taking jobs, lets queued ones finish, checkpoints the WAL into
+    /// the main file and joins the threads.
+    pub(crate) async fn close(&self) {
+        self.writer.close();
+        self.readers.close();
+        let threads = match self.threads.lock() {
+            Ok(mut threads) => std::mem::take(&mut *threads),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+        if let Err(error) = joined {
+            tracing::warn!(%error, "SQLite threads did not stop cleanly");
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Threads exit once their queue is closed and drained; nobody waits.
+        self.writer.close();
+        self.readers.close();
+    }
+}
+
+async fn submit<R, F>(queue: &async_channel::Sender<Job>, job: F) -> Result<R, StorageError>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<R, StorageError> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job: Job = Box::new(move |slot: &mut Slot| {
+        let outcome = match slot.connection() {
+            Ok(conn) => job(conn),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &outcome {
+            slot.forget_connection_after(error);
+        }
+        let _ = reply.send(outcome);
+    });
+    queue.send(job).await.map_err(|_| StorageError::Closed)?;
+    // A job that panicked drops `reply`: the caller gets an error, the thread
+    // lives on for the next job.
+    answer.await.map_err(|_| StorageError::Backend("storage job panicked".into()))?
+}
+
+fn spawn(name: String, mut slot: Slot, jobs: async_channel::Receiver<Job>) -> Result<JoinHandle<()>, StorageError> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            while let Ok(job) = jobs.recv_blocking() {
+                if catch_unwind(AssertUnwindSafe(|| job(&mut slot))).is_err() {
+                    tracing::error!(thread = ?std::thread::current().name(), "Storage job panicked");
+                    slot.conn = None;
+                }
+            }
+            if let Some(conn) = slot.conn.take() {
+                if slot.role == Role::Writer {
+                    if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+                        tracing::warn!(%error, "WAL checkpoint at shutdown failed");
+                    }
+                }
+                if let Err((_, error)) = conn.close() {
+                    tracing::warn!(%error, "Closing SQLite connection failed");
+                }
+            }
+        })
+        .map_err(|error| StorageError::Backend(format!("cannot start storage thread: {error}")))
+}
