@@ -44,7 +44,9 @@ fn main() {
     println!("| case | time to /readyz 200 | vs. baseline | idle RSS |");
     println!("| --- | --- | --- | --- |");
     println!("| baseline: `rap-appliance --version` | {} | 1.0× | – |", show(&baseline));
-    for (name, times, rss) in [("first start (creates + migrates)", &first, &first_rss), ("restart", &restart, &restart_rss)] {
+    for (name, times, rss) in
+        [("first start (creates + migrates)", &first, &first_rss), ("restart", &restart, &restart_rss)]
+    {
         println!(
             "| {name} | {} | {:.1}× | {:.1} MiB |",
             show(times),

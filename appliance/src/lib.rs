@@ -14,8 +14,12 @@
 //! - [`metrics`] is the Prometheus registry.
 //! - Durable and live state come from the `rap-storage` crate, behind traits.
 
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod http;
+pub mod installation;
+pub mod keys;
 pub mod metrics;
 pub mod state;
 
@@ -54,7 +58,7 @@ pub async fn run(
 
     let metrics = Metrics::new();
     let grace = config.shutdown_grace;
-    let state = AppState::new(config, store.repositories(), metrics);
+    let state = AppState::build(config, store.repositories(), metrics).await?;
     let app = http::router(state);
 
     let local_addr = listener.local_addr().context("reading the listen address")?;

@@ -1,11 +1,23 @@
-//! The state every request handler shares.
+//! The state every request handler shares, and how it is put together.
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use rap_storage::Repositories;
+use rap_storage::live::memory::{MemoryCounters, MemoryTtlMap};
 
+use crate::auth::AuthService;
+use crate::auth::service::AuthLiveState;
 use crate::config::Config;
+use crate::installation::InstallationService;
+use crate::keys::KeyRing;
 use crate::metrics::Metrics;
+
+/// Live-state capacities: far above what a small office produces, low
+/// enough that a flood cannot exhaust memory.
+const REVOKED_SESSIONS_CAPACITY: u64 = 100_000;
+const USER_SNAPSHOTS_CAPACITY: u64 = 10_000;
+const LOGIN_COUNTERS_CAPACITY: usize = 100_000;
 
 /// Cheap to clone: one `Arc` around everything long-lived.
 #[derive(Clone)]
@@ -17,11 +29,36 @@ struct Inner {
     config: Config,
     repositories: Repositories,
     metrics: Metrics,
+    installation: InstallationService,
+    auth: AuthService,
 }
 
 impl AppState {
-    pub fn new(config: Config, repositories: Repositories, metrics: Metrics) -> Self {
-        Self { inner: Arc::new(Inner { config, repositories, metrics }) }
+    /// Loads (or makes) the data directory's keys and builds the services.
+    pub async fn build(config: Config, repositories: Repositories, metrics: Metrics) -> anyhow::Result<Self> {
+        let data_dir = config.data_dir.clone();
+        let keys = tokio::task::spawn_blocking(move || KeyRing::load_or_generate(&data_dir))
+            .await
+            .context("loading keys")??;
+        let installation =
+            InstallationService::new(repositories.clone(), config.installation.clone(), config.app_env, keys.clone());
+        let live = AuthLiveState {
+            revoked: Arc::new(MemoryTtlMap::new(REVOKED_SESSIONS_CAPACITY)),
+            users: Arc::new(MemoryTtlMap::new(USER_SNAPSHOTS_CAPACITY)),
+            counters: Arc::new(MemoryCounters::new(LOGIN_COUNTERS_CAPACITY)),
+        };
+        let auth =
+            AuthService::new(repositories.clone(), installation.clone(), live, &keys.access_token, config.auth.clone())
+                .await
+                .context("preparing password hashing")?;
+        match auth.restore_revocations().await {
+            Ok(count) if count > 0 => tracing::info!(count, "Restored recent auth session revocations"),
+            Ok(_) => {}
+            // Unready storage fails closed later: with no database no token
+            // can be refreshed and every request needing data gets 503.
+            Err(error) => tracing::warn!(%error, "Could not restore revocations at start-up"),
+        }
+        Ok(Self { inner: Arc::new(Inner { config, repositories, metrics, installation, auth }) })
     }
 
     pub fn config(&self) -> &Config {
@@ -34,5 +71,13 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub fn installation(&self) -> &InstallationService {
+        &self.inner.installation
+    }
+
+    pub fn auth(&self) -> &AuthService {
+        &self.inner.auth
     }
 }

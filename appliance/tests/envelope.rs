@@ -113,8 +113,9 @@ impl ProbeServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::start(data_dir.path().join(DATABASE_FILE_NAME), 1).expect("store");
         store.migrate().await.expect("migrate");
-        let config = Config::from_pairs([]).expect("config");
-        let state = AppState::new(config, store.repositories(), Metrics::new());
+        let data_path = data_dir.path().to_string_lossy().into_owned();
+        let config = Config::from_pairs([("APP_DATA_DIR", data_path.as_str())]).expect("config");
+        let state = AppState::build(config, store.repositories(), Metrics::new()).await.expect("state");
         let routes = Router::new()
             .route("/echo", post(|ApiJson(greeting): ApiJson<Greeting>| async move { ApiJson(greeting) }))
             .route("/panic", get(panicking));

@@ -2,6 +2,8 @@
 //! clients, real SQLite files, and the real binary where the process
 //! boundary is the thing under test.
 
+mod auth;
 mod binary;
 mod envelope;
+mod installation;
 mod support;

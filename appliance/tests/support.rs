@@ -50,6 +50,14 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("request")
     }
 
+    /// Stops the appliance and hands back its data directory, to start
+    /// another appliance on the same data (a restart).
+    pub async fn data_dir_handle(mut self) -> tempfile::TempDir {
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
+        self.stop().await.expect("clean stop");
+        data_dir
+    }
+
     /// Signals shutdown and waits for `run` to return.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
@@ -85,4 +93,79 @@ pub async fn assert_envelope(response: reqwest::Response, status: u16, code: &st
     keys.sort();
     assert_eq!(keys, ["code", "details", "fallback_message", "message_key", "trace_id"]);
     error
+}
+
+impl TestApp {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    /// Path of this appliance's SQLite file.
+    pub fn database(&self) -> std::path::PathBuf {
+        self.data_dir.path().join(rap_storage::sqlite::DATABASE_FILE_NAME)
+    }
+
+    /// Logs in and returns the token response.
+    pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
+        let response =
+            self.post("/api/v1/auth/login", None, serde_json::json!({"email": email, "password": password})).await;
+        assert_eq!(response.status(), 200, "login of {email}");
+        response.json().await.expect("json")
+    }
+}
+
+/// JSON body of a response with the expected status.
+pub async fn json_of(response: reqwest::Response, status: u16) -> serde_json::Value {
+    let actual = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+pub const OWNER_EMAIL: &str = "owner@example.com";
+pub const OWNER_PASSWORD: &str = "owner password 1";
+
+/// An appliance in legacy mode whose owner was bootstrapped without
+/// activation (development convenience, as an installer would allow).
+pub async fn legacy_app_with_owner(settings: &[(&str, &str)]) -> TestApp {
+    let mut all = vec![("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")];
+    all.extend_from_slice(settings);
+    let app = TestApp::start_with(&all).await;
+    let response = app
+        .post(
+            "/api/v1/installation/bootstrap-owner",
+            None,
+            serde_json::json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "display_name": "Owner"}),
+        )
+        .await;
+    json_of(response, 201).await;
+    app
+}
+
+/// Creates a user through the API as `admin_token` and returns its id.
+pub async fn create_user(app: &TestApp, admin_token: &str, email: &str, password: &str) -> String {
+    let body = serde_json::json!({"email": email, "password": password, "display_name": email});
+    let created = json_of(app.post("/api/v1/users", Some(admin_token), body).await, 201).await;
+    created["id"].as_str().expect("id").to_owned()
 }

@@ -116,3 +116,28 @@ async fn queues_are_fifo_bounded_and_wake_a_waiting_consumer() {
     queues.purge("worker:queue:s1").await;
     assert_eq!(queues.len("worker:queue:s1").await, 0, "purge drops a gone session's input");
 }
+
+#[tokio::test]
+async fn counters_count_within_a_window_and_start_over_after_it() {
+    use rap_storage::live::Counters;
+    use rap_storage::live::memory::MemoryCounters;
+    let counters = MemoryCounters::new(2);
+    let window = Duration::from_millis(60);
+    assert_eq!(counters.hit("login:a", window).await.count, 1);
+    let second = counters.hit("login:a", window).await;
+    assert_eq!(second.count, 2);
+    assert!(second.resets_in <= window);
+    assert_eq!(counters.peek("login:a").await.count, 2);
+    assert_eq!(counters.peek("login:b").await.count, 0);
+    // Capacity 2: a third key pushes out the window that ends first.
+    counters.hit("login:b", Duration::from_secs(60)).await;
+    counters.hit("login:c", Duration::from_secs(60)).await;
+    assert_eq!(counters.peek("login:a").await.count, 0, "bounded: the oldest window gave way");
+    assert_eq!(counters.peek("login:c").await.count, 1);
+    counters.reset("login:c").await;
+    assert_eq!(counters.peek("login:c").await.count, 0);
+    counters.hit("login:d", window).await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(counters.peek("login:d").await.count, 0, "the window ended");
+    assert_eq!(counters.hit("login:d", window).await.count, 1, "a new window starts from one");
+}

@@ -117,6 +117,17 @@ pub struct DataPlaneConfig {
     pub direct_worker_tls_ca_ref: Option<String>,
 }
 
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Failed logins per account within the window before 429.
+    pub max_failures_per_account: u64,
+    /// Failed logins per source address within the window before 429.
+    pub max_failures_per_ip: u64,
+    pub failure_window: Duration,
+}
+
 /// The validated configuration the appliance runs with.
 #[derive(Clone)]
 pub struct Config {
@@ -129,6 +140,7 @@ pub struct Config {
     pub worker_slots: usize,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    pub auth: AuthConfig,
     pub installation: InstallationConfig,
     pub secrets: SecretsConfig,
     pub data_plane: DataPlaneConfig,
@@ -208,6 +220,20 @@ impl Config {
         }
         let worker_slots = settings.number("RAP_WORKER_SLOTS", 8, 1..=1024)?;
         let shutdown_grace = settings.duration("APP_SHUTDOWN_GRACE", Duration::from_secs(4))?;
+
+        let auth = AuthConfig {
+            access_token_ttl: settings.duration("AUTH_ACCESS_TOKEN_TTL", Duration::from_secs(15 * 60))?,
+            refresh_token_ttl: settings.duration("AUTH_REFRESH_TOKEN_TTL", Duration::from_secs(30 * 86_400))?,
+            max_failures_per_account: settings.number("AUTH_LOGIN_MAX_FAILURES", 5, 1..=1000)? as u64,
+            max_failures_per_ip: settings.number("AUTH_LOGIN_MAX_FAILURES_PER_IP", 20, 1..=100_000)? as u64,
+            failure_window: settings.duration("AUTH_LOGIN_FAILURE_WINDOW", Duration::from_secs(15 * 60))?,
+        };
+        if auth.access_token_ttl.is_zero() || auth.access_token_ttl >= auth.refresh_token_ttl {
+            return Err(ConfigError::new(
+                "AUTH_ACCESS_TOKEN_TTL",
+                "must be above zero and shorter than AUTH_REFRESH_TOKEN_TTL",
+            ));
+        }
 
         let installation = InstallationConfig {
             authority_mode: match settings.get("INSTALLATION_AUTHORITY_MODE") {
@@ -299,6 +325,7 @@ impl Config {
             allow_plaintext_lan,
             worker_slots,
             shutdown_grace,
+            auth,
             installation,
             secrets,
             data_plane,

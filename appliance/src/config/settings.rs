@@ -20,6 +20,11 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "APP_ALLOW_PLAINTEXT_LAN",
     "APP_SHUTDOWN_GRACE",
     "RAP_WORKER_SLOTS",
+    "AUTH_ACCESS_TOKEN_TTL",
+    "AUTH_REFRESH_TOKEN_TTL",
+    "AUTH_LOGIN_MAX_FAILURES",
+    "AUTH_LOGIN_MAX_FAILURES_PER_IP",
+    "AUTH_LOGIN_FAILURE_WINDOW",
     "INSTALLATION_AUTHORITY_MODE",
     "INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64",
     "INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_FILE",
@@ -137,7 +142,7 @@ impl Settings {
         Ok(number)
     }
 
-    /// Durations as the seed writes them: `90s`, `1m`, `15m`, `2h`, `500ms`;
+    /// Durations as the seed writes them: `90s`, `1m`, `15m`, `2h`, `30d`, `500ms`;
     /// a bare number is seconds.
     pub(super) fn duration(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
         let Some(text) = self.get(name) else { return Ok(default) };
@@ -180,6 +185,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
+        "d" => 86_400,
         _ => return None,
     };
     amount.checked_mul(seconds_per_unit).map(Duration::from_secs)
@@ -196,6 +202,7 @@ mod tests {
         assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration("5 days"), None);
         assert_eq!(parse_duration("-1s"), None);

@@ -5,8 +5,10 @@
 //! axum; services never see HTTP types.
 
 mod error;
+pub mod extract;
 mod health;
 mod json;
+pub mod page;
 mod trace;
 
 use std::time::Duration;
@@ -28,7 +30,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole HTTP surface: every domain's routes behind the common stack.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().merge(health::routes());
+    let api = Router::new()
+        .merge(health::routes())
+        .merge(crate::installation::routes::routes())
+        .merge(crate::auth::routes::routes());
     with_common_layers(api, state)
 }
 

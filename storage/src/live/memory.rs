@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use moka::Expiry;
 use tokio::sync::{Notify, broadcast};
 
-use super::{Delivery, LiveValue, QueueError, Queues, Subscription, Topics, TtlMap};
+use super::{Counters, Delivery, LiveValue, QueueError, Queues, Subscription, Topics, TtlMap, WindowCount};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data behind
@@ -227,5 +227,52 @@ impl<M: LiveValue> Queues<M> for MemoryQueues<M> {
 
     async fn purge(&self, queue: &str) {
         lock(&self.queues).remove(queue);
+    }
+}
+
+/// [`Counters`] in a bounded map; expired windows are dropped when the map
+/// is full, and past that the window ending soonest gives way.
+pub struct MemoryCounters {
+    capacity: usize,
+    windows: Mutex<HashMap<String, (u64, Instant)>>,
+}
+
+impl MemoryCounters {
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity: capacity.max(1), windows: Mutex::new(HashMap::new()) }
+    }
+}
+
+#[async_trait]
+impl Counters for MemoryCounters {
+    async fn hit(&self, key: &str, window: Duration) -> WindowCount {
+        let now = Instant::now();
+        let mut windows = lock(&self.windows);
+        if windows.len() >= self.capacity && !windows.contains_key(key) {
+            windows.retain(|_, (_, ends)| *ends > now);
+            if windows.len() >= self.capacity
+                && let Some(oldest) = windows.iter().min_by_key(|(_, (_, ends))| *ends).map(|(key, _)| key.clone())
+            {
+                windows.remove(&oldest);
+            }
+        }
+        let entry = windows.entry(key.to_owned()).or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 += 1;
+        WindowCount { count: entry.0, resets_in: entry.1.saturating_duration_since(now) }
+    }
+
+    async fn peek(&self, key: &str) -> WindowCount {
+        let now = Instant::now();
+        match lock(&self.windows).get(key) {
+            Some((count, ends)) if *ends > now => WindowCount { count: *count, resets_in: *ends - now },
+            _ => WindowCount { count: 0, resets_in: Duration::ZERO },
+        }
+    }
+
+    async fn reset(&self, key: &str) {
+        lock(&self.windows).remove(key);
     }
 }

@@ -72,3 +72,22 @@ pub trait Queues<M: LiveValue>: Send + Sync {
     /// Drops the queue and everything in it (its session or worker is gone).
     async fn purge(&self, queue: &str);
 }
+
+/// A count of events in a fixed window, as returned by [`Counters::hit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    pub count: u64,
+    /// Time until the window (and the count) resets.
+    pub resets_in: Duration,
+}
+
+/// Fixed-window counters (login throttling, input rate limits): what Redis
+/// does with `INCR` + `EXPIRE`.
+#[async_trait]
+pub trait Counters: Send + Sync {
+    /// Adds one to `key`, starting a new `window` if none is running.
+    async fn hit(&self, key: &str, window: Duration) -> WindowCount;
+    /// The running count, without adding to it; zero if no window runs.
+    async fn peek(&self, key: &str) -> WindowCount;
+    async fn reset(&self, key: &str);
+}

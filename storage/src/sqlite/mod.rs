@@ -1,5 +1,6 @@
 //! The SQLite implementation of the repository traits.
 
+mod identity;
 mod migrations;
 mod pool;
 
@@ -12,10 +13,7 @@ use uuid::Uuid;
 
 pub use migrations::embedded_names as embedded_migration_names;
 
-use crate::repo::{
-    AuditEvent, AuditQuery, AuditRepository, HealthRepository, InstallationRecord, InstallationRepository,
-    Repositories, StorageError,
-};
+use crate::repo::{AuditEvent, AuditQuery, AuditRepository, HealthRepository, Repositories, StorageError};
 use crate::{format_timestamp, parse_timestamp};
 use pool::Pool;
 
@@ -25,7 +23,7 @@ pub const DATABASE_FILE_NAME: &str = "rap.sqlite3";
 /// One SQLite database file and the threads that serve it.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: Arc<Pool>,
+    pub(super) pool: Arc<Pool>,
 }
 
 impl SqliteStore {
@@ -50,13 +48,19 @@ impl SqliteStore {
     /// The repository trait objects backed by this store.
     pub fn repositories(&self) -> Repositories {
         let store = Arc::new(self.clone());
-        Repositories { health: store.clone(), installation: store.clone(), audit: store }
+        Repositories {
+            health: store.clone(),
+            installation: store.clone(),
+            audit: store.clone(),
+            users: store.clone(),
+            auth: store,
+        }
     }
 }
 
 /// Maps a driver error to the neutral error: constraint violations are
 /// conflicts the caller may expect, the rest is a backend failure.
-pub(crate) fn backend(error: rusqlite::Error) -> StorageError {
+pub(super) fn backend(error: rusqlite::Error) -> StorageError {
     match &error {
         rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::ConstraintViolation => {
             StorageError::Conflict(error.to_string())
@@ -70,13 +74,13 @@ pub(crate) fn backend(error: rusqlite::Error) -> StorageError {
     }
 }
 
-fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+pub(super) fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
     let text: String = row.get(index)?;
     Uuid::parse_str(&text)
         .map_err(|error| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error)))
 }
 
-fn optional_uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Uuid>> {
+pub(super) fn optional_uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Uuid>> {
     let text: Option<String> = row.get(index)?;
     text.map(|text| {
         Uuid::parse_str(&text).map_err(|error| {
@@ -86,13 +90,27 @@ fn optional_uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<
     .transpose()
 }
 
-fn timestamp_column(row: &Row<'_>, index: usize) -> rusqlite::Result<time::OffsetDateTime> {
+pub(super) fn timestamp_column(row: &Row<'_>, index: usize) -> rusqlite::Result<time::OffsetDateTime> {
     let text: String = row.get(index)?;
     parse_timestamp(&text)
         .map_err(|error| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error)))
 }
 
-fn json_column(row: &Row<'_>, index: usize) -> rusqlite::Result<serde_json::Value> {
+pub(super) fn optional_timestamp_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<time::OffsetDateTime>> {
+    let text: Option<String> = row.get(index)?;
+    text.map(|text| {
+        parse_timestamp(&text).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
+        })
+    })
+    .transpose()
+}
+
+pub(super) fn optional_timestamp(at: Option<time::OffsetDateTime>) -> Option<String> {
+    at.map(format_timestamp)
+}
+
+pub(super) fn json_column(row: &Row<'_>, index: usize) -> rusqlite::Result<serde_json::Value> {
     let text: String = row.get(index)?;
     serde_json::from_str(&text)
         .map_err(|error| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error)))
@@ -112,42 +130,6 @@ impl HealthRepository for SqliteStore {
             })
             .await
             .map(|_| ())
-    }
-}
-
-#[async_trait]
-impl InstallationRepository for SqliteStore {
-    async fn get_or_create(&self, candidate: InstallationRecord) -> Result<InstallationRecord, StorageError> {
-        self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
-                tx.execute(
-                    "INSERT INTO installation (singleton, installation_id, authority_mode, created_at)
-                     VALUES (1, ?1, ?2, ?3) ON CONFLICT (singleton) DO NOTHING",
-                    params![
-                        candidate.installation_id.to_string(),
-                        candidate.authority_mode,
-                        format_timestamp(candidate.created_at)
-                    ],
-                )
-                .map_err(backend)?;
-                let stored = tx
-                    .query_row(
-                        "SELECT installation_id, authority_mode, created_at FROM installation WHERE singleton = 1",
-                        [],
-                        |row| {
-                            Ok(InstallationRecord {
-                                installation_id: uuid_column(row, 0)?,
-                                authority_mode: row.get(1)?,
-                                created_at: timestamp_column(row, 2)?,
-                            })
-                        },
-                    )
-                    .map_err(backend)?;
-                tx.commit().map_err(backend)?;
-                Ok(stored)
-            })
-            .await
     }
 }
 
@@ -174,7 +156,7 @@ fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEvent> {
 
 /// Inserts one audit event inside the caller's transaction, so that a state
 /// change and its audit record commit together or not at all.
-pub(crate) fn insert_audit(conn: &rusqlite::Connection, event: &AuditEvent) -> Result<(), StorageError> {
+pub(super) fn insert_audit(conn: &rusqlite::Connection, event: &AuditEvent) -> Result<(), StorageError> {
     conn.execute(
         &format!(
             "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"

@@ -1,0 +1,558 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use rap_storage::StorageError;
+use rap_storage::live::{Counters, TtlMap};
+use rap_storage::repo::{
+    AuthSessionRecord, DeviceRecord, DeviceRequest, NewLogin, RefreshTokenRecord, Repositories, RotateOutcome,
+    UserRecord,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::password::{self, PasswordError};
+use super::token::{AccessClaims, AccessTokens, TokenError};
+use super::validate::{self, FieldError};
+use super::{PlatformRole, Principal, UserView};
+use crate::audit::{self, Outcome, RequestContext};
+use crate::config::AuthConfig;
+use crate::installation::InstallationService;
+use crate::keys::random_bytes;
+
+/// How long a user's snapshot (name, effective role) is trusted between
+/// database reads: role changes reach live tokens within this time.
+const USER_SNAPSHOT_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("token expired")]
+    TokenExpired,
+    #[error("refresh token reused; auth session revoked")]
+    RefreshTokenReused,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("email already in use")]
+    EmailTaken,
+    #[error("invalid field {}: {}", .0.0, .0.1)]
+    InvalidField(FieldError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeviceRequestInput {
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    pub device: DeviceRequestInput,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUserRequest {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+    pub platform_role: Option<PlatformRole>,
+}
+
+/// A fresh access + refresh pair and what it belongs to.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub access_token: String,
+    pub access_expires_at: OffsetDateTime,
+    pub refresh_token: String,
+    pub refresh_expires_at: OffsetDateTime,
+    pub auth_session_id: Uuid,
+    pub device: DeviceRecord,
+    pub user: UserView,
+}
+
+/// The live state auth keeps outside the database.
+#[derive(Clone)]
+pub struct AuthLiveState {
+    /// `auth_session:<id>` → revoked, for as long as its access tokens live.
+    pub revoked: Arc<dyn TtlMap<bool>>,
+    /// `user:<id>` → snapshot with the effective platform role.
+    pub users: Arc<dyn TtlMap<UserView>>,
+    /// `login:account:<email>`, `login:ip:<ip>` → failed logins.
+    pub counters: Arc<dyn Counters>,
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    repositories: Repositories,
+    installation: InstallationService,
+    live: AuthLiveState,
+    tokens: AccessTokens,
+    config: AuthConfig,
+    dummy_hash: String,
+}
+
+fn revoked_key(auth_session_id: Uuid) -> String {
+    format!("auth_session:{auth_session_id}")
+}
+
+fn user_key(user_id: Uuid) -> String {
+    format!("user:{user_id}")
+}
+
+fn hash_refresh_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn new_refresh_token() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes())
+}
+
+fn duration(std: Duration) -> time::Duration {
+    time::Duration::try_from(std).unwrap_or(time::Duration::MAX)
+}
+
+impl AuthService {
+    pub async fn new(
+        repositories: Repositories,
+        installation: InstallationService,
+        live: AuthLiveState,
+        token_key: &[u8; 32],
+        config: AuthConfig,
+    ) -> Result<Self, PasswordError> {
+        let dummy_hash = password::dummy_hash().await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                repositories,
+                installation,
+                live,
+                tokens: AccessTokens::new(token_key),
+                config,
+                dummy_hash,
+            }),
+        })
+    }
+
+    /// Rebuilds the revocation cache after a restart: sessions revoked
+    /// within one access-token lifetime may still have live access tokens.
+    pub async fn restore_revocations(&self) -> Result<usize, StorageError> {
+        let ttl = self.inner.config.access_token_ttl;
+        let since = OffsetDateTime::now_utc() - duration(ttl);
+        let revoked = self.inner.repositories.auth.revoked_since(since).await?;
+        for id in &revoked {
+            self.inner.live.revoked.insert(&revoked_key(*id), true, ttl).await;
+        }
+        Ok(revoked.len())
+    }
+
+    async fn user_view(&self, user: &UserRecord) -> Result<UserView, StorageError> {
+        let role = self.inner.installation.effective_platform_role(user).await?;
+        Ok(UserView::new(user, role))
+    }
+
+    /// Resolves a bearer token to its principal: MAC and expiry first (no
+    /// I/O), then revocation and the user snapshot from live state.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = self.inner.tokens.verify(bearer, now).map_err(|error| match error {
+            TokenError::Expired => AuthError::TokenExpired,
+            TokenError::Malformed | TokenError::BadSignature => AuthError::Unauthorized,
+        })?;
+        if self.inner.live.revoked.get(&revoked_key(claims.sid)).await.is_some() {
+            return Err(AuthError::Unauthorized);
+        }
+        let user = match self.inner.live.users.get(&user_key(claims.sub)).await {
+            Some(user) => user,
+            None => {
+                let record = self.inner.repositories.users.get(claims.sub).await?.ok_or(AuthError::Unauthorized)?;
+                let view = self.user_view(&record).await?;
+                self.inner.live.users.insert(&user_key(claims.sub), view.clone(), USER_SNAPSHOT_TTL).await;
+                view
+            }
+        };
+        if user.disabled {
+            return Err(AuthError::Unauthorized);
+        }
+        Ok(Principal { user, auth_session_id: claims.sid })
+    }
+
+    fn issue_access(&self, user_id: Uuid, auth_session_id: Uuid, now: OffsetDateTime) -> (String, OffsetDateTime) {
+        let expires_at = now + duration(self.inner.config.access_token_ttl);
+        let claims = AccessClaims {
+            sub: user_id,
+            sid: auth_session_id,
+            iat: now.unix_timestamp(),
+            exp: expires_at.unix_timestamp(),
+            jti: Uuid::now_v7(),
+        };
+        (self.inner.tokens.issue(&claims), expires_at)
+    }
+
+    async fn throttled(&self, keys: &[(String, u64)]) -> Option<u64> {
+        for (key, limit) in keys {
+            let window = self.inner.live.counters.peek(key).await;
+            if window.count >= *limit {
+                return Some(window.resets_in.as_secs().max(1));
+            }
+        }
+        None
+    }
+
+    pub async fn login(&self, request: LoginRequest, context: &RequestContext) -> Result<TokenGrant, AuthError> {
+        let now = OffsetDateTime::now_utc();
+        let email = request.email.trim().to_lowercase();
+        let config = &self.inner.config;
+        let mut throttle_keys = vec![(format!("login:account:{email}"), config.max_failures_per_account)];
+        if let Some(ip) = &context.ip {
+            throttle_keys.push((format!("login:ip:{ip}"), config.max_failures_per_ip));
+        }
+        if let Some(retry_after_secs) = self.throttled(&throttle_keys).await {
+            tracing::warn!(retry_after_secs, "Login throttled");
+            return Err(AuthError::RateLimited { retry_after_secs });
+        }
+
+        let user = if request.password.len() <= password::MAX_PASSWORD_BYTES {
+            self.inner.repositories.users.find_by_email(&email).await?
+        } else {
+            None
+        };
+        // Unknown users are checked against a dummy hash: same work, same time.
+        let stored_hash = user.as_ref().and_then(|user| user.password_hash.clone());
+        let matches = password::verify(stored_hash, request.password, &self.inner.dummy_hash).await;
+        let user = match user {
+            Some(user) if matches && !user.disabled => user,
+            other => {
+                let reason = match &other {
+                    None => "unknown_user",
+                    Some(user) if user.disabled => "user_disabled",
+                    Some(_) => "wrong_password",
+                };
+                let mut throttled = false;
+                for (key, limit) in &throttle_keys {
+                    throttled |= self.inner.live.counters.hit(key, config.failure_window).await.count >= *limit;
+                }
+                let event = audit::with(
+                    audit::event(context, other.as_ref().map(|user| user.id), "auth.login", Outcome::Failure, now),
+                    json!({"reason": reason, "email": email, "throttled": throttled}),
+                );
+                self.inner.repositories.audit.append(event).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        self.inner.live.counters.reset(&throttle_keys[0].0).await;
+
+        let session_id = Uuid::now_v7();
+        let refresh_token = new_refresh_token();
+        let refresh_expires_at = now + duration(config.refresh_token_ttl);
+        let device_name = request.device.name.map(|name| name.trim().chars().take(200).collect::<String>());
+        let login = NewLogin {
+            device: DeviceRequest {
+                id: request.device.id,
+                name: device_name.filter(|name| !name.is_empty()),
+                fresh_id: Uuid::now_v7(),
+            },
+            session: AuthSessionRecord {
+                id: session_id,
+                user_id: user.id,
+                device_id: Uuid::nil(),
+                created_at: now,
+                last_used_at: now,
+                expires_at: refresh_expires_at,
+                revoked_at: None,
+                revoke_reason: None,
+                ip: context.ip.clone(),
+                user_agent: context.user_agent.as_ref().map(|agent| agent.chars().take(512).collect()),
+            },
+            refresh_token: RefreshTokenRecord {
+                id: Uuid::now_v7(),
+                auth_session_id: session_id,
+                token_hash: hash_refresh_token(&refresh_token),
+                parent_id: None,
+                created_at: now,
+                expires_at: refresh_expires_at,
+                rotated_at: None,
+            },
+            audit: audit::on(
+                audit::event(context, Some(user.id), "auth.login", Outcome::Success, now),
+                "auth_session",
+                session_id,
+            ),
+        };
+        let device = self.inner.repositories.auth.open_session(login).await?;
+        let (access_token, access_expires_at) = self.issue_access(user.id, session_id, now);
+        tracing::info!(user_id = %user.id, auth_session_id = %session_id, "Logged in");
+        Ok(TokenGrant {
+            access_token,
+            access_expires_at,
+            refresh_token,
+            refresh_expires_at,
+            auth_session_id: session_id,
+            device,
+            user: self.user_view(&user).await?,
+        })
+    }
+
+    async fn revoke(
+        &self,
+        auth_session_id: Uuid,
+        reason: &str,
+        event: rap_storage::repo::AuditEvent,
+    ) -> Result<bool, StorageError> {
+        let now = OffsetDateTime::now_utc();
+        let revoked = self.inner.repositories.auth.revoke_session(auth_session_id, reason, now, event).await?;
+        self.inner.live.revoked.insert(&revoked_key(auth_session_id), true, self.inner.config.access_token_ttl).await;
+        Ok(revoked)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str, context: &RequestContext) -> Result<TokenGrant, AuthError> {
+        let now = OffsetDateTime::now_utc();
+        let (token, session) = self
+            .inner
+            .repositories
+            .auth
+            .find_refresh_token(hash_refresh_token(refresh_token))
+            .await?
+            .ok_or(AuthError::Unauthorized)?;
+        if token.rotated_at.is_some() {
+            return Err(self.reused(&session, context, now).await);
+        }
+        if session.revoked_at.is_some() {
+            return Err(AuthError::Unauthorized);
+        }
+        if now >= token.expires_at || now >= session.expires_at {
+            return Err(AuthError::TokenExpired);
+        }
+        let next_token = new_refresh_token();
+        let refresh_expires_at = now + duration(self.inner.config.refresh_token_ttl);
+        let next = RefreshTokenRecord {
+            id: Uuid::now_v7(),
+            auth_session_id: session.id,
+            token_hash: hash_refresh_token(&next_token),
+            parent_id: Some(token.id),
+            created_at: now,
+            expires_at: refresh_expires_at,
+            rotated_at: None,
+        };
+        match self.inner.repositories.auth.rotate_refresh_token(token.id, next, now).await? {
+            RotateOutcome::Rotated => {}
+            // Lost a race against another use of the same token: that is reuse.
+            RotateOutcome::AlreadyRotated => return Err(self.reused(&session, context, now).await),
+            RotateOutcome::SessionClosed => return Err(AuthError::Unauthorized),
+        }
+        let user = self.inner.repositories.users.get(session.user_id).await?.ok_or(AuthError::Unauthorized)?;
+        if user.disabled {
+            return Err(AuthError::Unauthorized);
+        }
+        let device = self
+            .inner
+            .repositories
+            .auth
+            .list_devices(user.id)
+            .await?
+            .into_iter()
+            .find(|device| device.id == session.device_id)
+            .ok_or(AuthError::Unauthorized)?;
+        let (access_token, access_expires_at) = self.issue_access(user.id, session.id, now);
+        Ok(TokenGrant {
+            access_token,
+            access_expires_at,
+            refresh_token: next_token,
+            refresh_expires_at,
+            auth_session_id: session.id,
+            device,
+            user: self.user_view(&user).await?,
+        })
+    }
+
+    /// A rotated refresh token came back: someone holds a copy. The whole
+    /// family is revoked so that neither copy works any more.
+    async fn reused(&self, session: &AuthSessionRecord, context: &RequestContext, now: OffsetDateTime) -> AuthError {
+        let event = audit::on(
+            audit::event(context, Some(session.user_id), "auth.refresh_token_reused", Outcome::Denied, now),
+            "auth_session",
+            session.id,
+        );
+        tracing::warn!(auth_session_id = %session.id, user_id = %session.user_id, "Refresh token reuse; revoking the auth session");
+        match self.revoke(session.id, "refresh_token_reused", event).await {
+            Ok(_) => AuthError::RefreshTokenReused,
+            Err(error) => AuthError::Storage(error),
+        }
+    }
+
+    pub async fn logout(&self, principal: &Principal, context: &RequestContext) -> Result<(), AuthError> {
+        let now = OffsetDateTime::now_utc();
+        let event = audit::on(
+            audit::event(context, Some(principal.user_id()), "auth.logout", Outcome::Success, now),
+            "auth_session",
+            principal.auth_session_id,
+        );
+        self.revoke(principal.auth_session_id, "logout", event).await?;
+        Ok(())
+    }
+
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<AuthSessionRecord>, AuthError> {
+        Ok(self.inner.repositories.auth.list_sessions(principal.user_id()).await?)
+    }
+
+    /// Revokes one of the caller's own auth sessions; anyone else's is 404.
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let session = self.inner.repositories.auth.get_session(id).await?;
+        match session {
+            Some(session) if session.user_id == principal.user_id() => {
+                let now = OffsetDateTime::now_utc();
+                let event = audit::on(
+                    audit::event(context, Some(principal.user_id()), "auth.session_revoked", Outcome::Success, now),
+                    "auth_session",
+                    id,
+                );
+                self.revoke(id, "revoked_by_user", event).await?;
+                Ok(())
+            }
+            _ => Err(AuthError::NotFound),
+        }
+    }
+
+    pub async fn devices(&self, principal: &Principal) -> Result<Vec<DeviceRecord>, AuthError> {
+        Ok(self.inner.repositories.auth.list_devices(principal.user_id()).await?)
+    }
+
+    pub async fn set_device_trust(
+        &self,
+        principal: &Principal,
+        device_id: Uuid,
+        trusted: bool,
+        context: &RequestContext,
+    ) -> Result<DeviceRecord, AuthError> {
+        let now = OffsetDateTime::now_utc();
+        let action = if trusted { "auth.device_trusted" } else { "auth.device_untrusted" };
+        let event = audit::on(
+            audit::event(context, Some(principal.user_id()), action, Outcome::Success, now),
+            "device",
+            device_id,
+        );
+        self.inner
+            .repositories
+            .auth
+            .set_device_trust(principal.user_id(), device_id, trusted, now, event)
+            .await?
+            .ok_or(AuthError::NotFound)
+    }
+
+    /// Revokes the device and every auth session on it, at once.
+    pub async fn revoke_device(
+        &self,
+        principal: &Principal,
+        device_id: Uuid,
+        context: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let now = OffsetDateTime::now_utc();
+        let event = audit::on(
+            audit::event(context, Some(principal.user_id()), "auth.device_revoked", Outcome::Success, now),
+            "device",
+            device_id,
+        );
+        let revoked = self
+            .inner
+            .repositories
+            .auth
+            .revoke_device(principal.user_id(), device_id, now, event)
+            .await?
+            .ok_or(AuthError::NotFound)?;
+        for id in revoked {
+            self.inner.live.revoked.insert(&revoked_key(id), true, self.inner.config.access_token_ttl).await;
+        }
+        Ok(())
+    }
+
+    pub async fn me(&self, principal: &Principal) -> Result<Vec<rap_storage::repo::MembershipView>, AuthError> {
+        Ok(self.inner.repositories.users.memberships(principal.user_id()).await?)
+    }
+
+    /// Creates a user (platform admins only).
+    pub async fn create_user(
+        &self,
+        principal: &Principal,
+        request: NewUserRequest,
+        context: &RequestContext,
+    ) -> Result<UserView, AuthError> {
+        if !principal.is_platform_admin() {
+            return Err(AuthError::Forbidden);
+        }
+        let email = validate::email(&request.email).map_err(AuthError::InvalidField)?;
+        validate::new_password(&request.password).map_err(AuthError::InvalidField)?;
+        let display_name = validate::display_name(&request.display_name).map_err(AuthError::InvalidField)?;
+        if self.inner.repositories.users.find_by_email(&email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        let now = OffsetDateTime::now_utc();
+        let user = UserRecord {
+            id: Uuid::now_v7(),
+            email,
+            password_hash: Some(password::hash(request.password).await?),
+            display_name,
+            platform_role: request.platform_role.map(|role| role.as_str().to_owned()),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let grant = match request.platform_role {
+            Some(role) => Some(self.inner.installation.signed_grant(user.id, role, now).await?),
+            None => None,
+        };
+        let event = audit::with(
+            audit::on(
+                audit::event(context, Some(principal.user_id()), "user.created", Outcome::Success, now),
+                "user",
+                user.id,
+            ),
+            json!({"platform_role": user.platform_role}),
+        );
+        match self.inner.repositories.users.create(user.clone(), grant, event).await {
+            Ok(()) => {}
+            // Lost a race for the same email.
+            Err(StorageError::Conflict(_)) => return Err(AuthError::EmailTaken),
+            Err(error) => return Err(error.into()),
+        }
+        Ok(self.user_view(&user).await?)
+    }
+
+    pub async fn list_users(
+        &self,
+        principal: &Principal,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<UserView>, AuthError> {
+        if !principal.is_platform_admin() {
+            return Err(AuthError::Forbidden);
+        }
+        let users = self.inner.repositories.users.list(after, limit).await?;
+        let mut views = Vec::with_capacity(users.len());
+        for user in &users {
+            views.push(self.user_view(user).await?);
+        }
+        Ok(views)
+    }
+}

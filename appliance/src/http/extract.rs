@@ -1,0 +1,66 @@
+//! Extractors that turn a request into what services need: the caller
+//! ([`CurrentUser`], [`PlatformAdmin`]) and the request's context.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use super::trace::TraceId;
+use crate::audit::RequestContext;
+use crate::auth::Principal;
+use crate::state::AppState;
+
+/// The authenticated caller (any valid, unrevoked access token).
+pub struct CurrentUser(pub Principal);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| ApiError::from(crate::auth::AuthError::Unauthorized))?;
+        let principal = state.auth().authenticate(token).await?;
+        Ok(Self(principal))
+    }
+}
+
+/// A caller with an effective platform role.
+pub struct PlatformAdmin(pub Principal);
+
+impl FromRequestParts<AppState> for PlatformAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state).await?;
+        if !principal.is_platform_admin() {
+            return Err(crate::auth::AuthError::Forbidden.into());
+        }
+        Ok(Self(principal))
+    }
+}
+
+/// Trace id, peer address and user agent, for audit records. The peer is
+/// the socket's address: the appliance is reached directly on the LAN, so
+/// forwarding headers would only let clients lie about where they are.
+pub struct Context(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(RequestContext {
+            trace_id: parts.extensions.get::<TraceId>().map(|trace| trace.0.clone()),
+            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string()),
+            user_agent: parts.headers.get(USER_AGENT).and_then(|value| value.to_str().ok()).map(str::to_owned),
+        }))
+    }
+}

@@ -1,0 +1,15 @@
+//! Installation authority: who this appliance is, its first owner, and which
+//! platform roles are real.
+//!
+//! In `strict` mode a platform role takes effect only with a grant row signed
+//! by the installation key ([`grant`]), and the first owner needs an
+//! activation manifest signed by the Product Root ([`manifest`]). In `legacy`
+//! mode the `users.platform_role` column alone counts, and bootstrap without
+//! activation needs `INSTALLATION_INSECURE_BOOTSTRAP_ENABLED`.
+
+pub mod grant;
+pub mod manifest;
+pub(crate) mod routes;
+mod service;
+
+pub use service::{BootstrapError, BootstrapOwner, BootstrapResult, InstallationService, InstallationView};

@@ -1,0 +1,273 @@
+use std::sync::Arc;
+
+use ed25519_dalek::VerifyingKey;
+use rap_storage::StorageError;
+use rap_storage::repo::{
+    Bootstrap, GrantRecord, InstallationRecord, MembershipRecord, OrganizationRecord, Repositories, UserRecord,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::grant;
+use super::manifest::{self, Activation, ActivationError};
+use crate::audit::{self, Outcome, RequestContext};
+use crate::auth::password::{self, PasswordError};
+use crate::auth::validate::{self, FieldError};
+use crate::auth::{PlatformRole, UserView};
+use crate::config::{AppEnv, AuthorityMode, InstallationConfig};
+use crate::keys::KeyRing;
+
+/// Slug of the organization every bootstrap owner lands in.
+pub const DEFAULT_ORGANIZATION_SLUG: &str = "default";
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstallationView {
+    pub installation_id: Uuid,
+    pub bootstrapped: bool,
+    pub authority_mode: &'static str,
+    pub app_env: &'static str,
+}
+
+/// What `bootstrap-owner` is asked to do.
+#[derive(Debug, Clone)]
+pub struct BootstrapOwner {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+    pub activation: Option<Activation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BootstrapResult {
+    pub user: UserView,
+    pub organization: OrganizationRecord,
+    pub membership: MembershipRecord,
+    pub grant: GrantRecord,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("invalid field {}: {}", .0.0, .0.1)]
+    InvalidField(FieldError),
+    #[error("activation required")]
+    ActivationRequired,
+    #[error("activation refused: {0}")]
+    Activation(ActivationError),
+    #[error("no Product Root key is configured")]
+    NoProductRootKey,
+    #[error("already bootstrapped")]
+    AlreadyBootstrapped,
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The installation's identity and authority rules.
+#[derive(Clone)]
+pub struct InstallationService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    repositories: Repositories,
+    config: InstallationConfig,
+    app_env: AppEnv,
+    keys: KeyRing,
+    record: OnceCell<InstallationRecord>,
+}
+
+impl InstallationService {
+    pub fn new(repositories: Repositories, config: InstallationConfig, app_env: AppEnv, keys: KeyRing) -> Self {
+        Self { inner: Arc::new(Inner { repositories, config, app_env, keys, record: OnceCell::new() }) }
+    }
+
+    pub fn authority_mode(&self) -> AuthorityMode {
+        self.inner.config.authority_mode
+    }
+
+    /// The installation row, created on first use and cached for the process.
+    pub async fn record(&self) -> Result<&InstallationRecord, StorageError> {
+        self.inner
+            .record
+            .get_or_try_init(|| async {
+                let candidate = InstallationRecord {
+                    installation_id: Uuid::now_v7(),
+                    authority_mode: self.inner.config.authority_mode.as_str().to_owned(),
+                    created_at: OffsetDateTime::now_utc(),
+                };
+                self.inner.repositories.installation.get_or_create(candidate).await
+            })
+            .await
+    }
+
+    pub async fn view(&self) -> Result<InstallationView, StorageError> {
+        let record = self.record().await?;
+        let status = self.inner.repositories.installation.status().await?;
+        Ok(InstallationView {
+            installation_id: record.installation_id,
+            bootstrapped: status.is_some_and(|status| status.bootstrapped_at.is_some()),
+            authority_mode: self.inner.config.authority_mode.as_str(),
+            app_env: self.inner.app_env.as_str(),
+        })
+    }
+
+    /// The platform role `user` really has: in strict mode only what a grant
+    /// signed by this installation's key backs.
+    pub async fn effective_platform_role(&self, user: &UserRecord) -> Result<Option<PlatformRole>, StorageError> {
+        let Some(claimed) = user.platform_role.as_deref().and_then(PlatformRole::parse) else { return Ok(None) };
+        if self.inner.config.authority_mode == AuthorityMode::Legacy {
+            return Ok(Some(claimed));
+        }
+        let installation_id = self.record().await?.installation_id;
+        let key = self.inner.keys.installation_signing.verifying_key();
+        let grants = self.inner.repositories.users.active_grants(user.id).await?;
+        let backed = grants.iter().any(|grant| {
+            grant.role == claimed.as_str() && grant.installation_id == installation_id && grant::verify(grant, &key)
+        });
+        if !backed {
+            tracing::warn!(user_id = %user.id, role = claimed.as_str(), "Platform role without a valid signed grant ignored");
+        }
+        Ok(backed.then_some(claimed))
+    }
+
+    /// A signed grant of `role` to `user_id`, ready to store.
+    pub async fn signed_grant(
+        &self,
+        user_id: Uuid,
+        role: PlatformRole,
+        now: OffsetDateTime,
+    ) -> Result<GrantRecord, StorageError> {
+        let installation_id = self.record().await?.installation_id;
+        let unsigned = GrantRecord {
+            id: Uuid::now_v7(),
+            user_id,
+            role: role.as_str().to_owned(),
+            installation_id,
+            signature: Vec::new(),
+            signing_key_id: self.inner.keys.installation_key_id.clone(),
+            granted_at: now,
+        };
+        Ok(grant::sign(unsigned, &self.inner.keys.installation_signing))
+    }
+
+    fn product_root_key(&self) -> Result<VerifyingKey, BootstrapError> {
+        let bytes = self.inner.config.product_root_public_key.ok_or(BootstrapError::NoProductRootKey)?;
+        VerifyingKey::from_bytes(&bytes).map_err(|_| BootstrapError::NoProductRootKey)
+    }
+
+    /// Creates the first owner: a platform admin with a signed grant and
+    /// `org_owner` of the `default` organization. Once only.
+    pub async fn bootstrap_owner(
+        &self,
+        request: BootstrapOwner,
+        context: &RequestContext,
+    ) -> Result<BootstrapResult, BootstrapError> {
+        let email = validate::email(&request.email).map_err(BootstrapError::InvalidField)?;
+        validate::new_password(&request.password).map_err(BootstrapError::InvalidField)?;
+        let display_name = validate::display_name(&request.display_name).map_err(BootstrapError::InvalidField)?;
+        let now = OffsetDateTime::now_utc();
+        let installation_id = self.record().await?.installation_id;
+
+        let outcome = self.check_activation(request.activation.as_ref(), installation_id, &email, now);
+        if let Err(error) = &outcome {
+            let event = audit::with(
+                audit::event(context, None, "installation.bootstrap_owner", Outcome::Denied, now),
+                json!({"reason": bootstrap_denial_reason(error), "email": email}),
+            );
+            self.inner.repositories.audit.append(event).await?;
+            outcome?;
+        }
+        if self.view().await?.bootstrapped {
+            return Err(BootstrapError::AlreadyBootstrapped);
+        }
+
+        let password_hash = password::hash(request.password).await?;
+        let owner = UserRecord {
+            id: Uuid::now_v7(),
+            email,
+            password_hash: Some(password_hash),
+            display_name,
+            platform_role: Some(PlatformRole::PlatformAdmin.as_str().to_owned()),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let grant = self.signed_grant(owner.id, PlatformRole::PlatformAdmin, now).await?;
+        let organization = OrganizationRecord {
+            id: Uuid::now_v7(),
+            slug: DEFAULT_ORGANIZATION_SLUG.to_owned(),
+            name: "Default".to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        let membership = MembershipRecord {
+            id: Uuid::now_v7(),
+            organization_id: organization.id,
+            user_id: owner.id,
+            role: "org_owner".to_owned(),
+            status: "active".to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        let event = audit::with(
+            audit::on(
+                audit::event(context, Some(owner.id), "installation.bootstrap_owner", Outcome::Success, now),
+                "user",
+                owner.id,
+            ),
+            json!({"activation": request.activation.is_some(), "authority_mode": self.authority_mode().as_str()}),
+        );
+        let written = self
+            .inner
+            .repositories
+            .installation
+            .bootstrap(Bootstrap {
+                owner: owner.clone(),
+                grant: grant.clone(),
+                default_organization: organization,
+                membership,
+                audit: event,
+            })
+            .await?
+            .ok_or(BootstrapError::AlreadyBootstrapped)?;
+        tracing::info!(user_id = %owner.id, "First owner bootstrapped");
+        Ok(BootstrapResult {
+            user: UserView::new(&owner, Some(PlatformRole::PlatformAdmin)),
+            organization: written.organization,
+            membership: written.membership,
+            grant,
+        })
+    }
+
+    fn check_activation(
+        &self,
+        activation: Option<&Activation>,
+        installation_id: Uuid,
+        email: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), BootstrapError> {
+        match (self.inner.config.authority_mode, activation) {
+            (_, Some(activation)) => {
+                let root = self.product_root_key()?;
+                manifest::verify(activation, &root, installation_id, email, now)
+                    .map(drop)
+                    .map_err(BootstrapError::Activation)
+            }
+            (AuthorityMode::Strict, None) => Err(BootstrapError::ActivationRequired),
+            (AuthorityMode::Legacy, None) if self.inner.config.insecure_bootstrap_enabled => Ok(()),
+            (AuthorityMode::Legacy, None) => Err(BootstrapError::ActivationRequired),
+        }
+    }
+}
+
+fn bootstrap_denial_reason(error: &BootstrapError) -> &'static str {
+    match error {
+        BootstrapError::Activation(error) => error.reason(),
+        BootstrapError::ActivationRequired => "activation_required",
+        BootstrapError::NoProductRootKey => "product_root_key_missing",
+        _ => "other",
+    }
+}

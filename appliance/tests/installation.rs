@@ -1,0 +1,190 @@
+//! Installation authority through HTTP: status, strict and legacy
+//! bootstrap, and platform roles that only a signed grant makes real.
+
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use rap_appliance::installation::manifest::{self, ActivationManifest};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::support::{
+    OWNER_EMAIL, OWNER_PASSWORD, TestApp, assert_envelope, create_user, json_of, legacy_app_with_owner,
+};
+
+struct StrictApp {
+    app: TestApp,
+    root: SigningKey,
+    installation_id: Uuid,
+}
+
+async fn strict_app() -> StrictApp {
+    let root = SigningKey::from_bytes(&rap_appliance::keys::random_bytes());
+    let public = base64::engine::general_purpose::STANDARD.encode(root.verifying_key().as_bytes());
+    let app = TestApp::start_with(&[
+        ("INSTALLATION_AUTHORITY_MODE", "strict"),
+        ("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64", public.as_str()),
+    ])
+    .await;
+    let status = json_of(app.get("/api/v1/installation").await, 200).await;
+    let installation_id =
+        status["installation_id"].as_str().and_then(|id| Uuid::parse_str(id).ok()).expect("installation id");
+    StrictApp { app, root, installation_id }
+}
+
+fn activation(root: &SigningKey, installation_id: Uuid, email: &str, expires_in: time::Duration) -> Value {
+    let now = OffsetDateTime::now_utc();
+    let manifest = ActivationManifest {
+        installation_id,
+        owner_email: email.to_owned(),
+        issued_at: now - time::Duration::minutes(1),
+        expires_at: now + expires_in,
+        nonce: Uuid::now_v7().to_string(),
+    };
+    serde_json::to_value(manifest::sign(&manifest, root)).expect("json")
+}
+
+fn bootstrap_body(activation: Option<Value>) -> Value {
+    let mut body = json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "display_name": "Office Owner"});
+    if let Some(activation) = activation {
+        body["activation"] = activation;
+    }
+    body
+}
+
+const BOOTSTRAP: &str = "/api/v1/installation/bootstrap-owner";
+
+#[tokio::test]
+async fn strict_bootstrap_refuses_every_bad_activation_then_accepts_a_good_one_once() {
+    let StrictApp { app, root, installation_id } = strict_app().await;
+    let status = json_of(app.get("/api/v1/installation").await, 200).await;
+    assert_eq!(status["bootstrapped"], false);
+    assert_eq!(status["authority_mode"], "strict");
+    assert_eq!(status["app_env"], "development");
+
+    let hour = time::Duration::hours(1);
+    let impostor = SigningKey::from_bytes(&[42; 32]);
+    let cases = [
+        (None, "activation_required"),
+        (Some(activation(&impostor, installation_id, OWNER_EMAIL, hour)), "activation_signature_invalid"),
+        (Some(activation(&root, Uuid::now_v7(), OWNER_EMAIL, hour)), "activation_installation_mismatch"),
+        (Some(activation(&root, installation_id, "someone.else@example.com", hour)), "activation_owner_mismatch"),
+        (Some(activation(&root, installation_id, OWNER_EMAIL, -time::Duration::seconds(1))), "activation_expired"),
+    ];
+    for (activation, reason) in cases {
+        let error =
+            assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(activation)).await, 403, "forbidden").await;
+        assert_eq!(error["details"]["reason"], reason);
+    }
+    assert_eq!(json_of(app.get("/api/v1/installation").await, 200).await["bootstrapped"], false, "nothing was written");
+
+    let good = activation(&root, installation_id, OWNER_EMAIL, hour);
+    let created = json_of(app.post(BOOTSTRAP, None, bootstrap_body(Some(good.clone()))).await, 201).await;
+    assert_eq!(created["user"]["email"], OWNER_EMAIL);
+    assert_eq!(created["user"]["platform_role"], "platform_admin");
+    assert!(created["user"].get("password_hash").is_none() && !created.to_string().contains(OWNER_PASSWORD));
+    assert_eq!(created["organization"]["slug"], "default");
+    assert_eq!(created["membership"]["role"], "org_owner");
+    assert_eq!(created["membership"]["organization_id"], created["organization"]["id"]);
+    assert_eq!(created["platform_role_grant"]["role"], "platform_admin");
+    assert_eq!(created["platform_role_grant"]["installation_id"], installation_id.to_string());
+    assert_eq!(json_of(app.get("/api/v1/installation").await, 200).await["bootstrapped"], true);
+
+    assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(Some(good))).await, 409, "already_bootstrapped").await;
+
+    // The owner is a real platform admin in strict mode: the grant is signed.
+    let tokens = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let me = json_of(app.get_as("/api/v1/auth/me", tokens["access_token"].as_str().expect("token")).await, 200).await;
+    assert_eq!(me["platform_role"], "platform_admin");
+    assert_eq!(me["memberships"][0]["organization_slug"], "default");
+    assert_eq!(me["memberships"][0]["role"], "org_owner");
+
+    let denied = audit_actions(&app, "installation.bootstrap_owner");
+    assert_eq!(denied.iter().filter(|(_, outcome)| outcome == "denied").count(), 5, "every refusal is audited");
+    assert_eq!(denied.iter().filter(|(_, outcome)| outcome == "success").count(), 1);
+    app.stop().await.expect("clean stop");
+}
+
+/// (action, outcome) of audit rows with `action`, read from the SQLite file.
+pub fn audit_actions(app: &TestApp, action: &str) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(app.database()).expect("open");
+    let mut statement = conn
+        .prepare("SELECT action, outcome FROM audit_events WHERE action = ?1 ORDER BY occurred_at")
+        .expect("prepare");
+    statement
+        .query_map([action], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[tokio::test]
+async fn legacy_bootstrap_without_activation_needs_the_insecure_switch() {
+    let app = TestApp::start().await;
+    let error = assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 403, "forbidden").await;
+    assert_eq!(error["details"]["reason"], "activation_required");
+    app.stop().await.expect("clean stop");
+
+    let app = TestApp::start_with(&[("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")]).await;
+    let created = json_of(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 201).await;
+    assert_eq!(created["user"]["platform_role"], "platform_admin");
+    assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 409, "already_bootstrapped").await;
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn bootstrap_input_is_checked_field_by_field() {
+    let app = TestApp::start_with(&[("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")]).await;
+    let cases = [
+        (json!({"email": "not-an-email", "password": OWNER_PASSWORD, "display_name": "O"}), "email"),
+        (json!({"email": OWNER_EMAIL, "password": "short", "display_name": "O"}), "password"),
+        (json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "display_name": "  "}), "display_name"),
+        (json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "display_name": "O", "role": "god"}), "role"),
+    ];
+    for (body, field) in cases {
+        let error = assert_envelope(app.post(BOOTSTRAP, None, body).await, 400, "invalid_request").await;
+        assert!(error["details"]["fields"].get(field).is_some(), "{field}: {error}");
+    }
+    app.stop().await.expect("clean stop");
+}
+
+async fn role_edited_in_sqlite(app: &TestApp, owner_token: &str) -> (String, String) {
+    let email = "mallory@example.com";
+    let password = "mallory password";
+    let id = create_user(app, owner_token, email, password).await;
+    // Someone with access to the database file promotes an account by hand.
+    let conn = rusqlite::Connection::open(app.database()).expect("open");
+    let changed =
+        conn.execute("UPDATE users SET platform_role = 'platform_admin' WHERE id = ?1", [&id]).expect("update");
+    assert_eq!(changed, 1);
+    let token = app.login(email, password).await["access_token"].as_str().expect("token").to_owned();
+    (id, token)
+}
+
+#[tokio::test]
+async fn a_role_written_into_sqlite_grants_nothing_in_strict_mode() {
+    let StrictApp { app, root, installation_id } = strict_app().await;
+    let good = activation(&root, installation_id, OWNER_EMAIL, time::Duration::hours(1));
+    json_of(app.post(BOOTSTRAP, None, bootstrap_body(Some(good))).await, 201).await;
+    let owner = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let (_, mallory) = role_edited_in_sqlite(&app, owner["access_token"].as_str().expect("token")).await;
+
+    let me = json_of(app.get_as("/api/v1/auth/me", &mallory).await, 200).await;
+    assert_eq!(me["platform_role"], Value::Null);
+    assert_eq!(me["user"]["platform_role"], Value::Null);
+    assert_envelope(app.get_as("/api/v1/users", &mallory).await, 403, "forbidden").await;
+    let body = json!({"email": "x@example.com", "password": "password 12345", "display_name": "X"});
+    assert_envelope(app.post("/api/v1/users", Some(&mallory), body).await, 403, "forbidden").await;
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn legacy_mode_trusts_the_role_column_as_the_seed_did() {
+    let app = legacy_app_with_owner(&[]).await;
+    let owner = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let (_, promoted) = role_edited_in_sqlite(&app, owner["access_token"].as_str().expect("token")).await;
+    let me = json_of(app.get_as("/api/v1/auth/me", &promoted).await, 200).await;
+    assert_eq!(me["platform_role"], "platform_admin");
+    assert_eq!(app.get_as("/api/v1/users", &promoted).await.status(), 200);
+    app.stop().await.expect("clean stop");
+}
