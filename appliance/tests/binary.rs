@@ -128,3 +128,90 @@ fn migrate_applies_the_schema_once_and_exits() {
     let second = appliance(&data_dir).arg("migrate").output().expect("run");
     assert_eq!(applied_in(&second), 0, "nothing is applied twice");
 }
+
+fn run_ok(command: &mut Command) -> String {
+    let output = command.output().expect("run");
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+#[tokio::test]
+async fn an_installer_activates_the_first_owner_from_the_command_line() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let vendor = parent.path().join("vendor");
+    let data_dir = parent.path().join("data");
+
+    // Vendor side: a Product Root key pair.
+    let public = run_ok(Command::new(BINARY).args(["product-root", "generate", "--out"]).arg(&vendor));
+    let public = public.trim().to_owned();
+    assert_eq!(std::fs::read_to_string(vendor.join("product-root.pub")).expect("pub").trim(), public);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(vendor.join("product-root.key")).expect("key").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the private key is readable by its owner only");
+    }
+    let strict = |command: &mut Command| {
+        command.env("INSTALLATION_AUTHORITY_MODE", "strict").env("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64", &public);
+    };
+
+    // Appliance side: the installation id to activate.
+    let mut show = appliance(&data_dir);
+    show.arg("installation").stdout(Stdio::piped());
+    strict(&mut show);
+    let status: serde_json::Value = serde_json::from_str(&run_ok(&mut show)).expect("json");
+    assert_eq!(status["bootstrapped"], false);
+    assert_eq!(status["authority_mode"], "strict");
+    let installation_id = status["installation_id"].as_str().expect("id").to_owned();
+
+    let activation = run_ok(
+        Command::new(BINARY).args(["product-root", "sign", "--key"]).arg(vendor.join("product-root.key")).args([
+            "--installation-id",
+            &installation_id,
+            "--owner-email",
+            "Boss@Example.com",
+            "--valid-for",
+            "1h",
+        ]),
+    );
+    let activation_file = parent.path().join("activation.json");
+    std::fs::write(&activation_file, activation).expect("write");
+
+    let bootstrap = |email: &str| {
+        let mut command = appliance(&data_dir);
+        command
+            .args(["bootstrap-owner", "--email", email, "--display-name", "The Boss", "--activation"])
+            .arg(&activation_file)
+            .env("RAP_OWNER_PASSWORD", "boss password 1")
+            .stdout(Stdio::piped());
+        strict(&mut command);
+        command.output().expect("run")
+    };
+    let wrong_owner = bootstrap("intruder@example.com");
+    assert_eq!(wrong_owner.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong_owner.stderr).contains("activation is for another owner email"));
+    let created = bootstrap("boss@example.com");
+    assert_eq!(created.status.code(), Some(0), "{}", String::from_utf8_lossy(&created.stderr));
+    let again = bootstrap("boss@example.com");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already bootstrapped"));
+
+    // The owner logs in to the running appliance as a platform admin.
+    let mut serve = appliance(&data_dir);
+    strict(&mut serve);
+    let mut child = serve.spawn().expect("spawn");
+    let (addr, _logs) = wait_until_listening(&mut child);
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "boss@example.com", "password": "boss password 1"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(login["user"]["platform_role"], "platform_admin", "{login}");
+    signal(&child, "TERM");
+    assert_eq!(wait_for_exit(&mut child, Duration::from_secs(5)).code(), Some(0));
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-pub use settings::Settings;
+pub use settings::{Settings, parse_duration};
 
 /// A setting that is missing, malformed or contradicts another one.
 #[derive(Debug, thiserror::Error)]

@@ -175,7 +175,8 @@ impl Settings {
     }
 }
 
-fn parse_duration(text: &str) -> Option<Duration> {
+/// Parses `500ms`, `90s`, `15m`, `2h`, `30d`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
