@@ -3,7 +3,9 @@
 //!
 //! - `installation-signing.key`: the installation's Ed25519 key. It signs
 //!   platform role grants, so a role written into SQLite by hand carries no
-//!   valid signature and grants nothing in strict mode.
+//!   valid signature and grants nothing in strict mode. Production sites
+//!   should point `INSTALLATION_SIGNING_KEY_FILE` outside the data directory,
+//!   so that write access to the database does not come with the key.
 //! - `access-token.key`: the HMAC-SHA256 key of access tokens. Replacing it
 //!   logs everyone out (refresh tokens survive; clients refresh).
 //!
@@ -38,10 +40,12 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Loads the keys from `data_dir/keys`, generating any that are missing.
-    pub fn load_or_generate(data_dir: &Path) -> Result<Self, KeyError> {
+    /// `signing_key_file` moves the installation key elsewhere.
+    pub fn load_or_generate(data_dir: &Path, signing_key_file: Option<&Path>) -> Result<Self, KeyError> {
         let dir = data_dir.join(KEYS_DIR);
         create_private_dir(&dir)?;
-        let signing_seed = load_or_generate_secret(&dir.join(INSTALLATION_SIGNING_KEY_FILE))?;
+        let signing_path = signing_key_file.map_or_else(|| dir.join(INSTALLATION_SIGNING_KEY_FILE), Path::to_owned);
+        let signing_seed = load_or_generate_secret(&signing_path)?;
         let access_token = load_or_generate_secret(&dir.join(ACCESS_TOKEN_KEY_FILE))?;
         let installation_signing = SigningKey::from_bytes(&signing_seed);
         let installation_key_id = key_id(&installation_signing.verifying_key());
@@ -114,8 +118,8 @@ mod tests {
     #[test]
     fn keys_are_generated_once_private_and_stable() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let first = KeyRing::load_or_generate(dir.path()).expect("generate");
-        let second = KeyRing::load_or_generate(dir.path()).expect("load");
+        let first = KeyRing::load_or_generate(dir.path(), None).expect("generate");
+        let second = KeyRing::load_or_generate(dir.path(), None).expect("load");
         assert_eq!(first.access_token, second.access_token);
         assert_eq!(first.installation_key_id, second.installation_key_id);
         assert!(first.installation_key_id.starts_with("ed25519:"));
@@ -134,7 +138,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join(KEYS_DIR)).expect("dir");
         std::fs::write(dir.path().join(KEYS_DIR).join(ACCESS_TOKEN_KEY_FILE), b"short").expect("write");
-        let error = KeyRing::load_or_generate(dir.path()).err().expect("refused").to_string();
+        let error = KeyRing::load_or_generate(dir.path(), None).err().expect("refused").to_string();
         assert!(error.ends_with("access-token.key: expected 32 bytes, found 5"), "{error}");
     }
 }

@@ -6,8 +6,8 @@ use anyhow::Context as _;
 use rap_storage::Repositories;
 use rap_storage::live::memory::{MemoryCounters, MemoryTtlMap};
 
-use crate::auth::AuthService;
 use crate::auth::service::AuthLiveState;
+use crate::auth::{AuthService, Passwords};
 use crate::config::Config;
 use crate::installation::InstallationService;
 use crate::keys::KeyRing;
@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 
 /// Live-state capacities: far above what a small office produces, low
 /// enough that a flood cannot exhaust memory.
-const REVOKED_SESSIONS_CAPACITY: u64 = 100_000;
+const SESSION_STATES_CAPACITY: u64 = 100_000;
 const USER_SNAPSHOTS_CAPACITY: u64 = 10_000;
 const LOGIN_COUNTERS_CAPACITY: usize = 100_000;
 
@@ -37,27 +37,33 @@ impl AppState {
     /// Loads (or makes) the data directory's keys and builds the services.
     pub async fn build(config: Config, repositories: Repositories, metrics: Metrics) -> anyhow::Result<Self> {
         let data_dir = config.data_dir.clone();
-        let keys = tokio::task::spawn_blocking(move || KeyRing::load_or_generate(&data_dir))
-            .await
-            .context("loading keys")??;
-        let installation =
-            InstallationService::new(repositories.clone(), config.installation.clone(), config.app_env, keys.clone());
+        let signing_key_file = config.installation.signing_key_file.clone();
+        let keys =
+            tokio::task::spawn_blocking(move || KeyRing::load_or_generate(&data_dir, signing_key_file.as_deref()))
+                .await
+                .context("loading keys")??;
+        let passwords = Passwords::new();
+        passwords.prepare_in_background();
+        let installation = InstallationService::new(
+            repositories.clone(),
+            config.installation.clone(),
+            config.app_env,
+            keys.clone(),
+            passwords.clone(),
+        );
         let live = AuthLiveState {
-            revoked: Arc::new(MemoryTtlMap::new(REVOKED_SESSIONS_CAPACITY)),
+            sessions: Arc::new(MemoryTtlMap::new(SESSION_STATES_CAPACITY)),
             users: Arc::new(MemoryTtlMap::new(USER_SNAPSHOTS_CAPACITY)),
             counters: Arc::new(MemoryCounters::new(LOGIN_COUNTERS_CAPACITY)),
         };
-        let auth =
-            AuthService::new(repositories.clone(), installation.clone(), live, &keys.access_token, config.auth.clone())
-                .await
-                .context("preparing password hashing")?;
-        match auth.restore_revocations().await {
-            Ok(count) if count > 0 => tracing::info!(count, "Restored recent auth session revocations"),
-            Ok(_) => {}
-            // Unready storage fails closed later: with no database no token
-            // can be refreshed and every request needing data gets 503.
-            Err(error) => tracing::warn!(%error, "Could not restore revocations at start-up"),
-        }
+        let auth = AuthService::new(
+            repositories.clone(),
+            installation.clone(),
+            live,
+            &keys.access_token,
+            config.auth.clone(),
+            passwords,
+        );
         Ok(Self { inner: Arc::new(Inner { config, repositories, metrics, installation, auth }) })
     }
 

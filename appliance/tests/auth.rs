@@ -103,22 +103,52 @@ async fn repeated_failures_are_throttled_per_account_and_per_address() {
     let error = assert_envelope(throttled, 429, "rate_limited").await;
     assert_eq!(error["details"]["retry_after_seconds"], retry_after, "even the right password waits");
 
-    // Other accounts from the same address: two more failures reach the
-    // per-address limit of five.
-    for email in ["a@example.com", "b@example.com"] {
-        assert_envelope(
-            app.post(LOGIN, None, json!({"email": email, "password": "guess guess 1"})).await,
-            401,
-            "invalid_credentials",
-        )
-        .await;
+    // Other accounts from the same address: four attempts so far (the
+    // throttled one counts too), so one more reaches the limit of five.
+    let other = json!({"email": "a@example.com", "password": "guess guess 1"});
+    assert_envelope(app.post(LOGIN, None, other).await, 401, "invalid_credentials").await;
+    let over = json!({"email": "b@example.com", "password": "x"});
+    assert_envelope(app.post(LOGIN, None, over).await, 429, "rate_limited").await;
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_overrun_the_limit() {
+    let app = legacy_app_with_owner(&[("AUTH_LOGIN_MAX_FAILURES", "3")]).await;
+    let guesses = (0..10).map(|index| {
+        let request = app
+            .client
+            .post(app.url(LOGIN))
+            .json(&json!({"email": OWNER_EMAIL, "password": format!("guess number {index}")}));
+        async move { request.send().await.expect("request").status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    assert_eq!(statuses.iter().filter(|status| **status == 401).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|status| **status == 429).count(), 7, "{statuses:?}");
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_refresh_token_raced_in_parallel_is_reuse() {
+    let app = legacy_app_with_owner(&[]).await;
+    let tokens = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let refresh = token(&tokens, "refresh_token");
+    let attempts = (0..5).map(|_| {
+        let request = app.client.post(app.url(REFRESH)).json(&json!({"refresh_token": refresh}));
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let winners: Vec<_> = outcomes.iter().filter(|(status, _)| *status == 200).collect();
+    assert!(winners.len() <= 1, "one token, at most one successor");
+    assert!(outcomes.iter().any(|(_, body)| body["error"]["code"] == "refresh_token_reused"));
+    // Whoever won holds a token of a revoked family.
+    for (_, body) in winners {
+        assert_envelope(app.get_as("/api/v1/auth/me", &token(body, "access_token")).await, 401, "unauthorized").await;
     }
-    assert_envelope(
-        app.post(LOGIN, None, json!({"email": "c@example.com", "password": "x"})).await,
-        429,
-        "rate_limited",
-    )
-    .await;
     app.stop().await.expect("clean stop");
 }
 
@@ -358,7 +388,9 @@ async fn only_platform_admins_manage_users() {
         ["owner@example.com", "staff@example.com", "user0@example.com", "user1@example.com", "user2@example.com"]
     );
     assert!(third["next_cursor"].is_null());
-    assert_envelope(app.get_as("/api/v1/users?limit=501", &owner_access).await, 400, "invalid_request").await;
+    assert_envelope(app.get_as("/api/v1/users?limit=0", &owner_access).await, 400, "invalid_request").await;
+    let capped = json_of(app.get_as("/api/v1/users?limit=100000", &owner_access).await, 200).await;
+    assert_eq!(capped["items"].as_array().map(Vec::len), Some(5), "an oversized limit is served as the maximum");
     assert_envelope(app.get_as("/api/v1/users?cursor=%%%", &owner_access).await, 400, "invalid_request").await;
     assert_eq!(audit_actions(&app, "user.created").len(), 4, "the owner came from the bootstrap");
     app.stop().await.expect("clean stop");

@@ -100,12 +100,26 @@ fn a_config_file_is_read_and_the_environment_wins() {
     let parent = tempfile::tempdir().expect("temp dir");
     let file = parent.path().join("rap.toml");
     std::fs::write(&file, "RAP_WORKER_SLOTS = 0\n").expect("write");
-    let output = appliance(parent.path()).env("APP_CONFIG_FILE", &file).output().expect("run");
+    let output = appliance(parent.path()).arg("migrate").env("APP_CONFIG_FILE", &file).output().expect("run");
     assert_eq!(output.status.code(), Some(2), "the file's value is used");
     assert!(String::from_utf8_lossy(&output.stderr).contains("RAP_WORKER_SLOTS: 0 is outside 1..=1024"));
 
+    let output = appliance(parent.path())
+        .arg("migrate")
+        .env("APP_CONFIG_FILE", &file)
+        .env("RAP_WORKER_SLOTS", "4")
+        .output()
+        .expect("run");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "the environment overrides the file: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     std::fs::write(&file, "APP_LISTEN_ADRR = \"x\"\n").expect("write");
     let output = appliance(parent.path()).env("APP_CONFIG_FILE", &file).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown setting APP_LISTEN_ADRR"));
 }
 

@@ -33,8 +33,9 @@ async fn readiness_is_503_while_the_database_cannot_be_opened() {
     std::fs::create_dir(data_dir.path().join(DATABASE_FILE_NAME)).expect("block the database path");
     let app = TestApp::start_in(data_dir, &[]).await;
     assert_eq!(app.get("/healthz").await.status(), 200, "the process is alive all the same");
-    let error = assert_envelope(app.get("/readyz").await, 503, "service_unavailable").await;
+    let error = assert_envelope(app.get("/readyz").await, 503, "internal_error").await;
     assert_eq!(error["details"], json!({}));
+    assert_eq!(error["fallback_message"], "An internal error occurred.", "5xx bodies are all alike");
 
     std::fs::remove_dir(app.data_dir.path().join(DATABASE_FILE_NAME)).expect("unblock");
     assert_eq!(app.get("/readyz").await.status(), 200, "ready once the file can be opened, without a restart");
@@ -155,7 +156,7 @@ async fn json_bodies_are_checked_field_by_field() {
     assert_eq!(error["details"], json!({"fields": {"tags[0]": "invalid type: integer `1`, expected a string"}}));
 
     let error = assert_envelope(server.post_json(r#"{"tags":[]}"#).await, 400, "invalid_request").await;
-    assert_eq!(error["details"], json!({"fields": {"body": "missing field `name`"}}));
+    assert_eq!(error["details"], json!({"fields": {"name": "missing field `name`"}}));
 
     let no_type = server.client.post(format!("http://{}/echo", server.addr)).body(r#"{"name":"Ada"}"#).send().await;
     assert_envelope(no_type.expect("request"), 415, "unsupported_media_type").await;

@@ -81,6 +81,9 @@ async fn strict_bootstrap_refuses_every_bad_activation_then_accepts_a_good_one_o
     let good = activation(&root, installation_id, OWNER_EMAIL, hour);
     let created = json_of(app.post(BOOTSTRAP, None, bootstrap_body(Some(good.clone()))).await, 201).await;
     assert_eq!(created["user"]["email"], OWNER_EMAIL);
+    assert_eq!(created["email"], OWNER_EMAIL, "the user's fields are also at the top level");
+    assert_eq!(created["platform_role"], "platform_admin");
+    assert_eq!(created["id"], created["user"]["id"]);
     assert_eq!(created["user"]["platform_role"], "platform_admin");
     assert!(created["user"].get("password_hash").is_none() && !created.to_string().contains(OWNER_PASSWORD));
     assert_eq!(created["organization"]["slug"], "default");
@@ -91,6 +94,7 @@ async fn strict_bootstrap_refuses_every_bad_activation_then_accepts_a_good_one_o
     assert_eq!(json_of(app.get("/api/v1/installation").await, 200).await["bootstrapped"], true);
 
     assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(Some(good))).await, 409, "already_bootstrapped").await;
+    assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 409, "already_bootstrapped").await;
 
     // The owner is a real platform admin in strict mode: the grant is signed.
     let tokens = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;
@@ -129,6 +133,24 @@ async fn legacy_bootstrap_without_activation_needs_the_insecure_switch() {
     let created = json_of(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 201).await;
     assert_eq!(created["user"]["platform_role"], "platform_admin");
     assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 409, "already_bootstrapped").await;
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn parallel_bootstraps_make_exactly_one_owner() {
+    let app = TestApp::start_with(&[("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")]).await;
+    let attempts = (0..5).map(|index| {
+        let body =
+            json!({"email": format!("owner{index}@example.com"), "password": OWNER_PASSWORD, "display_name": "O"});
+        let request = app.client.post(app.url(BOOTSTRAP)).json(&body);
+        async move { request.send().await.expect("request").status().as_u16() }
+    });
+    let mut statuses = futures_util::future::join_all(attempts).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409]);
+    let conn = rusqlite::Connection::open(app.database()).expect("open");
+    let users: i64 = conn.query_row("SELECT count(*) FROM users", [], |row| row.get(0)).expect("count");
+    assert_eq!(users, 1);
     app.stop().await.expect("clean stop");
 }
 

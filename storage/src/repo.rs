@@ -300,8 +300,6 @@ pub trait AuthRepository: Send + Sync {
     ) -> Result<bool, StorageError>;
     async fn get_session(&self, id: Uuid) -> Result<Option<AuthSessionRecord>, StorageError>;
     async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<AuthSessionRecord>, StorageError>;
-    /// Sessions revoked at or after `since` (to rebuild the revocation cache).
-    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Uuid>, StorageError>;
     async fn list_devices(&self, user_id: Uuid) -> Result<Vec<DeviceRecord>, StorageError>;
     /// Sets trust on the user's own, unrevoked device.
     async fn set_device_trust(

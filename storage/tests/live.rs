@@ -128,6 +128,9 @@ async fn counters_count_within_a_window_and_start_over_after_it() {
     assert_eq!(second.count, 2);
     assert!(second.resets_in <= window);
     assert_eq!(counters.peek("login:a").await.count, 2);
+    counters.release("login:a").await;
+    assert_eq!(counters.peek("login:a").await.count, 1);
+    counters.hit("login:a", window).await;
     assert_eq!(counters.peek("login:b").await.count, 0);
     // Capacity 2: a third key pushes out the window that ends first.
     counters.hit("login:b", Duration::from_secs(60)).await;

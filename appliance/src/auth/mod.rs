@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use password::Passwords;
 pub use service::{AuthError, AuthService, DeviceRequestInput, LoginRequest, NewUserRequest, TokenGrant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

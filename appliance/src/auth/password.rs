@@ -1,11 +1,15 @@
 //! Password hashing: Argon2id with OWASP's recommended parameters
 //! (19 MiB, 2 passes, 1 lane), PHC strings in the database.
 //!
-//! Hashing takes tens of milliseconds of CPU by design, so it runs on the
-//! blocking pool, never on the async workers.
+//! Hashing takes tens of milliseconds and 19 MiB by design, so it runs on
+//! the blocking pool, never on the async workers, and only a few hashes run
+//! at once: a flood of logins queues instead of exhausting memory.
+
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::keys::random_bytes;
 
@@ -13,6 +17,8 @@ use crate::keys::random_bytes;
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Longest accepted, to bound hashing cost per request.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Hashes computed at once (each holds 19 MiB while it runs).
+const CONCURRENT_HASHES: usize = 4;
 
 fn hasher() -> Argon2<'static> {
     // INVARIANT: constant parameters within Argon2's documented bounds.
@@ -28,11 +34,78 @@ pub enum PasswordError {
     Task(String),
 }
 
-/// Hashes `password` with a fresh random salt.
-pub async fn hash(password: String) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
+/// Hashes and verifies passwords, a few at a time.
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, to spend the same time on unknown users.
+    dummy: Arc<OnceCell<String>>,
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Passwords {
+    pub fn new() -> Self {
+        Self { permits: Arc::new(Semaphore::new(CONCURRENT_HASHES)), dummy: Arc::new(OnceCell::new()) }
+    }
+
+    /// Computes the dummy hash now, off the start-up path, so the first
+    /// unknown-user login costs what every later one does.
+    pub fn prepare_in_background(&self) {
+        let passwords = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = passwords.dummy().await {
+                tracing::error!(%error, "Preparing the dummy password hash failed");
+            }
+        });
+    }
+
+    async fn dummy(&self) -> Result<&str, PasswordError> {
+        self.dummy
+            .get_or_try_init(|| async {
+                let random: String = random_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
+                self.hash(random).await
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    async fn run<T: Send + 'static>(
+        permits: &Semaphore,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _permit = permits.acquire().await.map_err(|error| PasswordError::Task(error.to_string()))?;
+        tokio::task::spawn_blocking(work).await.map_err(|error| PasswordError::Task(error.to_string()))
+    }
+
+    /// Hashes `password` with a fresh random salt.
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+        Self::run(&self.permits, move || hash_blocking(&password)).await?
+    }
+
+    /// Whether `password` matches `stored`. `None` (no such user, or a user
+    /// without a local password) is checked against the dummy hash so that
+    /// the answer takes as long as for a real user, and is always false.
+    pub async fn verify(&self, stored: Option<String>, password: String) -> bool {
+        let real = stored.is_some();
+        let hash = match stored {
+            Some(hash) => hash,
+            None => match self.dummy().await {
+                Ok(dummy) => dummy.to_owned(),
+                Err(_) => return false,
+            },
+        };
+        let matches = Self::run(&self.permits, move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
+        })
         .await
-        .map_err(|error| PasswordError::Task(error.to_string()))?
+        .unwrap_or(false);
+        matches && real
+    }
 }
 
 fn hash_blocking(password: &str) -> Result<String, PasswordError> {
@@ -44,45 +117,27 @@ fn hash_blocking(password: &str) -> Result<String, PasswordError> {
         .map_err(|error| PasswordError::Hash(error.to_string()))
 }
 
-/// Whether `password` matches `stored`. `None` (no such user, or a user
-/// without a local password) is checked against a fixed dummy hash so that
-/// the answer takes as long as for a real user.
-pub async fn verify(stored: Option<String>, password: String, dummy: &str) -> bool {
-    let dummy = dummy.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let (hash, real) = match stored {
-            Some(hash) => (hash, true),
-            None => (dummy, false),
-        };
-        let matches = PasswordHash::new(&hash)
-            .map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false);
-        matches && real
-    })
-    .await
-    .unwrap_or(false)
-}
-
-/// A hash of a random password, to spend the same time on unknown users.
-pub async fn dummy_hash() -> Result<String, PasswordError> {
-    let random: String = random_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
-    hash(random).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
     async fn hashes_verify_and_differ_by_salt() {
-        let dummy = dummy_hash().await.expect("dummy");
-        let first = hash("correct horse battery".into()).await.expect("hash");
-        let second = hash("correct horse battery".into()).await.expect("hash");
+        let passwords = Passwords::new();
+        let first = passwords.hash("correct horse battery".into()).await.expect("hash");
+        let second = passwords.hash("correct horse battery".into()).await.expect("hash");
         assert!(first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{first}");
         assert_ne!(first, second, "a fresh salt each time");
-        assert!(verify(Some(first.clone()), "correct horse battery".into(), &dummy).await);
-        assert!(!verify(Some(first), "correct horse battery!".into(), &dummy).await);
-        assert!(!verify(None, "anything".into(), &dummy).await, "no user never matches, not even the dummy");
-        assert!(!verify(Some("not a phc string".into()), "x".into(), &dummy).await);
+        assert!(passwords.verify(Some(first.clone()), "correct horse battery".into()).await);
+        assert!(!passwords.verify(Some(first), "correct horse battery!".into()).await);
+        assert!(!passwords.verify(Some("not a phc string".into()), "x".into()).await);
+    }
+
+    #[tokio::test]
+    async fn no_user_never_matches_even_the_dummys_own_password() {
+        let passwords = Passwords::new();
+        let known = passwords.hash("the dummy password".into()).await.expect("hash");
+        passwords.dummy.set(known).expect("not yet set");
+        assert!(!passwords.verify(None, "the dummy password".into()).await);
     }
 }

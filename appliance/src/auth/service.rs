@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::password::{self, PasswordError};
+use super::password::{self, PasswordError, Passwords};
 use super::token::{AccessClaims, AccessTokens, TokenError};
 use super::validate::{self, FieldError};
 use super::{PlatformRole, Principal, UserView};
@@ -21,9 +21,17 @@ use crate::config::AuthConfig;
 use crate::installation::InstallationService;
 use crate::keys::random_bytes;
 
-/// How long a user's snapshot (name, effective role) is trusted between
-/// database reads: role changes reach live tokens within this time.
-const USER_SNAPSHOT_TTL: Duration = Duration::from_secs(30);
+/// How long a user's snapshot (name, effective role) and an auth session's
+/// "still open" are trusted between database reads. Revocations in this
+/// process take effect at once; this bounds only how stale a snapshot gets.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(30);
+
+/// What live state knows about an auth session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SessionState {
+    Open,
+    Revoked,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -84,14 +92,16 @@ pub struct TokenGrant {
     pub user: UserView,
 }
 
-/// The live state auth keeps outside the database.
+/// The live state auth keeps outside the database. Every entry can be lost
+/// (eviction, restart) without harm: a miss is answered from SQLite.
 #[derive(Clone)]
 pub struct AuthLiveState {
-    /// `auth_session:<id>` → revoked, for as long as its access tokens live.
-    pub revoked: Arc<dyn TtlMap<bool>>,
+    /// `auth_session:<id>` → open (briefly) or revoked (as long as its
+    /// access tokens can live).
+    pub sessions: Arc<dyn TtlMap<SessionState>>,
     /// `user:<id>` → snapshot with the effective platform role.
     pub users: Arc<dyn TtlMap<UserView>>,
-    /// `login:account:<email>`, `login:ip:<ip>` → failed logins.
+    /// `login:account:<sha256 of email>`, `login:ip:<ip>` → login attempts.
     pub counters: Arc<dyn Counters>,
 }
 
@@ -106,10 +116,10 @@ struct Inner {
     live: AuthLiveState,
     tokens: AccessTokens,
     config: AuthConfig,
-    dummy_hash: String,
+    passwords: Passwords,
 }
 
-fn revoked_key(auth_session_id: Uuid) -> String {
+fn session_key(auth_session_id: Uuid) -> String {
     format!("auth_session:{auth_session_id}")
 }
 
@@ -131,36 +141,41 @@ fn duration(std: Duration) -> time::Duration {
 }
 
 impl AuthService {
-    pub async fn new(
+    pub fn new(
         repositories: Repositories,
         installation: InstallationService,
         live: AuthLiveState,
         token_key: &[u8; 32],
         config: AuthConfig,
-    ) -> Result<Self, PasswordError> {
-        let dummy_hash = password::dummy_hash().await?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                repositories,
-                installation,
-                live,
-                tokens: AccessTokens::new(token_key),
-                config,
-                dummy_hash,
-            }),
-        })
+        passwords: Passwords,
+    ) -> Self {
+        let tokens = AccessTokens::new(token_key);
+        Self { inner: Arc::new(Inner { repositories, installation, live, tokens, config, passwords }) }
     }
 
-    /// Rebuilds the revocation cache after a restart: sessions revoked
-    /// within one access-token lifetime may still have live access tokens.
-    pub async fn restore_revocations(&self) -> Result<usize, StorageError> {
+    /// Records a revocation in live state for as long as any access token of
+    /// the session can live.
+    async fn mark_revoked(&self, auth_session_id: Uuid) {
         let ttl = self.inner.config.access_token_ttl;
-        let since = OffsetDateTime::now_utc() - duration(ttl);
-        let revoked = self.inner.repositories.auth.revoked_since(since).await?;
-        for id in &revoked {
-            self.inner.live.revoked.insert(&revoked_key(*id), true, ttl).await;
+        self.inner.live.sessions.insert(&session_key(auth_session_id), SessionState::Revoked, ttl).await;
+    }
+
+    /// Whether the auth session behind a token is open: live state first,
+    /// SQLite on a miss (at most once per session per snapshot period).
+    async fn session_is_open(&self, claims: &AccessClaims) -> Result<bool, StorageError> {
+        if let Some(state) = self.inner.live.sessions.get(&session_key(claims.sid)).await {
+            return Ok(state == SessionState::Open);
         }
-        Ok(revoked.len())
+        let now = OffsetDateTime::now_utc();
+        let open = self.inner.repositories.auth.get_session(claims.sid).await?.is_some_and(|session| {
+            session.user_id == claims.sub && session.revoked_at.is_none() && now < session.expires_at
+        });
+        if open {
+            self.inner.live.sessions.insert(&session_key(claims.sid), SessionState::Open, SNAPSHOT_TTL).await;
+        } else {
+            self.mark_revoked(claims.sid).await;
+        }
+        Ok(open)
     }
 
     async fn user_view(&self, user: &UserRecord) -> Result<UserView, StorageError> {
@@ -176,7 +191,7 @@ impl AuthService {
             TokenError::Expired => AuthError::TokenExpired,
             TokenError::Malformed | TokenError::BadSignature => AuthError::Unauthorized,
         })?;
-        if self.inner.live.revoked.get(&revoked_key(claims.sid)).await.is_some() {
+        if !self.session_is_open(&claims).await? {
             return Err(AuthError::Unauthorized);
         }
         let user = match self.inner.live.users.get(&user_key(claims.sub)).await {
@@ -184,7 +199,7 @@ impl AuthService {
             None => {
                 let record = self.inner.repositories.users.get(claims.sub).await?.ok_or(AuthError::Unauthorized)?;
                 let view = self.user_view(&record).await?;
-                self.inner.live.users.insert(&user_key(claims.sub), view.clone(), USER_SNAPSHOT_TTL).await;
+                self.inner.live.users.insert(&user_key(claims.sub), view.clone(), SNAPSHOT_TTL).await;
                 view
             }
         };
@@ -206,37 +221,37 @@ impl AuthService {
         (self.inner.tokens.issue(&claims), expires_at)
     }
 
-    async fn throttled(&self, keys: &[(String, u64)]) -> Option<u64> {
-        for (key, limit) in keys {
-            let window = self.inner.live.counters.peek(key).await;
-            if window.count >= *limit {
-                return Some(window.resets_in.as_secs().max(1));
-            }
-        }
-        None
-    }
-
     pub async fn login(&self, request: LoginRequest, context: &RequestContext) -> Result<TokenGrant, AuthError> {
         let now = OffsetDateTime::now_utc();
         let email = request.email.trim().to_lowercase();
         let config = &self.inner.config;
-        let mut throttle_keys = vec![(format!("login:account:{email}"), config.max_failures_per_account)];
-        if let Some(ip) = &context.ip {
-            throttle_keys.push((format!("login:ip:{ip}"), config.max_failures_per_ip));
+        let counters = &self.inner.live.counters;
+        // Keyed by a digest: whatever was typed as an email, the key is short.
+        let account_key = format!("login:account:{:x}", Sha256::digest(email.as_bytes()));
+        let ip_key = context.ip.as_ref().map(|ip| format!("login:ip:{ip}"));
+        // Every attempt counts before the slow password check, so parallel
+        // guesses cannot all slip in under the limit.
+        let mut retry_after_secs = None;
+        let attempts = [
+            Some((&account_key, config.max_failures_per_account)),
+            ip_key.as_ref().map(|key| (key, config.max_failures_per_ip)),
+        ];
+        for (key, limit) in attempts.into_iter().flatten() {
+            let window = counters.hit(key, config.failure_window).await;
+            if window.count > limit {
+                retry_after_secs = Some(retry_after_secs.unwrap_or(0).max(window.resets_in.as_secs().max(1)));
+            }
         }
-        if let Some(retry_after_secs) = self.throttled(&throttle_keys).await {
+        if let Some(retry_after_secs) = retry_after_secs {
             tracing::warn!(retry_after_secs, "Login throttled");
             return Err(AuthError::RateLimited { retry_after_secs });
         }
 
-        let user = if request.password.len() <= password::MAX_PASSWORD_BYTES {
-            self.inner.repositories.users.find_by_email(&email).await?
-        } else {
-            None
-        };
+        let plausible = email.len() <= 320 && request.password.len() <= password::MAX_PASSWORD_BYTES;
+        let user = if plausible { self.inner.repositories.users.find_by_email(&email).await? } else { None };
         // Unknown users are checked against a dummy hash: same work, same time.
         let stored_hash = user.as_ref().and_then(|user| user.password_hash.clone());
-        let matches = password::verify(stored_hash, request.password, &self.inner.dummy_hash).await;
+        let matches = self.inner.passwords.verify(stored_hash, request.password).await;
         let user = match user {
             Some(user) if matches && !user.disabled => user,
             other => {
@@ -245,19 +260,22 @@ impl AuthService {
                     Some(user) if user.disabled => "user_disabled",
                     Some(_) => "wrong_password",
                 };
-                let mut throttled = false;
-                for (key, limit) in &throttle_keys {
-                    throttled |= self.inner.live.counters.hit(key, config.failure_window).await.count >= *limit;
-                }
+                // The typed email is kept only when it names a real account:
+                // a mistyped password in the email field must not be stored.
                 let event = audit::with(
                     audit::event(context, other.as_ref().map(|user| user.id), "auth.login", Outcome::Failure, now),
-                    json!({"reason": reason, "email": email, "throttled": throttled}),
+                    json!({"reason": reason, "email": other.as_ref().map(|user| user.email.clone())}),
                 );
                 self.inner.repositories.audit.append(event).await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.inner.live.counters.reset(&throttle_keys[0].0).await;
+        // A success clears the account's count and does not count against
+        // the address.
+        counters.reset(&account_key).await;
+        if let Some(ip_key) = &ip_key {
+            counters.release(ip_key).await;
+        }
 
         let session_id = Uuid::now_v7();
         let refresh_token = new_refresh_token();
@@ -318,7 +336,7 @@ impl AuthService {
     ) -> Result<bool, StorageError> {
         let now = OffsetDateTime::now_utc();
         let revoked = self.inner.repositories.auth.revoke_session(auth_session_id, reason, now, event).await?;
-        self.inner.live.revoked.insert(&revoked_key(auth_session_id), true, self.inner.config.access_token_ttl).await;
+        self.mark_revoked(auth_session_id).await;
         Ok(revoked)
     }
 
@@ -482,7 +500,7 @@ impl AuthService {
             .await?
             .ok_or(AuthError::NotFound)?;
         for id in revoked {
-            self.inner.live.revoked.insert(&revoked_key(id), true, self.inner.config.access_token_ttl).await;
+            self.mark_revoked(id).await;
         }
         Ok(())
     }
@@ -511,7 +529,7 @@ impl AuthService {
         let user = UserRecord {
             id: Uuid::now_v7(),
             email,
-            password_hash: Some(password::hash(request.password).await?),
+            password_hash: Some(self.inner.passwords.hash(request.password).await?),
             display_name,
             platform_role: request.platform_role.map(|role| role.as_str().to_owned()),
             disabled: false,

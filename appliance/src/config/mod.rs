@@ -88,6 +88,10 @@ pub struct InstallationConfig {
     /// Ed25519 public key of the Product Root that signs activations.
     pub product_root_public_key: Option<[u8; 32]>,
     pub insecure_bootstrap_enabled: bool,
+    /// Where the installation's grant-signing key lives; by default in the
+    /// data directory. Keeping it elsewhere (readable only by the service)
+    /// means that someone who can edit the database cannot also sign.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -253,6 +257,7 @@ impl Config {
                 .map(|bytes| exact_key("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64", bytes))
                 .transpose()?,
             insecure_bootstrap_enabled: settings.flag("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED")?,
+            signing_key_file: settings.get("INSTALLATION_SIGNING_KEY_FILE").map(PathBuf::from),
         };
         if app_env.is_production() {
             if installation.authority_mode != AuthorityMode::Strict {

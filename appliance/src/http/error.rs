@@ -60,12 +60,10 @@ impl ApiError {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Send the body as application/json.")
     }
 
+    /// 503: every 5xx has the same code and message in the contract; the
+    /// status alone tells a client to retry later.
     pub fn service_unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "The service is not ready; try again shortly.",
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "internal_error", INTERNAL_MESSAGE)
     }
 
     /// Any 5xx: the cause goes to the log here, never to the client.
@@ -113,29 +111,27 @@ impl From<rap_storage::StorageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (message, details) = if self.status.is_server_error() {
+        let (code, message, details) = if self.status.is_server_error() {
             // INVARIANT: nothing internal leaks in a 5xx body.
-            (
-                Cow::Borrowed(if self.status == StatusCode::SERVICE_UNAVAILABLE {
-                    &*self.message
-                } else {
-                    INTERNAL_MESSAGE
-                }),
-                json!({}),
-            )
+            (Cow::Borrowed("internal_error"), Cow::Borrowed(INTERNAL_MESSAGE), json!({}))
         } else {
-            (self.message, self.details)
+            (self.code, self.message, self.details)
         };
         let body = json!({
             "error": {
-                "code": self.code,
-                "message_key": format!("error.{}", self.code),
+                "code": code,
+                "message_key": format!("error.{code}"),
                 "fallback_message": message,
                 "details": details,
                 "trace_id": current_trace_id(),
             }
         });
         let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
         response.extensions_mut().insert(EnvelopeRendered);
         response
     }

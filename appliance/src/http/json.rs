@@ -59,10 +59,17 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let inner = error.inner();
         if inner.classify() == serde_json::error::Category::Data {
+            let reason = data_error_reason(&inner.to_string());
             let path = error.path().to_string();
-            let field = if path == "." { String::from("body") } else { path };
+            // A missing field is reported at its own path, not its parent's.
+            let field = match (path.as_str(), missing_field(&reason)) {
+                (".", Some(missing)) => missing.to_owned(),
+                (parent, Some(missing)) => format!("{parent}.{missing}"),
+                (".", None) => String::from("body"),
+                (parent, None) => parent.to_owned(),
+            };
             ApiError::invalid_request("The request has invalid fields.")
-                .with_details(json!({ "fields": { field: data_error_reason(&inner.to_string()) } }))
+                .with_details(json!({ "fields": { field: reason } }))
         } else {
             syntax_error(inner)
         }
@@ -74,6 +81,11 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 fn syntax_error(error: &serde_json::Error) -> ApiError {
     ApiError::invalid_request("The request body is not valid JSON.")
         .with_details(json!({ "line": error.line(), "column": error.column() }))
+}
+
+/// The field name in serde's "missing field `name`".
+fn missing_field(reason: &str) -> Option<&str> {
+    reason.strip_prefix("missing field `")?.strip_suffix('`')
 }
 
 /// serde's message without the trailing " at line L column C".
@@ -119,7 +131,12 @@ mod tests {
             details_of(r#"{"email":"a@b","device":{"name":"x","colour":1}}"#),
             json!({"fields": {"device.colour": "unknown field `colour`, expected `name`"}})
         );
-        assert_eq!(details_of(r#"{"device":null}"#), json!({"fields": {"body": "missing field `email`"}}));
+        assert_eq!(details_of(r#"{"device":null}"#), json!({"fields": {"email": "missing field `email`"}}));
+        assert_eq!(
+            details_of(r#"{"email":"a","device":{}}"#),
+            json!({"fields": {"device.name": "missing field `name`"}})
+        );
+        assert_eq!(details_of("5"), json!({"fields": {"body": "invalid type: integer `5`, expected struct Login"}}));
         assert_eq!(
             details_of(r#"{"email":5}"#),
             json!({"fields": {"email": "invalid type: integer `5`, expected a string"}})

@@ -10,12 +10,13 @@ use super::error::ApiError;
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 
-/// Checks a requested page size.
+/// The page size: the default when absent, at most [`MAX_LIMIT`] (larger
+/// requests get the largest page, as "max 500" promises); zero is refused.
 pub fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
-        Some(limit @ 1..=MAX_LIMIT) => Ok(limit),
-        Some(_) => Err(ApiError::invalid_fields([("limit", "must be between 1 and 500")])),
+        Some(0) => Err(ApiError::invalid_fields([("limit", "must be at least 1")])),
+        Some(limit) => Ok(limit.min(MAX_LIMIT)),
     }
 }
 

@@ -94,6 +94,9 @@ struct GrantView {
 
 #[derive(Serialize)]
 struct BootstrapResponse {
+    /// The contract answers "with the user": its fields at the top level.
+    #[serde(flatten)]
+    created: UserView,
     user: UserView,
     organization: OrganizationView,
     membership: MembershipView,
@@ -144,6 +147,7 @@ async fn bootstrap_owner(
     Ok((
         StatusCode::CREATED,
         ApiJson(BootstrapResponse {
+            created: result.user.clone(),
             user: result.user,
             organization: organization_view(result.organization),
             membership: membership_view(result.membership),

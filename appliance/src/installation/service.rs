@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::grant;
 use super::manifest::{self, Activation, ActivationError};
 use crate::audit::{self, Outcome, RequestContext};
-use crate::auth::password::{self, PasswordError};
+use crate::auth::password::{PasswordError, Passwords};
 use crate::auth::validate::{self, FieldError};
 use crate::auth::{PlatformRole, UserView};
 use crate::config::{AppEnv, AuthorityMode, InstallationConfig};
@@ -76,12 +76,19 @@ struct Inner {
     config: InstallationConfig,
     app_env: AppEnv,
     keys: KeyRing,
+    passwords: Passwords,
     record: OnceCell<InstallationRecord>,
 }
 
 impl InstallationService {
-    pub fn new(repositories: Repositories, config: InstallationConfig, app_env: AppEnv, keys: KeyRing) -> Self {
-        Self { inner: Arc::new(Inner { repositories, config, app_env, keys, record: OnceCell::new() }) }
+    pub fn new(
+        repositories: Repositories,
+        config: InstallationConfig,
+        app_env: AppEnv,
+        keys: KeyRing,
+        passwords: Passwords,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { repositories, config, app_env, keys, passwords, record: OnceCell::new() }) }
     }
 
     pub fn authority_mode(&self) -> AuthorityMode {
@@ -170,6 +177,10 @@ impl InstallationService {
         let display_name = validate::display_name(&request.display_name).map_err(BootstrapError::InvalidField)?;
         let now = OffsetDateTime::now_utc();
         let installation_id = self.record().await?.installation_id;
+        // Public knowledge (GET /installation), so it is answered first.
+        if self.view().await?.bootstrapped {
+            return Err(BootstrapError::AlreadyBootstrapped);
+        }
 
         let outcome = self.check_activation(request.activation.as_ref(), installation_id, &email, now);
         if let Err(error) = &outcome {
@@ -180,11 +191,8 @@ impl InstallationService {
             self.inner.repositories.audit.append(event).await?;
             outcome?;
         }
-        if self.view().await?.bootstrapped {
-            return Err(BootstrapError::AlreadyBootstrapped);
-        }
 
-        let password_hash = password::hash(request.password).await?;
+        let password_hash = self.inner.passwords.hash(request.password).await?;
         let owner = UserRecord {
             id: Uuid::now_v7(),
             email,

@@ -272,6 +272,12 @@ impl Counters for MemoryCounters {
         }
     }
 
+    async fn release(&self, key: &str) {
+        if let Some((count, _)) = lock(&self.windows).get_mut(key) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
     async fn reset(&self, key: &str) {
         lock(&self.windows).remove(key);
     }

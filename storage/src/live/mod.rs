@@ -89,5 +89,7 @@ pub trait Counters: Send + Sync {
     async fn hit(&self, key: &str, window: Duration) -> WindowCount;
     /// The running count, without adding to it; zero if no window runs.
     async fn peek(&self, key: &str) -> WindowCount;
+    /// Takes one back (an attempt that turned out not to count).
+    async fn release(&self, key: &str);
     async fn reset(&self, key: &str);
 }

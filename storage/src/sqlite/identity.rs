@@ -586,19 +586,6 @@ impl AuthRepository for SqliteStore {
             .await
     }
 
-    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Uuid>, StorageError> {
-        self.pool
-            .read(move |conn| {
-                let mut statement =
-                    conn.prepare_cached("SELECT id FROM auth_sessions WHERE revoked_at >= ?1").map_err(backend)?;
-                let rows = statement
-                    .query_map(params![format_timestamp(since)], |row| uuid_column(row, 0))
-                    .map_err(backend)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
-            })
-            .await
-    }
-
     async fn list_devices(&self, user_id: Uuid) -> Result<Vec<DeviceRecord>, StorageError> {
         self.pool
             .read(move |conn| {
