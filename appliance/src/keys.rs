@@ -9,8 +9,11 @@
 //! - `access-token.key`: the HMAC-SHA256 key of access tokens. Replacing it
 //!   logs everyone out (refresh tokens survive; clients refresh).
 //!
-//! Keys configured from outside (Product Root, secret master key) are not
-//! here: they come from the configuration.
+//! - `secret-encryption.key`: in development only, the secret store's master
+//!   key when none is configured. Production refuses to start without a
+//!   configured one.
+//!
+//! The Product Root key is never here: it comes from the configuration.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,9 @@ use sha2::{Digest, Sha256};
 pub const KEYS_DIR: &str = "keys";
 pub const INSTALLATION_SIGNING_KEY_FILE: &str = "installation-signing.key";
 pub const ACCESS_TOKEN_KEY_FILE: &str = "access-token.key";
+/// The development secret-store key, used only when no
+/// `SECRET_ENCRYPTION_KEY_*` is configured (never in production).
+pub const SECRET_ENCRYPTION_KEY_FILE: &str = "secret-encryption.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -50,6 +56,13 @@ impl KeyRing {
         let installation_signing = SigningKey::from_bytes(&signing_seed);
         let installation_key_id = key_id(&installation_signing.verifying_key());
         Ok(Self { installation_signing, installation_key_id, access_token })
+    }
+
+    /// The development secret-store key in `data_dir/keys`, made on first use.
+    pub fn development_secret_key(data_dir: &Path) -> Result<[u8; 32], KeyError> {
+        let dir = data_dir.join(KEYS_DIR);
+        create_private_dir(&dir)?;
+        load_or_generate_secret(&dir.join(SECRET_ENCRYPTION_KEY_FILE))
     }
 }
 

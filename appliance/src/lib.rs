@@ -21,6 +21,9 @@ pub mod http;
 pub mod installation;
 pub mod keys;
 pub mod metrics;
+pub mod organization;
+pub mod resource;
+pub mod secrets;
 pub mod state;
 
 use std::future::Future;

@@ -27,6 +27,9 @@ enum Command {
     Migrate,
     /// Print this installation's status (id, authority mode) as JSON.
     Installation,
+    /// Resource secret store maintenance.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Product Root keys: the vendor side of activations.
     #[command(subcommand)]
     ProductRoot(ProductRootCommand),
@@ -41,6 +44,13 @@ enum Command {
         #[arg(long)]
         activation: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt every resource secret under the active key
+    /// (SECRET_ENCRYPTION_KEY_*), reading old ones with the retired keys.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -104,6 +114,7 @@ fn main() -> ExitCode {
             Command::BootstrapOwner { email, display_name, activation } => {
                 bootstrap_owner(config, email, display_name, activation).await
             }
+            Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
             Command::ProductRoot(_) => unreachable!("handled before configuration"),
         }
     });
@@ -166,6 +177,22 @@ async fn installation(config: Config) -> anyhow::Result<()> {
     store.close().await;
     println!("{}", serde_json::to_string_pretty(&view?)?);
     Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
+    let (store, state) = offline_state(config).await?;
+    let context =
+        rap_appliance::audit::RequestContext { user_agent: Some("rap-appliance cli".into()), ..Default::default() };
+    let report = state.secrets().rotate(&context).await;
+    store.close().await;
+    let report = report?;
+    println!("{}", serde_json::to_string(&report)?);
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{} secret(s) could not be opened with the configured keys", report.failed.len())
+    }
 }
 
 #[allow(clippy::print_stdout)]

@@ -6,12 +6,16 @@ use anyhow::Context as _;
 use rap_storage::Repositories;
 use rap_storage::live::memory::{MemoryCounters, MemoryTtlMap};
 
+use crate::audit::AuditService;
 use crate::auth::service::AuthLiveState;
 use crate::auth::{AuthService, Passwords};
 use crate::config::Config;
 use crate::installation::InstallationService;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
+use crate::organization::{Gate, OrganizationService};
+use crate::resource::ResourceService;
+use crate::secrets::{SecretKeyRing, SecretService};
 
 /// Live-state capacities: far above what a small office produces, low
 /// enough that a flood cannot exhaust memory.
@@ -31,6 +35,10 @@ struct Inner {
     metrics: Metrics,
     installation: InstallationService,
     auth: AuthService,
+    organizations: OrganizationService,
+    resources: ResourceService,
+    secrets: SecretService,
+    audit: AuditService,
 }
 
 impl AppState {
@@ -38,10 +46,28 @@ impl AppState {
     pub async fn build(config: Config, repositories: Repositories, metrics: Metrics) -> anyhow::Result<Self> {
         let data_dir = config.data_dir.clone();
         let signing_key_file = config.installation.signing_key_file.clone();
-        let keys =
-            tokio::task::spawn_blocking(move || KeyRing::load_or_generate(&data_dir, signing_key_file.as_deref()))
-                .await
-                .context("loading keys")??;
+        let configured_secret_key = config.secrets.encryption_key;
+        let (keys, secret_key) = tokio::task::spawn_blocking(move || {
+            let keys = KeyRing::load_or_generate(&data_dir, signing_key_file.as_deref())?;
+            // Config validation already refused production without a key.
+            let secret_key = match configured_secret_key {
+                Some(key) => key,
+                None => KeyRing::development_secret_key(&data_dir)?,
+            };
+            Ok::<_, crate::keys::KeyError>((keys, secret_key))
+        })
+        .await
+        .context("loading keys")??;
+        let ring = SecretKeyRing::new(
+            (config.secrets.encryption_key_id.clone(), secret_key),
+            config.secrets.retired_keys.clone(),
+        )
+        .context("SECRET_ENCRYPTION_RETIRED_KEYS")?;
+        let secrets = SecretService::new(repositories.clone(), Arc::new(ring));
+        let gate = Gate::new(repositories.clone());
+        let organizations = OrganizationService::new(repositories.clone(), gate.clone());
+        let resources = ResourceService::new(repositories.clone(), gate.clone(), secrets.clone(), config.app_env);
+        let audit = AuditService::new(repositories.clone(), gate);
         let passwords = Passwords::new();
         passwords.prepare_in_background();
         let installation = InstallationService::new(
@@ -64,7 +90,19 @@ impl AppState {
             config.auth.clone(),
             passwords,
         );
-        Ok(Self { inner: Arc::new(Inner { config, repositories, metrics, installation, auth }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                repositories,
+                metrics,
+                installation,
+                auth,
+                organizations,
+                resources,
+                secrets,
+                audit,
+            }),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -85,5 +123,21 @@ impl AppState {
 
     pub fn auth(&self) -> &AuthService {
         &self.inner.auth
+    }
+
+    pub fn organizations(&self) -> &OrganizationService {
+        &self.inner.organizations
+    }
+
+    pub fn resources(&self) -> &ResourceService {
+        &self.inner.resources
+    }
+
+    pub fn secrets(&self) -> &SecretService {
+        &self.inner.secrets
+    }
+
+    pub fn audit(&self) -> &AuditService {
+        &self.inner.audit
     }
 }

@@ -1,62 +1,20 @@
 //! Installation authority through HTTP: status, strict and legacy
 //! bootstrap, and platform roles that only a signed grant makes real.
 
-use base64::Engine;
 use ed25519_dalek::SigningKey;
-use rap_appliance::installation::manifest::{self, ActivationManifest};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::support::{
-    OWNER_EMAIL, OWNER_PASSWORD, TestApp, assert_envelope, create_user, json_of, legacy_app_with_owner,
+    OWNER_EMAIL, OWNER_PASSWORD, StrictApp, TestApp, activation, assert_envelope, bootstrap_body, create_user, json_of,
+    legacy_app_with_owner, strict_app,
 };
-
-struct StrictApp {
-    app: TestApp,
-    root: SigningKey,
-    installation_id: Uuid,
-}
-
-async fn strict_app() -> StrictApp {
-    let root = SigningKey::from_bytes(&rap_appliance::keys::random_bytes());
-    let public = base64::engine::general_purpose::STANDARD.encode(root.verifying_key().as_bytes());
-    let app = TestApp::start_with(&[
-        ("INSTALLATION_AUTHORITY_MODE", "strict"),
-        ("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64", public.as_str()),
-    ])
-    .await;
-    let status = json_of(app.get("/api/v1/installation").await, 200).await;
-    let installation_id =
-        status["installation_id"].as_str().and_then(|id| Uuid::parse_str(id).ok()).expect("installation id");
-    StrictApp { app, root, installation_id }
-}
-
-fn activation(root: &SigningKey, installation_id: Uuid, email: &str, expires_in: time::Duration) -> Value {
-    let now = OffsetDateTime::now_utc();
-    let manifest = ActivationManifest {
-        installation_id,
-        owner_email: email.to_owned(),
-        issued_at: now - time::Duration::minutes(1),
-        expires_at: now + expires_in,
-        nonce: Uuid::now_v7().to_string(),
-    };
-    serde_json::to_value(manifest::sign(&manifest, root)).expect("json")
-}
-
-fn bootstrap_body(activation: Option<Value>) -> Value {
-    let mut body = json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "display_name": "Office Owner"});
-    if let Some(activation) = activation {
-        body["activation"] = activation;
-    }
-    body
-}
 
 const BOOTSTRAP: &str = "/api/v1/installation/bootstrap-owner";
 
 #[tokio::test]
 async fn strict_bootstrap_refuses_every_bad_activation_then_accepts_a_good_one_once() {
-    let StrictApp { app, root, installation_id } = strict_app().await;
+    let StrictApp { app, root, installation_id } = strict_app(&[]).await;
     let status = json_of(app.get("/api/v1/installation").await, 200).await;
     assert_eq!(status["bootstrapped"], false);
     assert_eq!(status["authority_mode"], "strict");
@@ -185,7 +143,7 @@ async fn role_edited_in_sqlite(app: &TestApp, owner_token: &str) -> (String, Str
 
 #[tokio::test]
 async fn a_role_written_into_sqlite_grants_nothing_in_strict_mode() {
-    let StrictApp { app, root, installation_id } = strict_app().await;
+    let StrictApp { app, root, installation_id } = strict_app(&[]).await;
     let good = activation(&root, installation_id, OWNER_EMAIL, time::Duration::hours(1));
     json_of(app.post(BOOTSTRAP, None, bootstrap_body(Some(good))).await, 201).await;
     let owner = app.login(OWNER_EMAIL, OWNER_PASSWORD).await;

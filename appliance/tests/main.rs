@@ -6,4 +6,6 @@ mod auth;
 mod binary;
 mod envelope;
 mod installation;
+mod resources;
 mod support;
+mod tenancy;

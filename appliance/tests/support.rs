@@ -2,10 +2,16 @@
 
 use std::net::SocketAddr;
 
+use base64::Engine;
+use ed25519_dalek::SigningKey;
 use rap_appliance::Config;
+use rap_appliance::installation::manifest::{self, ActivationManifest};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 /// An appliance running in this process on an ephemeral loopback port,
 /// with its own data directory.
@@ -168,4 +174,54 @@ pub async fn create_user(app: &TestApp, admin_token: &str, email: &str, password
     let body = serde_json::json!({"email": email, "password": password, "display_name": email});
     let created = json_of(app.post("/api/v1/users", Some(admin_token), body).await, 201).await;
     created["id"].as_str().expect("id").to_owned()
+}
+
+pub struct StrictApp {
+    pub app: TestApp,
+    pub root: SigningKey,
+    pub installation_id: Uuid,
+}
+
+pub async fn strict_app(settings: &[(&str, &str)]) -> StrictApp {
+    let root = SigningKey::from_bytes(&rap_appliance::keys::random_bytes());
+    let public = base64::engine::general_purpose::STANDARD.encode(root.verifying_key().as_bytes());
+    let mut all =
+        vec![("INSTALLATION_AUTHORITY_MODE", "strict"), ("INSTALLATION_PRODUCT_ROOT_PUBLIC_KEY_B64", public.as_str())];
+    all.extend_from_slice(settings);
+    let app = TestApp::start_with(&all).await;
+    let status = json_of(app.get("/api/v1/installation").await, 200).await;
+    let installation_id =
+        status["installation_id"].as_str().and_then(|id| Uuid::parse_str(id).ok()).expect("installation id");
+    StrictApp { app, root, installation_id }
+}
+
+pub fn activation(root: &SigningKey, installation_id: Uuid, email: &str, expires_in: time::Duration) -> Value {
+    let now = OffsetDateTime::now_utc();
+    let manifest = ActivationManifest {
+        installation_id,
+        owner_email: email.to_owned(),
+        issued_at: now - time::Duration::minutes(1),
+        expires_at: now + expires_in,
+        nonce: Uuid::now_v7().to_string(),
+    };
+    serde_json::to_value(manifest::sign(&manifest, root)).expect("json")
+}
+
+pub fn bootstrap_body(activation: Option<Value>) -> Value {
+    let mut body = json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "display_name": "Office Owner"});
+    if let Some(activation) = activation {
+        body["activation"] = activation;
+    }
+    body
+}
+
+/// A strict-mode appliance (with `settings`) whose owner was bootstrapped
+/// with a valid activation; returns it with the owner's access token.
+pub async fn strict_app_with_owner(settings: &[(&str, &str)]) -> (TestApp, String) {
+    let StrictApp { app, root, installation_id } = strict_app(settings).await;
+    let body = json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "display_name": "Owner",
+        "activation": activation(&root, installation_id, OWNER_EMAIL, time::Duration::hours(1))});
+    json_of(app.post("/api/v1/installation/bootstrap-owner", None, body).await, 201).await;
+    let token = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    (app, token)
 }

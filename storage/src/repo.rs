@@ -105,6 +105,9 @@ pub struct Repositories {
     pub audit: Arc<dyn AuditRepository>,
     pub users: Arc<dyn UserRepository>,
     pub auth: Arc<dyn AuthRepository>,
+    pub organizations: Arc<dyn OrganizationRepository>,
+    pub identity_sources: Arc<dyn IdentitySourceRepository>,
+    pub resources: Arc<dyn ResourceRepository>,
 }
 
 /// A person who can log in.
@@ -319,4 +322,186 @@ pub trait AuthRepository: Send + Sync {
         now: OffsetDateTime,
         audit: AuditEvent,
     ) -> Result<Option<Vec<Uuid>>, StorageError>;
+}
+
+/// Which organizations a listing covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgScope {
+    All,
+    Only(Vec<Uuid>),
+}
+
+/// Fields of an organization that may change.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationChanges {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+}
+
+/// Fields of a membership that may change.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipChanges {
+    pub role: Option<String>,
+    pub status: Option<String>,
+}
+
+#[async_trait]
+pub trait OrganizationRepository: Send + Sync {
+    /// A taken slug is [`StorageError::Conflict`].
+    async fn create(&self, organization: OrganizationRecord, audit: AuditEvent) -> Result<(), StorageError>;
+    async fn get(&self, id: Uuid) -> Result<Option<OrganizationRecord>, StorageError>;
+    /// Ordered by id; `after` continues a previous page.
+    async fn list(
+        &self,
+        scope: OrgScope,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OrganizationRecord>, StorageError>;
+    async fn update(
+        &self,
+        id: Uuid,
+        changes: OrganizationChanges,
+        now: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<Option<OrganizationRecord>, StorageError>;
+    /// The user's membership in the organization, active or not.
+    async fn membership_of(
+        &self,
+        organization_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<MembershipRecord>, StorageError>;
+    async fn memberships(&self, organization_id: Uuid) -> Result<Vec<MembershipRecord>, StorageError>;
+    async fn get_membership(&self, organization_id: Uuid, id: Uuid) -> Result<Option<MembershipRecord>, StorageError>;
+    /// A second membership of the same user is [`StorageError::Conflict`].
+    async fn add_membership(&self, membership: MembershipRecord, audit: AuditEvent) -> Result<(), StorageError>;
+    /// Applies `changes` unless that would leave the organization without
+    /// an active owner (`Ok(Err(LastOwner))`); checked inside the write.
+    async fn update_membership(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        changes: MembershipChanges,
+        now: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<Result<Option<MembershipRecord>, LastOwner>, StorageError>;
+    async fn delete_membership(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        audit: AuditEvent,
+    ) -> Result<Result<bool, LastOwner>, StorageError>;
+}
+
+/// The change was refused: the organization would have no active owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastOwner;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentitySourceRecord {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    /// `local`, `ldap`, `oidc`.
+    pub kind: String,
+    pub name: String,
+    pub config: serde_json::Value,
+    pub enabled: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityMappingRecord {
+    pub id: Uuid,
+    pub identity_source_id: Uuid,
+    /// `subject` or `group`.
+    pub external_kind: String,
+    pub external_id: String,
+    pub user_id: Option<Uuid>,
+    pub role: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait IdentitySourceRepository: Send + Sync {
+    async fn create(&self, source: IdentitySourceRecord, audit: AuditEvent) -> Result<(), StorageError>;
+    async fn list(&self, organization_id: Uuid) -> Result<Vec<IdentitySourceRecord>, StorageError>;
+    async fn get(&self, organization_id: Uuid, id: Uuid) -> Result<Option<IdentitySourceRecord>, StorageError>;
+    /// A mapping for the same external id is [`StorageError::Conflict`].
+    async fn add_mapping(&self, mapping: IdentityMappingRecord, audit: AuditEvent) -> Result<(), StorageError>;
+    async fn mappings(&self, identity_source_id: Uuid) -> Result<Vec<IdentityMappingRecord>, StorageError>;
+}
+
+/// How a resource lets data cross between the viewer and the remote host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePolicyRecord {
+    pub clipboard_mode: String,
+    pub file_transfer_mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceRecord {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    pub certificate_verification_mode: String,
+    pub certificate_fingerprint: Option<String>,
+    pub metadata: serde_json::Value,
+    pub secret_ref: Option<String>,
+    pub policy: ResourcePolicyRecord,
+    pub created_by_user_id: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An encrypted resource secret as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub id: Uuid,
+    pub resource_id: Uuid,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub rotated_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait ResourceRepository: Send + Sync {
+    /// Writes the resource and its policy row together.
+    async fn create(&self, resource: ResourceRecord, audit: AuditEvent) -> Result<(), StorageError>;
+    /// Live (not deleted) resources only.
+    async fn get(&self, id: Uuid) -> Result<Option<ResourceRecord>, StorageError>;
+    async fn list(
+        &self,
+        scope: OrgScope,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ResourceRecord>, StorageError>;
+    /// Replaces every mutable field (the caller merged the patch).
+    async fn update(&self, resource: ResourceRecord, audit: AuditEvent) -> Result<bool, StorageError>;
+    /// Soft delete; the secret is destroyed with it.
+    async fn delete(&self, id: Uuid, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StorageError>;
+    /// Creates or replaces the resource's secret and points `secret_ref` at it.
+    async fn put_secret(
+        &self,
+        secret: SecretRecord,
+        secret_ref: String,
+        audit: AuditEvent,
+    ) -> Result<SecretRecord, StorageError>;
+    async fn get_secret(&self, resource_id: Uuid) -> Result<Option<SecretRecord>, StorageError>;
+    /// Secrets encrypted under any key other than `key_id` (for rotation).
+    async fn secrets_not_under(&self, key_id: &str) -> Result<Vec<SecretRecord>, StorageError>;
+    /// Replaces a secret's ciphertext after re-encryption, if it is still
+    /// the version that was read (`previous_key_id`).
+    async fn reencrypt_secret(
+        &self,
+        secret: SecretRecord,
+        previous_key_id: &str,
+        audit: AuditEvent,
+    ) -> Result<bool, StorageError>;
 }

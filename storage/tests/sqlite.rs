@@ -235,3 +235,63 @@ async fn timestamps_are_stored_in_the_fixed_sortable_form() {
     assert_eq!(text, "2026-11-28T08:00:00.500000Z");
     assert_eq!(text, format_timestamp(at));
 }
+
+mod up_to {
+    refinery::embed_migrations!("../migrations");
+}
+
+#[test]
+fn the_default_organization_backfill_is_the_seeds_and_idempotent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut conn = rusqlite::Connection::open(database_in(&dir)).expect("open");
+    conn.execute_batch("PRAGMA foreign_keys = ON;").expect("pragma");
+    up_to::migrations::runner().set_target(refinery::Target::Version(1)).run(&mut conn).expect("V1");
+    // Users that existed before organizations did.
+    let now = format_timestamp(OffsetDateTime::now_utc());
+    for (email, role) in [("admin@example.com", Some("platform_admin")), ("staff@example.com", None)] {
+        conn.execute(
+            "INSERT INTO users (id, email, password_hash, display_name, platform_role, created_at, updated_at)
+             VALUES (?1, ?2, NULL, ?2, ?3, ?4, ?4)",
+            rusqlite::params![Uuid::now_v7().to_string(), email, role, now],
+        )
+        .expect("user");
+    }
+    up_to::migrations::runner().run(&mut conn).expect("all migrations");
+
+    let memberships = |conn: &rusqlite::Connection| -> Vec<(String, String)> {
+        let mut statement = conn
+            .prepare(
+                "SELECT u.email, m.role FROM organization_memberships m
+                 JOIN users u ON u.id = m.user_id JOIN organizations o ON o.id = m.organization_id
+                 WHERE o.slug = 'default' ORDER BY u.email",
+            )
+            .expect("prepare");
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let expected = vec![
+        ("admin@example.com".to_owned(), "org_owner".to_owned()),
+        ("staff@example.com".to_owned(), "org_member".to_owned()),
+    ];
+    assert_eq!(memberships(&conn), expected);
+
+    // Re-running the migration's statements changes nothing.
+    let v2 = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/V2__default_organization_backfill.sql"),
+    )
+    .expect("V2 file");
+    conn.execute_batch(&v2).expect("re-run");
+    conn.execute_batch(&v2).expect("re-run again");
+    assert_eq!(memberships(&conn), expected);
+    let organizations: i64 = conn.query_row("SELECT count(*) FROM organizations", [], |row| row.get(0)).expect("count");
+    assert_eq!(organizations, 1);
+    let (fk_violations, id): (i64, String) = (
+        conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| row.get(0)).expect("fk check"),
+        conn.query_row("SELECT id FROM organizations", [], |row| row.get(0)).expect("id"),
+    );
+    assert_eq!(fk_violations, 0);
+    assert!(Uuid::parse_str(&id).is_ok_and(|uuid| uuid.get_version_num() == 4), "{id} is a canonical UUID");
+}

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::service::{AuthError, DeviceRequestInput, LoginRequest, NewUserRequest, TokenGrant};
 use super::{PlatformRole, UserView};
 use crate::http::extract::{Context, CurrentUser, PlatformAdmin};
-use crate::http::page::{self, Page};
-use crate::http::{ApiError, ApiJson};
+use crate::http::page::{ListQuery, Page};
+use crate::http::{ApiError, ApiJson, path_id};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -288,14 +288,9 @@ async fn revoke_session(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "id")?;
     state.auth().revoke_session(&principal, id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Path ids are UUIDs; anything else is a 400 naming the parameter.
-fn parse_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::invalid_fields([("id", "must be a UUID")]))
 }
 
 async fn list_devices(
@@ -312,7 +307,7 @@ async fn trust_device(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<ApiJson<DeviceView>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "id")?;
     Ok(ApiJson(state.auth().set_device_trust(&principal, id, true, &context).await?.into()))
 }
 
@@ -322,7 +317,7 @@ async fn untrust_device(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<ApiJson<DeviceView>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "id")?;
     Ok(ApiJson(state.auth().set_device_trust(&principal, id, false, &context).await?.into()))
 }
 
@@ -332,7 +327,7 @@ async fn revoke_device(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "id")?;
     state.auth().revoke_device(&principal, id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -362,25 +357,12 @@ async fn create_user(
     Ok((StatusCode::CREATED, ApiJson(state.auth().create_user(&principal, request, &context).await?)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
 async fn list_users(
     State(state): State<AppState>,
     PlatformAdmin(principal): PlatformAdmin,
     Query(query): Query<ListQuery>,
 ) -> Result<ApiJson<Page<UserView>>, ApiError> {
-    let limit = page::limit(query.limit)?;
-    let after = page::decode_cursor(query.cursor.as_deref())?
-        .map(|position| {
-            Uuid::parse_str(&position)
-                .map_err(|_| ApiError::invalid_fields([("cursor", "is not a cursor this API issued")]))
-        })
-        .transpose()?;
+    let (after, limit) = query.id_page()?;
     let users = state.auth().list_users(&principal, after, limit + 1).await?;
     Ok(ApiJson(Page::from_overfetch(users, limit, |user| user.id.to_string())))
 }

@@ -100,6 +100,9 @@ pub struct SecretsConfig {
     /// the data directory".
     pub encryption_key: Option<[u8; 32]>,
     pub encryption_key_id: String,
+    /// Older keys, by id: records under them still decrypt until
+    /// `rap-appliance secrets rotate` re-encrypts them under the active key.
+    pub retired_keys: Vec<(String, [u8; 32])>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,7 +283,14 @@ impl Config {
                 .map(|bytes| exact_key("SECRET_ENCRYPTION_KEY_B64", bytes))
                 .transpose()?,
             encryption_key_id: settings.get("SECRET_ENCRYPTION_KEY_ID").unwrap_or("k1").to_owned(),
+            retired_keys: retired_keys(settings)?,
         };
+        if secrets.retired_keys.iter().any(|(id, _)| *id == secrets.encryption_key_id) {
+            return Err(ConfigError::new(
+                "SECRET_ENCRYPTION_RETIRED_KEYS",
+                "must not reuse the active SECRET_ENCRYPTION_KEY_ID",
+            ));
+        }
         if app_env.is_production() && secrets.encryption_key.is_none() {
             return Err(ConfigError::new(
                 "SECRET_ENCRYPTION_KEY_B64",
@@ -341,6 +351,35 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(rap_storage::sqlite::DATABASE_FILE_NAME)
     }
+}
+
+/// `id:base64` entries, comma-separated in `SECRET_ENCRYPTION_RETIRED_KEYS`
+/// or one per line in `SECRET_ENCRYPTION_RETIRED_KEYS_FILE` (`#` comments).
+fn retired_keys(settings: &Settings) -> Result<Vec<(String, [u8; 32])>, ConfigError> {
+    let mut entries: Vec<(&str, String)> = Vec::new();
+    if let Some(inline) = settings.get("SECRET_ENCRYPTION_RETIRED_KEYS") {
+        entries.extend(inline.split(',').map(|entry| ("SECRET_ENCRYPTION_RETIRED_KEYS", entry.trim().to_owned())));
+    }
+    if let Some(path) = settings.get("SECRET_ENCRYPTION_RETIRED_KEYS_FILE") {
+        let name = "SECRET_ENCRYPTION_RETIRED_KEYS_FILE";
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError::new(name, format!("cannot read {path}: {error}")))?;
+        entries.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(|line| (name, line.to_owned())),
+        );
+    }
+    let mut keys = Vec::new();
+    for (name, entry) in entries.into_iter().filter(|(_, entry)| !entry.is_empty()) {
+        let (id, key) = entry.split_once(':').ok_or_else(|| ConfigError::new(name, "entries are key_id:base64"))?;
+        if id.is_empty() || keys.iter().any(|(known, _): &(String, [u8; 32])| known == id) {
+            return Err(ConfigError::new(name, format!("key id {id:?} is empty or repeated")));
+        }
+        keys.push((id.to_owned(), exact_key(name, decode_base64(name, key)?)?));
+    }
+    Ok(keys)
 }
 
 fn exact_key(name: &str, bytes: Vec<u8>) -> Result<[u8; 32], ConfigError> {

@@ -96,3 +96,20 @@ fn key_files_hold_raw_bytes_or_base64() {
             .starts_with("SECRET_ENCRYPTION_KEY_FILE: cannot read")
     );
 }
+
+#[test]
+fn retired_secret_keys_are_listed_by_id() {
+    let key = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    let inline = format!("k0:{}, k00:{}", key(1), key(2));
+    let config = Config::from_pairs([("SECRET_ENCRYPTION_RETIRED_KEYS", inline.as_str())]).expect("valid");
+    assert_eq!(config.secrets.retired_keys, vec![("k0".to_owned(), [1; 32]), ("k00".to_owned(), [2; 32])]);
+    assert_eq!(
+        error_of(&[("SECRET_ENCRYPTION_RETIRED_KEYS", "nocolon")]),
+        "SECRET_ENCRYPTION_RETIRED_KEYS: entries are key_id:base64"
+    );
+    let reused = format!("k1:{}", key(1));
+    assert_eq!(
+        error_of(&[("SECRET_ENCRYPTION_RETIRED_KEYS", reused.as_str())]),
+        "SECRET_ENCRYPTION_RETIRED_KEYS: must not reuse the active SECRET_ENCRYPTION_KEY_ID"
+    );
+}

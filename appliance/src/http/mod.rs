@@ -25,6 +25,11 @@ pub use trace::{TRACE_ID_HEADER, TraceId, current_trace_id};
 
 use crate::state::AppState;
 
+/// A UUID from a path segment; anything else is a 400 naming `field`.
+pub fn path_id(text: &str, field: &'static str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(text).map_err(|_| ApiError::invalid_fields([(field, "must be a UUID")]))
+}
+
 /// A request still running after this long is cut off with 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -33,7 +38,10 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(health::routes())
         .merge(crate::installation::routes::routes())
-        .merge(crate::auth::routes::routes());
+        .merge(crate::auth::routes::routes())
+        .merge(crate::organization::routes::routes())
+        .merge(crate::resource::routes::routes())
+        .merge(crate::audit::routes::routes());
     with_common_layers(api, state)
 }
 

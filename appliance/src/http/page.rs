@@ -3,7 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::error::ApiError;
 
@@ -52,5 +53,27 @@ impl<T> Page<T> {
         items.truncate(limit);
         let next_cursor = if more { items.last().map(|item| encode_cursor(&position_of(item))) } else { None };
         Self { items, next_cursor }
+    }
+}
+
+/// `?limit=&cursor=` for lists that take no filters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// For lists ordered by id: the id to continue after, and the limit.
+    pub fn id_page(&self) -> Result<(Option<Uuid>, usize), ApiError> {
+        let limit = limit(self.limit)?;
+        let after = decode_cursor(self.cursor.as_deref())?
+            .map(|position| {
+                Uuid::parse_str(&position)
+                    .map_err(|_| ApiError::invalid_fields([("cursor", "is not a cursor this API issued")]))
+            })
+            .transpose()?;
+        Ok((after, limit))
     }
 }

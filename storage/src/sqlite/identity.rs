@@ -67,9 +67,9 @@ fn insert_grant(conn: &Connection, grant: &GrantRecord) -> Result<(), StorageErr
     Ok(())
 }
 
-const ORGANIZATION_COLUMNS: &str = "id, slug, name, created_at, updated_at";
+pub(super) const ORGANIZATION_COLUMNS: &str = "id, slug, name, created_at, updated_at";
 
-fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<OrganizationRecord> {
+pub(super) fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<OrganizationRecord> {
     Ok(OrganizationRecord {
         id: uuid_column(row, 0)?,
         slug: row.get(1)?,
@@ -79,9 +79,10 @@ fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<OrganizationRecord> 
     })
 }
 
-const MEMBERSHIP_COLUMNS: &str = "m.id, m.organization_id, m.user_id, m.role, m.status, m.created_at, m.updated_at";
+pub(super) const MEMBERSHIP_COLUMNS: &str =
+    "m.id, m.organization_id, m.user_id, m.role, m.status, m.created_at, m.updated_at";
 
-fn membership_from_row(row: &Row<'_>) -> rusqlite::Result<MembershipRecord> {
+pub(super) fn membership_from_row(row: &Row<'_>) -> rusqlite::Result<MembershipRecord> {
     Ok(MembershipRecord {
         id: uuid_column(row, 0)?,
         organization_id: uuid_column(row, 1)?,
@@ -187,7 +188,7 @@ impl InstallationRepository for SqliteStore {
     }
 }
 
-fn insert_membership(conn: &Connection, membership: &MembershipRecord) -> Result<(), StorageError> {
+pub(super) fn insert_membership(conn: &Connection, membership: &MembershipRecord) -> Result<(), StorageError> {
     conn.execute(
         "INSERT INTO organization_memberships (id, organization_id, user_id, role, status, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -3,6 +3,8 @@
 mod identity;
 mod migrations;
 mod pool;
+mod resources;
+mod tenancy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,7 +55,10 @@ impl SqliteStore {
             installation: store.clone(),
             audit: store.clone(),
             users: store.clone(),
-            auth: store,
+            auth: store.clone(),
+            organizations: store.clone(),
+            identity_sources: store.clone(),
+            resources: store,
         }
     }
 }

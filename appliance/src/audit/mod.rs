@@ -72,3 +72,8 @@ pub fn with(mut event: AuditEvent, details: Value) -> AuditEvent {
     }
     event
 }
+
+pub(crate) mod routes;
+mod service;
+
+pub use service::{AuditError, AuditService};

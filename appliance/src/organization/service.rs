@@ -1,0 +1,435 @@
+use rap_storage::StorageError;
+use rap_storage::repo::{
+    IdentityMappingRecord, IdentitySourceRecord, MembershipChanges, MembershipRecord, OrgScope, OrganizationChanges,
+    OrganizationRecord, Repositories,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::gate::{Denied, Gate};
+use super::policy::{Action, OrgRole};
+use crate::audit::{self, Outcome, RequestContext};
+use crate::auth::Principal;
+use crate::auth::validate::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrgError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// The organization is visible but the named object in it is not there.
+    #[error("not found")]
+    NotFound,
+    #[error("invalid field {}: {}", .0.0, .0.1)]
+    InvalidField(FieldError),
+    #[error("conflict on {}: {}", .0.0, .0.1)]
+    Conflict(FieldError),
+    #[error("the organization must keep an active owner")]
+    LastOwner,
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for OrgError {
+    fn from(error: StorageError) -> Self {
+        Self::Storage(error)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OrganizationInput {
+    pub name: String,
+    pub slug: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationPatch {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MembershipInput {
+    pub user_id: Uuid,
+    pub role: OrgRole,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MembershipPatch {
+    pub role: Option<OrgRole>,
+    /// `active` or `disabled`.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentitySourceInput {
+    pub kind: String,
+    pub name: String,
+    pub config: serde_json::Value,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingInput {
+    pub external_kind: String,
+    pub external_id: String,
+    pub user_id: Option<Uuid>,
+    pub role: Option<OrgRole>,
+}
+
+fn name(raw: &str, field: &'static str) -> Result<String, OrgError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(OrgError::InvalidField((field, "must be 1 to 200 printable characters")));
+    }
+    Ok(name.to_owned())
+}
+
+fn slug(raw: &str) -> Result<String, OrgError> {
+    let slug = raw.trim();
+    let valid = (1..=63).contains(&slug.len())
+        && slug.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if valid {
+        Ok(slug.to_owned())
+    } else {
+        Err(OrgError::InvalidField(("slug", "must be 1 to 63 of a-z, 0-9 and inner hyphens")))
+    }
+}
+
+/// Organizations, memberships, identity sources.
+#[derive(Clone)]
+pub struct OrganizationService {
+    repositories: Repositories,
+    gate: Gate,
+}
+
+impl OrganizationService {
+    pub fn new(repositories: Repositories, gate: Gate) -> Self {
+        Self { repositories, gate }
+    }
+
+    fn event(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+        action: &str,
+        organization_id: Uuid,
+    ) -> rap_storage::repo::AuditEvent {
+        let event =
+            audit::event(context, Some(principal.user_id()), action, Outcome::Success, OffsetDateTime::now_utc());
+        rap_storage::repo::AuditEvent { organization_id: Some(organization_id), ..event }
+    }
+
+    /// Platform admins create organizations.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        input: OrganizationInput,
+        context: &RequestContext,
+    ) -> Result<OrganizationRecord, OrgError> {
+        if !principal.is_platform_admin() {
+            return Err(Denied::Forbidden.into());
+        }
+        let now = OffsetDateTime::now_utc();
+        let organization = OrganizationRecord {
+            id: Uuid::now_v7(),
+            slug: slug(&input.slug)?,
+            name: name(&input.name, "name")?,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = audit::on(
+            self.event(context, principal, "organization.created", organization.id),
+            "organization",
+            organization.id,
+        );
+        match self.repositories.organizations.create(organization.clone(), event).await {
+            Ok(()) => Ok(organization),
+            Err(StorageError::Conflict(_)) => Err(OrgError::Conflict(("slug", "is already in use"))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Every organization for platform admins; one's own otherwise.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OrganizationRecord>, OrgError> {
+        let scope = if principal.is_platform_admin() {
+            OrgScope::All
+        } else {
+            OrgScope::Only(self.gate.member_organizations(principal).await?)
+        };
+        Ok(self.repositories.organizations.list(scope, after, limit).await?)
+    }
+
+    pub async fn get(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<OrganizationRecord, OrgError> {
+        self.gate.check(principal, id, Action::ReadOrganization, context).await?;
+        self.repositories.organizations.get(id).await?.ok_or(Denied::Hidden.into())
+    }
+
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        patch: OrganizationPatch,
+        context: &RequestContext,
+    ) -> Result<OrganizationRecord, OrgError> {
+        self.gate.check(principal, id, Action::UpdateOrganization, context).await?;
+        let changes = OrganizationChanges {
+            name: patch.name.as_deref().map(|raw| name(raw, "name")).transpose()?,
+            slug: patch.slug.as_deref().map(slug).transpose()?,
+        };
+        let event = audit::with(
+            audit::on(self.event(context, principal, "organization.updated", id), "organization", id),
+            json!({"name": changes.name, "slug": changes.slug}),
+        );
+        match self.repositories.organizations.update(id, changes, OffsetDateTime::now_utc(), event).await {
+            Ok(Some(organization)) => Ok(organization),
+            Ok(None) => Err(Denied::Hidden.into()),
+            Err(StorageError::Conflict(_)) => Err(OrgError::Conflict(("slug", "is already in use"))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn memberships(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<Vec<MembershipRecord>, OrgError> {
+        self.gate.check(principal, id, Action::ReadMemberships, context).await?;
+        Ok(self.repositories.organizations.memberships(id).await?)
+    }
+
+    pub async fn add_membership(
+        &self,
+        principal: &Principal,
+        organization_id: Uuid,
+        input: MembershipInput,
+        context: &RequestContext,
+    ) -> Result<MembershipRecord, OrgError> {
+        let action = if input.role == OrgRole::OrgOwner { Action::ManageOwners } else { Action::ManageMemberships };
+        self.gate.check(principal, organization_id, action, context).await?;
+        if self.repositories.users.get(input.user_id).await?.is_none() {
+            return Err(OrgError::InvalidField(("user_id", "no such user")));
+        }
+        let now = OffsetDateTime::now_utc();
+        let membership = MembershipRecord {
+            id: Uuid::now_v7(),
+            organization_id,
+            user_id: input.user_id,
+            role: input.role.as_str().to_owned(),
+            status: "active".to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        let event = audit::with(
+            audit::on(
+                self.event(context, principal, "membership.created", organization_id),
+                "membership",
+                membership.id,
+            ),
+            json!({"user_id": input.user_id, "role": input.role.as_str()}),
+        );
+        match self.repositories.organizations.add_membership(membership.clone(), event).await {
+            Ok(()) => Ok(membership),
+            Err(StorageError::Conflict(_)) => Err(OrgError::Conflict(("user_id", "is already a member"))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Owners' memberships (and making owners) need `ManageOwners`.
+    async fn existing_membership(
+        &self,
+        principal: &Principal,
+        organization_id: Uuid,
+        id: Uuid,
+        grants_owner: bool,
+        context: &RequestContext,
+    ) -> Result<MembershipRecord, OrgError> {
+        self.gate.check(principal, organization_id, Action::ManageMemberships, context).await?;
+        let membership =
+            self.repositories.organizations.get_membership(organization_id, id).await?.ok_or(OrgError::NotFound)?;
+        if grants_owner || membership.role == OrgRole::OrgOwner.as_str() {
+            self.gate.check(principal, organization_id, Action::ManageOwners, context).await?;
+        }
+        Ok(membership)
+    }
+
+    pub async fn update_membership(
+        &self,
+        principal: &Principal,
+        organization_id: Uuid,
+        id: Uuid,
+        patch: MembershipPatch,
+        context: &RequestContext,
+    ) -> Result<MembershipRecord, OrgError> {
+        if let Some(status) = &patch.status
+            && status != "active"
+            && status != "disabled"
+        {
+            return Err(OrgError::InvalidField(("status", "must be active or disabled")));
+        }
+        let grants_owner = patch.role == Some(OrgRole::OrgOwner);
+        self.existing_membership(principal, organization_id, id, grants_owner, context).await?;
+        let changes = MembershipChanges { role: patch.role.map(|role| role.as_str().to_owned()), status: patch.status };
+        let event = audit::with(
+            audit::on(self.event(context, principal, "membership.updated", organization_id), "membership", id),
+            json!({"role": changes.role, "status": changes.status}),
+        );
+        match self
+            .repositories
+            .organizations
+            .update_membership(organization_id, id, changes, OffsetDateTime::now_utc(), event)
+            .await?
+        {
+            Ok(Some(membership)) => Ok(membership),
+            Ok(None) => Err(OrgError::NotFound),
+            Err(_) => Err(OrgError::LastOwner),
+        }
+    }
+
+    pub async fn delete_membership(
+        &self,
+        principal: &Principal,
+        organization_id: Uuid,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<(), OrgError> {
+        let membership = self.existing_membership(principal, organization_id, id, false, context).await?;
+        let event = audit::with(
+            audit::on(self.event(context, principal, "membership.deleted", organization_id), "membership", id),
+            json!({"user_id": membership.user_id, "role": membership.role}),
+        );
+        match self.repositories.organizations.delete_membership(organization_id, id, event).await? {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(OrgError::NotFound),
+            Err(_) => Err(OrgError::LastOwner),
+        }
+    }
+
+    pub async fn identity_sources(
+        &self,
+        principal: &Principal,
+        organization_id: Uuid,
+        context: &RequestContext,
+    ) -> Result<Vec<IdentitySourceRecord>, OrgError> {
+        self.gate.check(principal, organization_id, Action::ReadIdentitySources, context).await?;
+        Ok(self.repositories.identity_sources.list(organization_id).await?)
+    }
+
+    pub async fn create_identity_source(
+        &self,
+        principal: &Principal,
+        organization_id: Uuid,
+        input: IdentitySourceInput,
+        context: &RequestContext,
+    ) -> Result<IdentitySourceRecord, OrgError> {
+        self.gate.check(principal, organization_id, Action::ManageIdentitySources, context).await?;
+        if !matches!(input.kind.as_str(), "local" | "ldap" | "oidc") {
+            return Err(OrgError::InvalidField(("kind", "must be local, ldap or oidc")));
+        }
+        if !input.config.is_object() {
+            return Err(OrgError::InvalidField(("config", "must be an object")));
+        }
+        let now = OffsetDateTime::now_utc();
+        let source = IdentitySourceRecord {
+            id: Uuid::now_v7(),
+            organization_id,
+            kind: input.kind,
+            name: name(&input.name, "name")?,
+            config: input.config,
+            enabled: input.enabled,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = audit::with(
+            audit::on(
+                self.event(context, principal, "identity_source.created", organization_id),
+                "identity_source",
+                source.id,
+            ),
+            json!({"kind": source.kind}),
+        );
+        self.repositories.identity_sources.create(source.clone(), event).await?;
+        Ok(source)
+    }
+
+    async fn source(&self, organization_id: Uuid, id: Uuid) -> Result<IdentitySourceRecord, OrgError> {
+        self.repositories.identity_sources.get(organization_id, id).await?.ok_or(OrgError::NotFound)
+    }
+
+    pub async fn mappings(
+        &self,
+        principal: &Principal,
+        organization_id: Uuid,
+        source_id: Uuid,
+        context: &RequestContext,
+    ) -> Result<Vec<IdentityMappingRecord>, OrgError> {
+        self.gate.check(principal, organization_id, Action::ReadIdentitySources, context).await?;
+        let source = self.source(organization_id, source_id).await?;
+        Ok(self.repositories.identity_sources.mappings(source.id).await?)
+    }
+
+    pub async fn add_mapping(
+        &self,
+        principal: &Principal,
+        organization_id: Uuid,
+        source_id: Uuid,
+        input: MappingInput,
+        context: &RequestContext,
+    ) -> Result<IdentityMappingRecord, OrgError> {
+        self.gate.check(principal, organization_id, Action::ManageIdentitySources, context).await?;
+        let source = self.source(organization_id, source_id).await?;
+        match (input.external_kind.as_str(), input.user_id, input.role) {
+            ("subject" | "group", None, None) => {
+                return Err(OrgError::InvalidField(("role", "a mapping needs a user_id or a role")));
+            }
+            ("group", Some(_), _) => {
+                return Err(OrgError::InvalidField(("user_id", "a group maps to a role, not a user")));
+            }
+            ("subject" | "group", _, _) => {}
+            _ => return Err(OrgError::InvalidField(("external_kind", "must be subject or group"))),
+        }
+        let external_id = input.external_id.trim();
+        if external_id.is_empty() || external_id.len() > 512 {
+            return Err(OrgError::InvalidField(("external_id", "must be 1 to 512 bytes")));
+        }
+        if let Some(user_id) = input.user_id
+            && self.repositories.users.get(user_id).await?.is_none()
+        {
+            return Err(OrgError::InvalidField(("user_id", "no such user")));
+        }
+        let now = OffsetDateTime::now_utc();
+        let mapping = IdentityMappingRecord {
+            id: Uuid::now_v7(),
+            identity_source_id: source.id,
+            external_kind: input.external_kind,
+            external_id: external_id.to_owned(),
+            user_id: input.user_id,
+            role: input.role.map(|role| role.as_str().to_owned()),
+            created_at: now,
+            updated_at: now,
+        };
+        let event = audit::on(
+            self.event(context, principal, "identity_mapping.created", organization_id),
+            "identity_mapping",
+            mapping.id,
+        );
+        match self.repositories.identity_sources.add_mapping(mapping.clone(), event).await {
+            Ok(()) => Ok(mapping),
+            Err(StorageError::Conflict(_)) => Err(OrgError::Conflict(("external_id", "is already mapped"))),
+            Err(error) => Err(error.into()),
+        }
+    }
+}

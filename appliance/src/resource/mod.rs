@@ -1,0 +1,10 @@
+//! The resource inventory: the remote hosts an organization publishes, with
+//! their certificate policy, clipboard and file transfer policy, and a
+//! reference to their encrypted credentials.
+
+mod guard;
+pub(crate) mod routes;
+mod service;
+
+pub use guard::{credential_like_paths, redact_credentials};
+pub use service::{PolicyInput, ResourceError, ResourceInput, ResourcePatch, ResourceService, SecretInput};
