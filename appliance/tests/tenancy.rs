@@ -189,10 +189,22 @@ async fn no_listing_shows_another_organizations_objects() {
     };
     let outsider = token_of("outsider");
     let viewer = token_of("org_viewer");
-    assert_eq!(ids(&json_of(app.get_as("/api/v1/resources", &outsider).await, 200).await), std::slice::from_ref(resource_b));
-    assert_eq!(ids(&json_of(app.get_as("/api/v1/resources", &viewer).await, 200).await), std::slice::from_ref(resource_a));
-    assert_eq!(ids(&json_of(app.get_as("/api/v1/organizations", &outsider).await, 200).await), std::slice::from_ref(org_b));
-    assert_eq!(ids(&json_of(app.get_as("/api/v1/organizations", &viewer).await, 200).await), std::slice::from_ref(org_a));
+    assert_eq!(
+        ids(&json_of(app.get_as("/api/v1/resources", &outsider).await, 200).await),
+        std::slice::from_ref(resource_b)
+    );
+    assert_eq!(
+        ids(&json_of(app.get_as("/api/v1/resources", &viewer).await, 200).await),
+        std::slice::from_ref(resource_a)
+    );
+    assert_eq!(
+        ids(&json_of(app.get_as("/api/v1/organizations", &outsider).await, 200).await),
+        std::slice::from_ref(org_b)
+    );
+    assert_eq!(
+        ids(&json_of(app.get_as("/api/v1/organizations", &viewer).await, 200).await),
+        std::slice::from_ref(org_a)
+    );
     let everything = json_of(app.get_as("/api/v1/organizations", &office.admin).await, 200).await;
     assert_eq!(ids(&everything).len(), 3, "platform admins see every organization, default included");
 
