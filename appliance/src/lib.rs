@@ -24,13 +24,16 @@ pub mod metrics;
 pub mod organization;
 pub mod resource;
 pub mod secrets;
+pub mod sessionbroker;
 pub mod state;
+pub mod worker;
 
 use std::future::Future;
 
 use anyhow::Context;
 use rap_storage::sqlite::SqliteStore;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use metrics::Metrics;
@@ -62,6 +65,9 @@ pub async fn run(
     let metrics = Metrics::new();
     let grace = config.shutdown_grace;
     let state = AppState::build(config, store.repositories(), metrics).await?;
+    let background = CancellationToken::new();
+    let workers = start_workers(&state, background.clone()).await;
+    let broker_tasks = sessionbroker::background::spawn(state.broker().clone(), background.clone());
     let app = http::router(state);
 
     let local_addr = listener.local_addr().context("reading the listen address")?;
@@ -89,7 +95,48 @@ pub async fn run(
         }
     };
 
+    background.cancel();
+    if let Some(workers) = workers {
+        workers.join().await;
+    }
+    broker_tasks.join_all().await;
     store.close().await;
     tracing::info!("Appliance stopped");
     served.context("serving HTTP")
+}
+
+/// Fails what the previous run left open, then registers and starts this
+/// run's worker slots. Without a usable database there are no workers; the
+/// appliance still serves `/healthz` and says why on `/readyz`.
+async fn start_workers(state: &AppState, shutdown: CancellationToken) -> Option<worker::pool::WorkerPool> {
+    let config = state.config();
+    let runtime: std::sync::Arc<dyn worker::SessionRuntime> = match config.broker.runtime {
+        config::WorkerRuntimeKind::Scripted => std::sync::Arc::new(worker::scripted::ScriptedRuntime),
+        config::WorkerRuntimeKind::Rdp => {
+            tracing::warn!("The RDP worker runtime is not part of this version; no remote sessions can start");
+            return None;
+        }
+    };
+    let repositories = state.repositories();
+    let prepared = async {
+        let recovered = state.broker().recover_after_restart().await.map_err(|error| error.to_string())?;
+        if recovered > 0 {
+            tracing::warn!(recovered, "Sessions left open by the previous run were failed (appliance_restarted)");
+        }
+        repositories.sessions.mark_workers_offline().await.map_err(|error| error.to_string())
+    };
+    if let Err(error) = prepared.await {
+        tracing::error!(%error, "Worker slots not started");
+        return None;
+    }
+    let heartbeat = config.broker.lease_ttl / 3;
+    let queues = state.broker().live().queues.clone();
+    match worker::pool::WorkerPool::start(runtime, config.worker_slots, repositories, queues, heartbeat, shutdown).await
+    {
+        Ok(pool) => Some(pool),
+        Err(error) => {
+            tracing::error!(%error, "Worker slots not started");
+            None
+        }
+    }
 }

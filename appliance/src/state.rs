@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use rap_storage::Repositories;
-use rap_storage::live::memory::{MemoryCounters, MemoryTtlMap};
+use rap_storage::live::memory::{MemoryCounters, MemoryQueues, MemoryTopics, MemoryTtlMap};
 
 use crate::audit::AuditService;
 use crate::auth::service::AuthLiveState;
@@ -16,12 +16,22 @@ use crate::metrics::Metrics;
 use crate::organization::{Gate, OrganizationService};
 use crate::resource::ResourceService;
 use crate::secrets::{SecretKeyRing, SecretService};
+use crate::sessionbroker::{Broker, BrokerLive, BrokerSettings};
+use crate::worker::pool::WorkerQueues;
 
 /// Live-state capacities: far above what a small office produces, low
 /// enough that a flood cannot exhaust memory.
 const SESSION_STATES_CAPACITY: u64 = 100_000;
 const USER_SNAPSHOTS_CAPACITY: u64 = 10_000;
 const LOGIN_COUNTERS_CAPACITY: usize = 100_000;
+const ATTACH_TOKENS_CAPACITY: u64 = 100_000;
+const CONTROLLERS_CAPACITY: u64 = 100_000;
+/// Messages a session's subscriber may fall behind before it lags.
+const NOTICES_PER_SUBSCRIBER: usize = 64;
+/// Per queue: assignments per worker, inputs per session, events overall.
+const CONTROL_QUEUE_DEPTH: usize = 16;
+const INPUT_QUEUE_DEPTH: usize = 1024;
+const EVENT_QUEUE_DEPTH: usize = 65_536;
 
 /// Cheap to clone: one `Arc` around everything long-lived.
 #[derive(Clone)]
@@ -39,6 +49,7 @@ struct Inner {
     resources: ResourceService,
     secrets: SecretService,
     audit: AuditService,
+    broker: Broker,
 }
 
 impl AppState {
@@ -67,7 +78,28 @@ impl AppState {
         let gate = Gate::new(repositories.clone());
         let organizations = OrganizationService::new(repositories.clone(), gate.clone());
         let resources = ResourceService::new(repositories.clone(), gate.clone(), secrets.clone(), config.app_env);
-        let audit = AuditService::new(repositories.clone(), gate);
+        let audit = AuditService::new(repositories.clone(), gate.clone());
+        let broker_live = BrokerLive {
+            attach_tokens: Arc::new(MemoryTtlMap::new(ATTACH_TOKENS_CAPACITY)),
+            controllers: Arc::new(MemoryTtlMap::new(CONTROLLERS_CAPACITY)),
+            notices: Arc::new(MemoryTopics::new(NOTICES_PER_SUBSCRIBER)),
+            queues: WorkerQueues {
+                control: Arc::new(MemoryQueues::new(CONTROL_QUEUE_DEPTH)),
+                inputs: Arc::new(MemoryQueues::new(INPUT_QUEUE_DEPTH)),
+                events: Arc::new(MemoryQueues::new(EVENT_QUEUE_DEPTH)),
+            },
+        };
+        let worker_kind = match config.broker.runtime {
+            crate::config::WorkerRuntimeKind::Scripted => "scripted",
+            crate::config::WorkerRuntimeKind::Rdp => "rdp",
+        };
+        let settings = BrokerSettings {
+            config: config.broker.clone(),
+            app_env: config.app_env,
+            worker_kind,
+            gateway_url: config.data_plane.backend_gateway_url.clone(),
+        };
+        let broker = Broker::new(repositories.clone(), gate, secrets.clone(), broker_live, settings);
         let passwords = Passwords::new();
         passwords.prepare_in_background();
         let installation = InstallationService::new(
@@ -101,6 +133,7 @@ impl AppState {
                 resources,
                 secrets,
                 audit,
+                broker,
             }),
         })
     }
@@ -139,5 +172,9 @@ impl AppState {
 
     pub fn audit(&self) -> &AuditService {
         &self.inner.audit
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.inner.broker
     }
 }

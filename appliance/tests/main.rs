@@ -7,5 +7,6 @@ mod binary;
 mod envelope;
 mod installation;
 mod resources;
+mod sessions;
 mod support;
 mod tenancy;

@@ -108,6 +108,7 @@ pub struct Repositories {
     pub organizations: Arc<dyn OrganizationRepository>,
     pub identity_sources: Arc<dyn IdentitySourceRepository>,
     pub resources: Arc<dyn ResourceRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
 }
 
 /// A person who can log in.
@@ -504,4 +505,161 @@ pub trait ResourceRepository: Send + Sync {
         previous_key_id: &str,
         audit: AuditEvent,
     ) -> Result<bool, StorageError>;
+}
+
+/// A remote session as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub resource_id: Uuid,
+    pub owner_user_id: Uuid,
+    pub device_id: Option<Uuid>,
+    /// `pending`, `starting`, `active`, `detached`, `terminated`, `failed`.
+    pub state: String,
+    pub worker_id: Option<Uuid>,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub failure_reason: Option<String>,
+    /// Never credentials: only `secret_ref` and other non-secret facts.
+    pub metadata: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub ended_at: Option<OffsetDateTime>,
+    pub last_attached_at: Option<OffsetDateTime>,
+    pub detached_at: Option<OffsetDateTime>,
+}
+
+/// A client attached to a session, as controller or read-only viewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRecord {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub device_id: Option<Uuid>,
+    /// `controller` or `viewer`.
+    pub role: String,
+    pub attached_at: OffsetDateTime,
+    pub detached_at: Option<OffsetDateTime>,
+    pub end_reason: Option<String>,
+}
+
+/// A worker: one slot that runs one remote session at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRecord {
+    pub id: Uuid,
+    pub kind: String,
+    pub name: String,
+    pub capacity: u32,
+    /// `online`, `draining`, `offline`.
+    pub status: String,
+    pub registered_at: OffsetDateTime,
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub id: Uuid,
+    pub worker_id: Uuid,
+    pub session_id: Uuid,
+    pub acquired_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub renewed_at: Option<OffsetDateTime>,
+}
+
+/// A worker with its open leases, as the workers listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStatus {
+    pub worker: WorkerRecord,
+    pub leases: Vec<LeaseRecord>,
+}
+
+/// Which sessions a listing covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionScope {
+    pub organizations: OrgScope,
+    /// Only this user's sessions, except in `managed` organizations.
+    pub owner: Option<Uuid>,
+    /// Organizations where every session is visible (owner/admin there).
+    pub managed: Vec<Uuid>,
+    /// Only sessions in these states; empty means all.
+    pub states: Vec<String>,
+}
+
+/// One state transition and everything that goes with it, written in one
+/// transaction, and only if the session is still in one of `from`.
+#[derive(Debug, Clone)]
+pub struct SessionTransition {
+    pub session_id: Uuid,
+    pub from: Vec<&'static str>,
+    pub to: &'static str,
+    pub now: OffsetDateTime,
+    pub failure_reason: Option<String>,
+    /// Ends the open controller attachment with this reason.
+    pub end_controller: Option<String>,
+    /// Opens this attachment (after ending the old controller, if asked).
+    pub open_attachment: Option<AttachmentRecord>,
+    /// Releases the session's lease with this reason.
+    pub release_lease: Option<String>,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub audit: AuditEvent,
+}
+
+/// Why a session could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoCapacity;
+
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Writes the session (`pending`) with a lease on the least loaded
+    /// online worker of `worker_kind` that has room, and its audit event;
+    /// placement and capacity are decided inside the write.
+    async fn create(
+        &self,
+        session: SessionRecord,
+        worker_kind: &str,
+        lease_ttl: std::time::Duration,
+        audit: AuditEvent,
+    ) -> Result<Result<(SessionRecord, LeaseRecord), NoCapacity>, StorageError>;
+    async fn get(&self, id: Uuid) -> Result<Option<SessionRecord>, StorageError>;
+    async fn list(
+        &self,
+        scope: SessionScope,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StorageError>;
+    async fn controller(&self, session_id: Uuid) -> Result<Option<AttachmentRecord>, StorageError>;
+    /// Applies the transition if the session is in one of its `from`
+    /// states; `None` if it was not (someone else moved it first).
+    async fn transition(&self, transition: SessionTransition) -> Result<Option<SessionRecord>, StorageError>;
+    /// Sessions not yet terminated or failed.
+    async fn open_sessions(&self) -> Result<Vec<SessionRecord>, StorageError>;
+    /// Detached sessions whose last detach is older than `cutoff`.
+    async fn detached_before(&self, cutoff: OffsetDateTime) -> Result<Vec<SessionRecord>, StorageError>;
+    /// How many sessions are open (for metrics).
+    async fn count_open(&self) -> Result<u64, StorageError>;
+
+    /// Registers (or re-registers, by kind and name) a worker as online.
+    async fn register_worker(
+        &self,
+        kind: &str,
+        name: &str,
+        capacity: u32,
+        now: OffsetDateTime,
+    ) -> Result<WorkerRecord, StorageError>;
+    /// Marks every worker offline (before this process registers its own).
+    async fn mark_workers_offline(&self) -> Result<(), StorageError>;
+    async fn workers(&self) -> Result<Vec<WorkerStatus>, StorageError>;
+    /// Records a worker heartbeat and extends the lease of its session.
+    async fn heartbeat(
+        &self,
+        worker_id: Uuid,
+        session_id: Uuid,
+        now: OffsetDateTime,
+        lease_ttl: std::time::Duration,
+    ) -> Result<bool, StorageError>;
+    /// Open leases that expired before `now`.
+    async fn expired_leases(&self, now: OffsetDateTime) -> Result<Vec<LeaseRecord>, StorageError>;
 }

@@ -135,6 +135,26 @@ pub struct AuthConfig {
     pub failure_window: Duration,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerRuntimeKind {
+    /// A stand-in desktop for development and tests (never in production).
+    Scripted,
+    /// Real RDP sessions through IronRDP.
+    Rdp,
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub runtime: WorkerRuntimeKind,
+    /// A worker that has not heartbeat for this long loses its lease, and
+    /// its session fails (`worker_lost`).
+    pub lease_ttl: Duration,
+    /// Attach tokens are single use and live this long.
+    pub attach_token_ttl: Duration,
+    /// A session detached this long is terminated.
+    pub detached_timeout: Duration,
+}
+
 /// The validated configuration the appliance runs with.
 #[derive(Clone)]
 pub struct Config {
@@ -145,6 +165,7 @@ pub struct Config {
     pub tls: TlsMode,
     pub allow_plaintext_lan: bool,
     pub worker_slots: usize,
+    pub broker: BrokerConfig,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
     pub auth: AuthConfig,
@@ -227,6 +248,32 @@ impl Config {
         }
         let worker_slots = settings.number("RAP_WORKER_SLOTS", 8, 1..=1024)?;
         let shutdown_grace = settings.duration("APP_SHUTDOWN_GRACE", Duration::from_secs(4))?;
+        let runtime = match settings.get("RAP_WORKER_RUNTIME") {
+            None if app_env.is_production() => WorkerRuntimeKind::Rdp,
+            None | Some("scripted") => WorkerRuntimeKind::Scripted,
+            Some("rdp") => WorkerRuntimeKind::Rdp,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "RAP_WORKER_RUNTIME",
+                    format!("unknown runtime {other:?} (rdp, scripted)"),
+                ));
+            }
+        };
+        if runtime == WorkerRuntimeKind::Scripted && app_env.is_production() {
+            return Err(ConfigError::new(
+                "RAP_WORKER_RUNTIME",
+                "the scripted runtime is for development and tests, not production",
+            ));
+        }
+        let broker = BrokerConfig {
+            runtime,
+            lease_ttl: settings.duration("RAP_WORKER_LEASE_TTL", Duration::from_secs(30))?,
+            attach_token_ttl: settings.duration("RAP_ATTACH_TOKEN_TTL", Duration::from_secs(60))?,
+            detached_timeout: settings.duration("RAP_DETACHED_SESSION_TIMEOUT", Duration::from_secs(3600))?,
+        };
+        if broker.lease_ttl < Duration::from_millis(300) {
+            return Err(ConfigError::new("RAP_WORKER_LEASE_TTL", "must be at least 300ms"));
+        }
 
         let auth = AuthConfig {
             access_token_ttl: settings.duration("AUTH_ACCESS_TOKEN_TTL", Duration::from_secs(15 * 60))?,
@@ -339,6 +386,7 @@ impl Config {
             tls,
             allow_plaintext_lan,
             worker_slots,
+            broker,
             shutdown_grace,
             auth,
             installation,

@@ -21,11 +21,19 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: Cow<'static, str>,
     pub details: Value,
+    /// A 5xx whose code and message are safe and useful to show (a busy
+    /// appliance, not a broken one). Every other 5xx is normalised.
+    pub public: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, code: code.into(), message: message.into(), details: json!({}) }
+        Self { status, code: code.into(), message: message.into(), details: json!({}), public: false }
+    }
+
+    /// A 503 that tells the client exactly why it should come back later.
+    pub fn busy(code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { public: true, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -111,7 +119,7 @@ impl From<rap_storage::StorageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (code, message, details) = if self.status.is_server_error() {
+        let (code, message, details) = if self.status.is_server_error() && !self.public {
             // INVARIANT: nothing internal leaks in a 5xx body.
             (Cow::Borrowed("internal_error"), Cow::Borrowed(INTERNAL_MESSAGE), json!({}))
         } else {

@@ -32,6 +32,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // Gauges of durable state are read at scrape time, so they cannot drift.
+    match state.broker().gauges().await {
+        Ok((open_sessions, online_workers)) => {
+            state.metrics().set_active_sessions(i64::try_from(open_sessions).unwrap_or(i64::MAX));
+            state.metrics().set_workers(i64::try_from(online_workers).unwrap_or(i64::MAX));
+        }
+        Err(error) => tracing::warn!(%error, "Session gauges not refreshed"),
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics().render())
         .into_response()
 }

@@ -41,7 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::routes::routes())
         .merge(crate::organization::routes::routes())
         .merge(crate::resource::routes::routes())
-        .merge(crate::audit::routes::routes());
+        .merge(crate::audit::routes::routes())
+        .merge(crate::sessionbroker::routes::routes());
     with_common_layers(api, state)
 }
 

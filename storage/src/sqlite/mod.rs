@@ -4,6 +4,7 @@ mod identity;
 mod migrations;
 mod pool;
 mod resources;
+mod sessions;
 mod tenancy;
 
 use std::path::PathBuf;
@@ -58,7 +59,8 @@ impl SqliteStore {
             auth: store.clone(),
             organizations: store.clone(),
             identity_sources: store.clone(),
-            resources: store,
+            resources: store.clone(),
+            sessions: store,
         }
     }
 }

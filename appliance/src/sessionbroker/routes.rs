@@ -1,0 +1,350 @@
+//! `/api/v1/sessions/*` and `/api/v1/workers`.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rap_storage::repo::{AttachmentRecord, SessionRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::service::{AttachOffer, BrokerError, SessionView, StartRequest};
+use crate::http::extract::{Context, CurrentUser, PlatformAdmin};
+use crate::http::page::{self, Page};
+use crate::http::{ApiError, ApiJson, path_id};
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sessions", get(list).post(start))
+        .route("/api/v1/sessions/{id}", get(show))
+        .route("/api/v1/sessions/{id}/attach", post(attach))
+        .route("/api/v1/sessions/{id}/takeover", post(takeover))
+        .route("/api/v1/sessions/{id}/detach", post(detach))
+        .route("/api/v1/sessions/{id}/terminate", post(terminate))
+        .route("/api/v1/workers", get(workers))
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(error: BrokerError) -> Self {
+        match error {
+            BrokerError::ResourceNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "resource_not_found", "Resource not found.")
+            }
+            BrokerError::SessionNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "session_not_found", "Session not found.")
+            }
+            BrokerError::Forbidden => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Your role does not allow this.")
+            }
+            BrokerError::Illegal(illegal) => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_session_state",
+                "The session is not in a state that allows this.",
+            )
+            .with_details(json!({"state": illegal.state.as_str(), "command": illegal.command.as_str()})),
+            BrokerError::Raced => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_session_state",
+                "The session changed meanwhile; try again.",
+            ),
+            BrokerError::SecretRequired => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "secret_required",
+                "This resource has no stored credentials; an administrator must set its secret.",
+            ),
+            BrokerError::PlaintextSecretForbidden(paths) => {
+                let fields: serde_json::Map<String, Value> = paths
+                    .into_iter()
+                    .map(|path| (path, Value::from("credential-like keys are not allowed in production")))
+                    .collect();
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "plaintext_secret_forbidden",
+                    "This resource keeps credentials in its metadata.",
+                )
+                .with_details(json!({ "fields": fields }))
+            }
+            BrokerError::NoCapacity => {
+                ApiError::busy("capacity_exhausted", "Every remote session slot is in use; try again shortly.")
+            }
+            BrokerError::InvalidField((field, reason)) => ApiError::invalid_fields([(field, reason)]),
+            BrokerError::SecretUnavailable(reason) => ApiError::internal(&reason),
+            BrokerError::Storage(error) => error.into(),
+        }
+    }
+}
+
+fn failure(error: BrokerError) -> Response {
+    let busy = matches!(error, BrokerError::NoCapacity);
+    let mut response = ApiError::from(error).into_response();
+    if busy {
+        response.headers_mut().insert(RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct ControllerView {
+    attachment_id: Uuid,
+    user_id: Uuid,
+    device_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    attached_at: OffsetDateTime,
+}
+
+impl From<AttachmentRecord> for ControllerView {
+    fn from(attachment: AttachmentRecord) -> Self {
+        Self {
+            attachment_id: attachment.id,
+            user_id: attachment.user_id,
+            device_id: attachment.device_id,
+            attached_at: attachment.attached_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SessionBody {
+    id: Uuid,
+    state: String,
+    resource_id: Uuid,
+    organization_id: Uuid,
+    owner_user_id: Uuid,
+    device_id: Option<Uuid>,
+    worker_id: Option<Uuid>,
+    width: Option<u16>,
+    height: Option<u16>,
+    failure_reason: Option<String>,
+    controller: Option<ControllerView>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    ended_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_attached_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    detached_at: Option<OffsetDateTime>,
+}
+
+fn session_body(session: SessionRecord, controller: Option<AttachmentRecord>) -> SessionBody {
+    SessionBody {
+        id: session.id,
+        state: session.state,
+        resource_id: session.resource_id,
+        organization_id: session.organization_id,
+        owner_user_id: session.owner_user_id,
+        device_id: session.device_id,
+        worker_id: session.worker_id,
+        width: session.width,
+        height: session.height,
+        failure_reason: session.failure_reason,
+        controller: controller.map(ControllerView::from),
+        created_at: session.created_at,
+        updated_at: session.updated_at,
+        started_at: session.started_at,
+        ended_at: session.ended_at,
+        last_attached_at: session.last_attached_at,
+        detached_at: session.detached_at,
+    }
+}
+
+impl From<SessionView> for SessionBody {
+    fn from(view: SessionView) -> Self {
+        session_body(view.session, view.controller)
+    }
+}
+
+#[derive(Serialize)]
+struct SessionResponse {
+    session: SessionBody,
+}
+
+#[derive(Serialize)]
+struct AttachResponse {
+    session: SessionBody,
+    attach: AttachOffer,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    resource_id: Uuid,
+    device_id: Option<Uuid>,
+    width: Option<u16>,
+    height: Option<u16>,
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Context(context): Context,
+    CurrentUser(principal): CurrentUser,
+    ApiJson(body): ApiJson<StartBody>,
+) -> Response {
+    let request = StartRequest {
+        resource_id: body.resource_id,
+        device_id: body.device_id,
+        width: body.width,
+        height: body.height,
+    };
+    match state.broker().start(&principal, request, &context).await {
+        Ok((view, attach)) => {
+            (StatusCode::CREATED, ApiJson(AttachResponse { session: view.into(), attach })).into_response()
+        }
+        Err(error) => failure(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    organization_id: Option<Uuid>,
+    /// Comma-separated states.
+    state: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Context(context): Context,
+    CurrentUser(principal): CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> Result<ApiJson<Page<SessionBody>>, ApiError> {
+    let (after, limit) = page::ListQuery { limit: query.limit, cursor: query.cursor }.id_page()?;
+    let states: Vec<String> = query
+        .state
+        .as_deref()
+        .map(|states| states.split(',').map(str::trim).map(str::to_owned).collect())
+        .unwrap_or_default();
+    if states.iter().any(|state| super::state::SessionState::parse(state).is_none()) {
+        return Err(ApiError::invalid_fields([("state", "must be session states separated by commas")]));
+    }
+    let sessions = state.broker().list(&principal, query.organization_id, states, after, limit + 1, &context).await?;
+    let bodies = sessions.into_iter().map(|session| session_body(session, None)).collect();
+    Ok(ApiJson(Page::from_overfetch(bodies, limit, |session: &SessionBody| session.id.to_string())))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<ApiJson<SessionBody>, ApiError> {
+    let id = path_id(&id, "id")?;
+    Ok(ApiJson(state.broker().get(&principal, id).await?.into()))
+}
+
+async fn attach(
+    State(state): State<AppState>,
+    Context(context): Context,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match path_id(&id, "id") {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    match state.broker().attach(&principal, id, &context).await {
+        Ok((view, attach)) => ApiJson(AttachResponse { session: view.into(), attach }).into_response(),
+        Err(error) => failure(error),
+    }
+}
+
+async fn takeover(
+    State(state): State<AppState>,
+    Context(context): Context,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match path_id(&id, "id") {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    match state.broker().takeover(&principal, id, &context).await {
+        Ok((view, attach)) => ApiJson(AttachResponse { session: view.into(), attach }).into_response(),
+        Err(error) => failure(error),
+    }
+}
+
+async fn detach(
+    State(state): State<AppState>,
+    Context(context): Context,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<ApiJson<SessionResponse>, ApiError> {
+    let id = path_id(&id, "id")?;
+    Ok(ApiJson(SessionResponse { session: state.broker().detach(&principal, id, &context).await?.into() }))
+}
+
+async fn terminate(
+    State(state): State<AppState>,
+    Context(context): Context,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<ApiJson<SessionResponse>, ApiError> {
+    let id = path_id(&id, "id")?;
+    Ok(ApiJson(SessionResponse { session: state.broker().terminate(&principal, id, &context).await?.into() }))
+}
+
+#[derive(Serialize)]
+struct LeaseView {
+    session_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    acquired_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+#[derive(Serialize)]
+struct WorkerView {
+    id: Uuid,
+    kind: String,
+    name: String,
+    status: String,
+    capacity: u32,
+    active_sessions: usize,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_heartbeat_at: Option<OffsetDateTime>,
+    /// Seconds since the last heartbeat; `null` before the first one.
+    heartbeat_age_seconds: Option<f64>,
+    leases: Vec<LeaseView>,
+}
+
+async fn workers(
+    State(state): State<AppState>,
+    PlatformAdmin(_): PlatformAdmin,
+) -> Result<ApiJson<Page<WorkerView>>, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let workers = state.broker().workers().await?;
+    let items = workers
+        .into_iter()
+        .map(|status| WorkerView {
+            id: status.worker.id,
+            kind: status.worker.kind,
+            name: status.worker.name,
+            status: status.worker.status,
+            capacity: status.worker.capacity,
+            active_sessions: status.leases.len(),
+            heartbeat_age_seconds: status.worker.last_heartbeat_at.map(|at| (now - at).as_seconds_f64().max(0.0)),
+            last_heartbeat_at: status.worker.last_heartbeat_at,
+            leases: status
+                .leases
+                .into_iter()
+                .map(|lease| LeaseView {
+                    session_id: lease.session_id,
+                    acquired_at: lease.acquired_at,
+                    expires_at: lease.expires_at,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(ApiJson(Page { items, next_cursor: None }))
+}

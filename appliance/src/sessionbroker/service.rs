@@ -1,0 +1,810 @@
+use std::sync::Arc;
+
+use rap_storage::StorageError;
+use rap_storage::live::{Topics, TtlMap};
+use rap_storage::repo::{
+    AttachmentRecord, AuditEvent, NoCapacity, OrgScope, Repositories, ResourceRecord, SessionRecord, SessionScope,
+    SessionTransition,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::state::{Command, IllegalTransition, SessionState, next, rule};
+use crate::audit::{self, Outcome, RequestContext};
+use crate::auth::Principal;
+use crate::config::{AppEnv, BrokerConfig};
+use crate::keys::random_bytes;
+use crate::organization::policy::{Action, Decision, authorize};
+use crate::organization::{Denied, Gate};
+use crate::resource::credential_like_paths;
+use crate::secrets::{Credentials, SecretService};
+use crate::worker::pool::WorkerQueues;
+use crate::worker::{Assignment, WorkerControl, WorkerEvent, WorkerEventKind, control_queue, input_queue};
+
+/// Size used when a client does not say (and the bounds it may ask for).
+const DEFAULT_SIZE: (u16, u16) = (1280, 800);
+const MIN_SIZE: u16 = 64;
+const MAX_WIDTH: u16 = 7680;
+const MAX_HEIGHT: u16 = 4320;
+/// How long a controller binding lives without being renewed by a transition.
+const CONTROLLER_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("resource not found")]
+    ResourceNotFound,
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("the session changed meanwhile")]
+    Raced,
+    #[error("resource needs a secret")]
+    SecretRequired,
+    #[error("plaintext credentials in metadata")]
+    PlaintextSecretForbidden(Vec<String>),
+    #[error("no worker slot is free")]
+    NoCapacity,
+    #[error("invalid field {}: {}", .0.0, .0.1)]
+    InvalidField((&'static str, &'static str)),
+    #[error("the resource's secret cannot be used: {0}")]
+    SecretUnavailable(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<Denied> for BrokerError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Hidden => Self::SessionNotFound,
+            Denied::Forbidden => Self::Forbidden,
+            Denied::Storage(error) => Self::Storage(error),
+        }
+    }
+}
+
+/// What an attach token grants, kept in live state until redeemed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachGrant {
+    pub session_id: Uuid,
+    pub attachment_id: Uuid,
+    pub user_id: Uuid,
+    pub device_id: Option<Uuid>,
+    /// `controller` or `viewer`.
+    pub role: String,
+}
+
+/// Who controls a session right now (live state, mirrored in SQLite).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerBinding {
+    pub session_id: Uuid,
+    pub attachment_id: Uuid,
+    pub user_id: Uuid,
+    pub device_id: Option<Uuid>,
+}
+
+/// What a session's subscribers (its sockets) are told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionNotice {
+    StateChanged {
+        session_id: Uuid,
+        state: SessionState,
+        reason: Option<String>,
+    },
+    /// `attachment_id` lost control to `by_user_id`.
+    TakenOver {
+        session_id: Uuid,
+        attachment_id: Uuid,
+        by_user_id: Uuid,
+    },
+}
+
+/// The attach block of session responses.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachOffer {
+    pub attach_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub gateway_url: String,
+}
+
+/// A session with its current controller, as the API shows it.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: SessionRecord,
+    pub controller: Option<AttachmentRecord>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    pub resource_id: Uuid,
+    pub device_id: Option<Uuid>,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+}
+
+/// Live state the broker keeps (the seed's Redis keys).
+#[derive(Clone)]
+pub struct BrokerLive {
+    /// `attach:<token>` → grant, single use.
+    pub attach_tokens: Arc<dyn TtlMap<AttachGrant>>,
+    /// `controller:<session_id>` → binding.
+    pub controllers: Arc<dyn TtlMap<ControllerBinding>>,
+    /// `session:<session_id>` topic.
+    pub notices: Arc<dyn Topics<SessionNotice>>,
+    pub queues: WorkerQueues,
+}
+
+pub fn controller_key(session_id: Uuid) -> String {
+    format!("controller:{session_id}")
+}
+
+pub fn notice_topic(session_id: Uuid) -> String {
+    format!("session:{session_id}")
+}
+
+fn attach_key(token: &str) -> String {
+    format!("attach:{token}")
+}
+
+/// The broker's settings, from configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub config: BrokerConfig,
+    pub app_env: AppEnv,
+    /// The kind of worker sessions are placed on (`scripted`, `rdp`).
+    pub worker_kind: &'static str,
+    /// Where attach tokens are redeemed.
+    pub gateway_url: String,
+}
+
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    repositories: Repositories,
+    gate: Gate,
+    secrets: SecretService,
+    live: BrokerLive,
+    config: BrokerConfig,
+    app_env: AppEnv,
+    worker_kind: &'static str,
+    gateway_url: String,
+}
+
+impl Broker {
+    pub fn new(
+        repositories: Repositories,
+        gate: Gate,
+        secrets: SecretService,
+        live: BrokerLive,
+        settings: BrokerSettings,
+    ) -> Self {
+        let BrokerSettings { config, app_env, worker_kind, gateway_url } = settings;
+        Self { inner: Arc::new(Inner { repositories, gate, secrets, live, config, app_env, worker_kind, gateway_url }) }
+    }
+
+    pub fn live(&self) -> &BrokerLive {
+        &self.inner.live
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    fn event(
+        &self,
+        context: &RequestContext,
+        actor: Option<Uuid>,
+        action: &str,
+        session: &SessionRecord,
+        outcome: Outcome,
+    ) -> AuditEvent {
+        let mut event =
+            audit::on(audit::event(context, actor, action, outcome, OffsetDateTime::now_utc()), "session", session.id);
+        if actor.is_none() {
+            event.actor_kind = "system".into();
+        }
+        AuditEvent { organization_id: Some(session.organization_id), session_id: Some(session.id), ..event }
+    }
+
+    /// The session, if `principal` may act on it: its owner (while they may
+    /// use the organization's resources) or an owner/admin of its
+    /// organization. Everyone else is told it does not exist.
+    async fn accessible(&self, principal: &Principal, id: Uuid) -> Result<SessionRecord, BrokerError> {
+        let session = self.inner.repositories.sessions.get(id).await?.ok_or(BrokerError::SessionNotFound)?;
+        let standing = self.inner.gate.standing(principal, session.organization_id).await?;
+        if authorize(standing, Action::ManageSessions) == Decision::Allow {
+            return Ok(session);
+        }
+        if session.owner_user_id == principal.user_id() && authorize(standing, Action::UseResources) == Decision::Allow
+        {
+            return Ok(session);
+        }
+        Err(BrokerError::SessionNotFound)
+    }
+
+    pub async fn view(&self, session: SessionRecord) -> Result<SessionView, StorageError> {
+        let controller = self.inner.repositories.sessions.controller(session.id).await?;
+        Ok(SessionView { session, controller })
+    }
+
+    pub async fn get(&self, principal: &Principal, id: Uuid) -> Result<SessionView, BrokerError> {
+        let session = self.accessible(principal, id).await?;
+        Ok(self.view(session).await?)
+    }
+
+    /// Sessions the caller may see: their own, plus every session of the
+    /// organizations they manage (all for platform admins).
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        organization_id: Option<Uuid>,
+        states: Vec<String>,
+        after: Option<Uuid>,
+        limit: usize,
+        context: &RequestContext,
+    ) -> Result<Vec<SessionRecord>, BrokerError> {
+        let scope = if principal.is_platform_admin() {
+            SessionScope {
+                organizations: organization_id.map_or(OrgScope::All, |id| OrgScope::Only(vec![id])),
+                owner: None,
+                managed: Vec::new(),
+                states,
+            }
+        } else {
+            let organizations = match organization_id {
+                Some(id) => {
+                    self.inner.gate.check(principal, id, Action::ReadOrganization, context).await.map_err(
+                        |denied| match denied {
+                            Denied::Hidden => BrokerError::InvalidField(("organization_id", "no such organization")),
+                            other => other.into(),
+                        },
+                    )?;
+                    vec![id]
+                }
+                None => self.inner.gate.member_organizations(principal).await?,
+            };
+            let mut managed = Vec::new();
+            for id in &organizations {
+                let standing = self.inner.gate.standing(principal, *id).await?;
+                if authorize(standing, Action::ManageSessions) == Decision::Allow {
+                    managed.push(*id);
+                }
+            }
+            SessionScope {
+                organizations: OrgScope::Only(organizations),
+                owner: Some(principal.user_id()),
+                managed,
+                states,
+            }
+        };
+        Ok(self.inner.repositories.sessions.list(scope, after, limit).await?)
+    }
+
+    fn new_token() -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes())
+    }
+
+    /// Issues a single-use attach token for `attachment`.
+    async fn offer(&self, attachment: &AttachmentRecord) -> AttachOffer {
+        let token = Self::new_token();
+        let grant = AttachGrant {
+            session_id: attachment.session_id,
+            attachment_id: attachment.id,
+            user_id: attachment.user_id,
+            device_id: attachment.device_id,
+            role: attachment.role.clone(),
+        };
+        let ttl = self.inner.config.attach_token_ttl;
+        self.inner.live.attach_tokens.insert(&attach_key(&token), grant, ttl).await;
+        let expires_at = OffsetDateTime::now_utc() + time::Duration::try_from(ttl).unwrap_or(time::Duration::MINUTE);
+        AttachOffer { attach_token: token, expires_at, gateway_url: self.inner.gateway_url.clone() }
+    }
+
+    /// Redeems an attach token: valid once, until it expires.
+    pub async fn redeem(&self, token: &str) -> Option<AttachGrant> {
+        self.inner.live.attach_tokens.take(&attach_key(token)).await
+    }
+
+    fn controller_attachment(
+        session: &SessionRecord,
+        principal: &Principal,
+        device_id: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> AttachmentRecord {
+        AttachmentRecord {
+            id: Uuid::now_v7(),
+            session_id: session.id,
+            user_id: principal.user_id(),
+            device_id,
+            role: "controller".into(),
+            attached_at: now,
+            detached_at: None,
+            end_reason: None,
+        }
+    }
+
+    /// Applies `command` to `session` as computed from its current state.
+    async fn apply(
+        &self,
+        session: &SessionRecord,
+        command: Command,
+        details: Transition,
+        audit: AuditEvent,
+    ) -> Result<SessionRecord, BrokerError> {
+        let current = SessionState::parse(&session.state).ok_or(BrokerError::Raced)?;
+        let to = next(current, command)?;
+        let (from, _) = rule(command);
+        let mut audit = audit;
+        audit.details["from"] = json!(current.as_str());
+        audit.details["to"] = json!(to.as_str());
+        audit.details["command"] = json!(command.as_str());
+        let transition = SessionTransition {
+            session_id: session.id,
+            from: from.iter().map(|state| state.as_str()).collect(),
+            to: to.as_str(),
+            now: OffsetDateTime::now_utc(),
+            failure_reason: details.failure_reason.clone(),
+            end_controller: details.end_controller,
+            open_attachment: details.open_attachment,
+            release_lease: details.release_lease,
+            width: details.width,
+            height: details.height,
+            audit,
+        };
+        let updated = self.inner.repositories.sessions.transition(transition).await?.ok_or(BrokerError::Raced)?;
+        if to != current || command == Command::Attach {
+            let notice =
+                SessionNotice::StateChanged { session_id: session.id, state: to, reason: details.failure_reason };
+            self.inner.live.notices.publish(&notice_topic(session.id), notice).await;
+        }
+        if to.is_terminal() {
+            self.after_end(&updated).await;
+        }
+        Ok(updated)
+    }
+
+    /// Cleans live state and stops the worker once a session has ended.
+    async fn after_end(&self, session: &SessionRecord) {
+        self.inner.live.controllers.remove(&controller_key(session.id)).await;
+        self.inner.live.queues.inputs.purge(&input_queue(session.id)).await;
+        if let Some(worker_id) = session.worker_id
+            && let Err(error) = self
+                .inner
+                .live
+                .queues
+                .control
+                .push(&control_queue(worker_id), WorkerControl::Cancel { session_id: session.id })
+                .await
+        {
+            tracing::warn!(session_id = %session.id, %error, "Cancellation not delivered to the worker");
+        }
+    }
+
+    async fn bind_controller(&self, attachment: &AttachmentRecord) {
+        let binding = ControllerBinding {
+            session_id: attachment.session_id,
+            attachment_id: attachment.id,
+            user_id: attachment.user_id,
+            device_id: attachment.device_id,
+        };
+        self.inner.live.controllers.insert(&controller_key(attachment.session_id), binding, CONTROLLER_TTL).await;
+    }
+
+    /// Starts a session on `resource_id` for `principal`: authorizes against
+    /// the resource's organization before any worker is reserved.
+    pub async fn start(
+        &self,
+        principal: &Principal,
+        request: StartRequest,
+        context: &RequestContext,
+    ) -> Result<(SessionView, AttachOffer), BrokerError> {
+        let resource =
+            self.inner.repositories.resources.get(request.resource_id).await?.ok_or(BrokerError::ResourceNotFound)?;
+        self.inner.gate.check(principal, resource.organization_id, Action::UseResources, context).await.map_err(
+            |denied| match denied {
+                Denied::Hidden => BrokerError::ResourceNotFound,
+                other => other.into(),
+            },
+        )?;
+        if self.inner.app_env.is_production() {
+            let paths = credential_like_paths(&resource.metadata, "metadata");
+            if !paths.is_empty() {
+                return Err(BrokerError::PlaintextSecretForbidden(paths));
+            }
+            if resource.secret_ref.is_none() {
+                return Err(BrokerError::SecretRequired);
+            }
+        }
+        if let Some(device_id) = request.device_id {
+            let own = self.inner.repositories.auth.list_devices(principal.user_id()).await?;
+            if !own.iter().any(|device| device.id == device_id) {
+                return Err(BrokerError::InvalidField(("device_id", "is not one of your devices")));
+            }
+        }
+        let width = request.width.unwrap_or(DEFAULT_SIZE.0);
+        let height = request.height.unwrap_or(DEFAULT_SIZE.1);
+        if !(MIN_SIZE..=MAX_WIDTH).contains(&width) {
+            return Err(BrokerError::InvalidField(("width", "must be between 64 and 7680")));
+        }
+        if !(MIN_SIZE..=MAX_HEIGHT).contains(&height) {
+            return Err(BrokerError::InvalidField(("height", "must be between 64 and 4320")));
+        }
+
+        let now = OffsetDateTime::now_utc();
+        let session = SessionRecord {
+            id: Uuid::now_v7(),
+            organization_id: resource.organization_id,
+            resource_id: resource.id,
+            owner_user_id: principal.user_id(),
+            device_id: request.device_id,
+            state: SessionState::Pending.as_str().into(),
+            worker_id: None,
+            width: Some(width),
+            height: Some(height),
+            failure_reason: None,
+            // Only the reference: resolved credentials live in the assignment alone.
+            metadata: json!({"secret_ref": resource.secret_ref, "protocol": resource.protocol, "host": resource.host, "port": resource.port}),
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            ended_at: None,
+            last_attached_at: None,
+            detached_at: None,
+        };
+        let created = audit::with(
+            self.event(context, Some(principal.user_id()), "session.created", &session, Outcome::Success),
+            json!({"resource_id": resource.id, "to": "pending"}),
+        );
+        let (session, lease) = match self
+            .inner
+            .repositories
+            .sessions
+            .create(session, self.inner.worker_kind, self.inner.config.lease_ttl, created)
+            .await?
+        {
+            Ok(created) => created,
+            Err(NoCapacity) => {
+                tracing::warn!(resource_id = %resource.id, "No worker slot free");
+                return Err(BrokerError::NoCapacity);
+            }
+        };
+
+        let credentials = match self.credentials_for(&resource).await {
+            Ok(credentials) => credentials,
+            Err(reason) => {
+                let failed =
+                    self.event(context, Some(principal.user_id()), "session.state_changed", &session, Outcome::Failure);
+                self.apply(&session, Command::Fail, Transition::failed(&reason), failed).await?;
+                return Err(BrokerError::SecretUnavailable(reason));
+            }
+        };
+        let assignment = Assignment {
+            session_id: session.id,
+            worker_id: lease.worker_id,
+            organization_id: session.organization_id,
+            protocol: resource.protocol.clone(),
+            host: resource.host.clone(),
+            port: resource.port,
+            credentials,
+            certificate_verification_mode: resource.certificate_verification_mode.clone(),
+            certificate_fingerprint: resource.certificate_fingerprint.clone(),
+            clipboard_mode: resource.policy.clipboard_mode.clone(),
+            file_transfer_mode: resource.policy.file_transfer_mode.clone(),
+            width,
+            height,
+        };
+        let attachment = Self::controller_attachment(&session, principal, request.device_id, now);
+        let assigned =
+            self.event(context, Some(principal.user_id()), "session.state_changed", &session, Outcome::Success);
+        let details = Transition { open_attachment: Some(attachment.clone()), ..Transition::default() };
+        let session = self.apply(&session, Command::Assign, details, assigned).await?;
+        if let Err(error) = self
+            .inner
+            .live
+            .queues
+            .control
+            .push(&control_queue(lease.worker_id), WorkerControl::Assign(Box::new(assignment)))
+            .await
+        {
+            tracing::error!(session_id = %session.id, %error, "Assignment not delivered");
+            let failed = self.event(context, None, "session.state_changed", &session, Outcome::Failure);
+            self.apply(&session, Command::Fail, Transition::failed("worker_unavailable"), failed).await?;
+            return Err(BrokerError::NoCapacity);
+        }
+        self.bind_controller(&attachment).await;
+        let offer = self.offer(&attachment).await;
+        tracing::info!(session_id = %session.id, worker_id = %lease.worker_id, "Session starting");
+        Ok((self.view(session).await?, offer))
+    }
+
+    /// The credentials to put in the assignment: the secret store first; in
+    /// development, plaintext metadata (`username`/`password`/`domain`).
+    async fn credentials_for(&self, resource: &ResourceRecord) -> Result<Option<Credentials>, String> {
+        match self.inner.secrets.resolve(resource).await {
+            Ok(Some(credentials)) => return Ok(Some(credentials)),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(resource_id = %resource.id, %error, "Resource secret cannot be opened");
+                return Err("secret_unavailable".into());
+            }
+        }
+        if self.inner.app_env.is_production() {
+            return Ok(None);
+        }
+        let text = |key: &str| resource.metadata.get(key).and_then(|value| value.as_str()).map(str::to_owned);
+        Ok(match (text("username"), text("password")) {
+            (Some(username), Some(password)) => Some(Credentials { username, password, domain: text("domain") }),
+            _ => None,
+        })
+    }
+
+    /// A new controller attachment for the caller, replacing the current one.
+    async fn rebind(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        command: Command,
+        context: &RequestContext,
+    ) -> Result<(SessionView, AttachOffer), BrokerError> {
+        let session = self.accessible(principal, id).await?;
+        let current = self.inner.repositories.sessions.controller(id).await?;
+        if command == Command::Attach
+            && let Some(controller) = &current
+            && controller.user_id != principal.user_id()
+        {
+            // Someone else holds it: taking it is a takeover, said explicitly.
+            return Err(IllegalTransition { state: SessionState::Active, command }.into());
+        }
+        let now = OffsetDateTime::now_utc();
+        let device_id = session.device_id.filter(|_| session.owner_user_id == principal.user_id());
+        let attachment = Self::controller_attachment(&session, principal, device_id, now);
+        let reason = if command == Command::Takeover { "taken_over" } else { "reattached" };
+        let action = if command == Command::Takeover { "session.taken_over" } else { "session.attached" };
+        let event = audit::with(
+            self.event(context, Some(principal.user_id()), action, &session, Outcome::Success),
+            json!({"attachment_id": attachment.id, "previous_attachment_id": current.as_ref().map(|controller| controller.id)}),
+        );
+        let details = Transition {
+            end_controller: Some(reason.into()),
+            open_attachment: Some(attachment.clone()),
+            ..Transition::default()
+        };
+        let session = self.apply(&session, command, details, event).await?;
+        self.bind_controller(&attachment).await;
+        if command == Command::Takeover
+            && let Some(previous) = current
+        {
+            let notice = SessionNotice::TakenOver {
+                session_id: id,
+                attachment_id: previous.id,
+                by_user_id: principal.user_id(),
+            };
+            self.inner.live.notices.publish(&notice_topic(id), notice).await;
+        }
+        let offer = self.offer(&attachment).await;
+        Ok((self.view(session).await?, offer))
+    }
+
+    pub async fn attach(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<(SessionView, AttachOffer), BrokerError> {
+        self.rebind(principal, id, Command::Attach, context).await
+    }
+
+    pub async fn takeover(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<(SessionView, AttachOffer), BrokerError> {
+        self.rebind(principal, id, Command::Takeover, context).await
+    }
+
+    pub async fn detach(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<SessionView, BrokerError> {
+        let session = self.accessible(principal, id).await?;
+        let event = self.event(context, Some(principal.user_id()), "session.detached", &session, Outcome::Success);
+        let session = self.detach_record(&session, "detached", event).await?;
+        Ok(self.view(session).await?)
+    }
+
+    /// Detaches the controller (by request, or because its transport died).
+    pub async fn detach_record(
+        &self,
+        session: &SessionRecord,
+        reason: &str,
+        event: AuditEvent,
+    ) -> Result<SessionRecord, BrokerError> {
+        let details = Transition { end_controller: Some(reason.into()), ..Transition::default() };
+        let updated = self.apply(session, Command::Detach, details, event).await?;
+        self.inner.live.controllers.remove(&controller_key(session.id)).await;
+        Ok(updated)
+    }
+
+    pub async fn terminate(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<SessionView, BrokerError> {
+        let session = self.accessible(principal, id).await?;
+        let event = self.event(context, Some(principal.user_id()), "session.terminated", &session, Outcome::Success);
+        let details = Transition { release_lease: Some("session_ended".into()), ..Transition::default() };
+        let session = self.apply(&session, Command::Terminate, details, event).await?;
+        Ok(self.view(session).await?)
+    }
+
+    /// Fails an open session for a system reason (worker lost, restart).
+    async fn fail(&self, session: &SessionRecord, reason: &str) -> Result<Option<SessionRecord>, BrokerError> {
+        let event = audit::with(
+            self.event(&RequestContext::default(), None, "session.state_changed", session, Outcome::Failure),
+            json!({"reason": reason}),
+        );
+        match self.apply(session, Command::Fail, Transition::failed(reason), event).await {
+            Ok(updated) => Ok(Some(updated)),
+            // Already ended by someone else: nothing to fail.
+            Err(BrokerError::Illegal(_) | BrokerError::Raced) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Feeds one worker event into the state machine.
+    pub async fn on_worker_event(&self, event: WorkerEvent) -> Result<(), BrokerError> {
+        let Some(session) = self.inner.repositories.sessions.get(event.session_id).await? else {
+            tracing::warn!(session_id = %event.session_id, "Event for an unknown session");
+            return Ok(());
+        };
+        if session.worker_id != Some(event.worker_id) {
+            tracing::warn!(session_id = %session.id, worker_id = %event.worker_id, "Event from a worker that does not hold the session");
+            return Ok(());
+        }
+        let state = SessionState::parse(&session.state);
+        match event.kind {
+            WorkerEventKind::Heartbeat => {
+                let renewed = self
+                    .inner
+                    .repositories
+                    .sessions
+                    .heartbeat(event.worker_id, session.id, OffsetDateTime::now_utc(), self.inner.config.lease_ttl)
+                    .await?;
+                if !renewed || state.is_none_or(SessionState::is_terminal) {
+                    // The session is over for the broker: stop the worker.
+                    self.after_end(&session).await;
+                }
+            }
+            WorkerEventKind::Connected { width, height } => {
+                let audit = audit::with(
+                    self.event(&RequestContext::default(), None, "session.state_changed", &session, Outcome::Success),
+                    json!({"width": width, "height": height}),
+                );
+                let details = Transition { width: Some(width), height: Some(height), ..Transition::default() };
+                match self.apply(&session, Command::Connected, details, audit).await {
+                    Ok(_) => tracing::info!(session_id = %session.id, "Session active"),
+                    Err(BrokerError::Illegal(_) | BrokerError::Raced) => self.after_end(&session).await,
+                    Err(error) => return Err(error),
+                }
+            }
+            WorkerEventKind::Failed { reason } => {
+                tracing::info!(session_id = %session.id, %reason, "Session failed");
+                self.fail(&session, &reason).await?;
+            }
+            WorkerEventKind::Disconnected { reason } => {
+                let audit = audit::with(
+                    self.event(&RequestContext::default(), None, "session.state_changed", &session, Outcome::Success),
+                    json!({"reason": reason}),
+                );
+                let details = Transition { release_lease: Some("session_ended".into()), ..Transition::default() };
+                match self.apply(&session, Command::Terminate, details, audit).await {
+                    Ok(_) | Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every worker with its open leases (platform admins only; the route
+    /// requires it).
+    pub async fn workers(&self) -> Result<Vec<rap_storage::repo::WorkerStatus>, StorageError> {
+        self.inner.repositories.sessions.workers().await
+    }
+
+    /// Open sessions and online workers, for the metrics gauges.
+    pub async fn gauges(&self) -> Result<(u64, usize), StorageError> {
+        let open = self.inner.repositories.sessions.count_open().await?;
+        let online = self
+            .inner
+            .repositories
+            .sessions
+            .workers()
+            .await?
+            .iter()
+            .filter(|status| status.worker.status == "online")
+            .count();
+        Ok((open, online))
+    }
+
+    /// Fails the sessions of workers whose leases ran out.
+    pub async fn expire_leases(&self) -> Result<usize, BrokerError> {
+        let mut failed = 0;
+        for lease in self.inner.repositories.sessions.expired_leases(OffsetDateTime::now_utc()).await? {
+            if let Some(session) = self.inner.repositories.sessions.get(lease.session_id).await? {
+                tracing::warn!(session_id = %session.id, worker_id = %lease.worker_id, "Worker lease expired");
+                if self.fail(&session, "worker_lost").await?.is_some() {
+                    failed += 1;
+                }
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Terminates sessions left detached longer than the configured timeout.
+    pub async fn reap_detached(&self) -> Result<usize, BrokerError> {
+        let timeout = time::Duration::try_from(self.inner.config.detached_timeout).unwrap_or(time::Duration::DAY);
+        let mut reaped = 0;
+        for session in self.inner.repositories.sessions.detached_before(OffsetDateTime::now_utc() - timeout).await? {
+            let event = audit::with(
+                self.event(&RequestContext::default(), None, "session.terminated", &session, Outcome::Success),
+                json!({"reason": "detached_timeout"}),
+            );
+            let details = Transition { release_lease: Some("detached_timeout".into()), ..Transition::default() };
+            match self.apply(&session, Command::Terminate, details, event).await {
+                Ok(_) => reaped += 1,
+                Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// At start-up: sessions left open by the previous run cannot have a
+    /// live worker (workers are in process), so they fail with
+    /// `appliance_restarted` and their leases are released.
+    pub async fn recover_after_restart(&self) -> Result<usize, BrokerError> {
+        let mut recovered = 0;
+        for session in self.inner.repositories.sessions.open_sessions().await? {
+            if self.fail(&session, "appliance_restarted").await?.is_some() {
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
+    }
+}
+
+/// The side effects of one transition.
+#[derive(Debug, Clone, Default)]
+struct Transition {
+    failure_reason: Option<String>,
+    end_controller: Option<String>,
+    open_attachment: Option<AttachmentRecord>,
+    release_lease: Option<String>,
+    width: Option<u16>,
+    height: Option<u16>,
+}
+
+impl Transition {
+    fn failed(reason: &str) -> Self {
+        Self {
+            failure_reason: Some(reason.to_owned()),
+            release_lease: Some("session_failed".into()),
+            ..Self::default()
+        }
+    }
+}

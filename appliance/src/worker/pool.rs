@@ -1,0 +1,153 @@
+//! The in-process worker pool: N slots, each a registered worker with
+//! capacity one, each a task that takes assignments from its control queue
+//! and runs them with the runtime.
+//!
+//! A runtime that panics fails only its own session (`worker_panicked`);
+//! the slot takes the next assignment. Every slot stops when the pool's
+//! shutdown token is cancelled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rap_storage::StorageError;
+use rap_storage::live::Queues;
+use rap_storage::repo::Repositories;
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    SessionEnd, SessionInput, SessionIo, SessionRuntime, WorkerControl, WorkerEvent, WorkerEventKind, control_queue,
+    input_queue,
+};
+
+/// Queues the pool and the broker share.
+#[derive(Clone)]
+pub struct WorkerQueues {
+    pub control: Arc<dyn Queues<WorkerControl>>,
+    pub inputs: Arc<dyn Queues<SessionInput>>,
+    pub events: Arc<dyn Queues<WorkerEvent>>,
+}
+
+/// The running slots; dropping it aborts them.
+pub struct WorkerPool {
+    tasks: JoinSet<()>,
+    worker_ids: Vec<Uuid>,
+}
+
+impl WorkerPool {
+    /// Registers `slots` workers of the runtime's kind and starts them.
+    pub async fn start(
+        runtime: Arc<dyn SessionRuntime>,
+        slots: usize,
+        repositories: &Repositories,
+        queues: WorkerQueues,
+        heartbeat_interval: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StorageError> {
+        let mut tasks = JoinSet::new();
+        let mut worker_ids = Vec::with_capacity(slots);
+        for index in 1..=slots {
+            let name = format!("slot-{index:03}");
+            let worker =
+                repositories.sessions.register_worker(runtime.kind(), &name, 1, OffsetDateTime::now_utc()).await?;
+            worker_ids.push(worker.id);
+            let slot =
+                Slot { worker_id: worker.id, runtime: runtime.clone(), queues: queues.clone(), heartbeat_interval };
+            tasks.spawn(slot.run(shutdown.clone()));
+        }
+        tracing::info!(slots, kind = runtime.kind(), "Worker slots started");
+        Ok(Self { tasks, worker_ids })
+    }
+
+    pub fn worker_ids(&self) -> &[Uuid] {
+        &self.worker_ids
+    }
+
+    /// Waits for every slot to stop (after the shutdown token fired).
+    pub async fn join(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+struct Slot {
+    worker_id: Uuid,
+    runtime: Arc<dyn SessionRuntime>,
+    queues: WorkerQueues,
+    heartbeat_interval: Duration,
+}
+
+/// How long an idle slot waits on its queue before looking again.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+impl Slot {
+    async fn run(self, shutdown: CancellationToken) {
+        let queue = control_queue(self.worker_id);
+        loop {
+            let control = tokio::select! {
+                () = shutdown.cancelled() => break,
+                control = self.queues.control.pop(&queue, IDLE_POLL) => control,
+            };
+            match control {
+                Some(WorkerControl::Assign(assignment)) => self.run_session(*assignment, &shutdown).await,
+                // A cancellation for a session this slot no longer runs.
+                Some(WorkerControl::Cancel { .. }) | None => {}
+            }
+        }
+        self.queues.control.purge(&queue).await;
+    }
+
+    async fn run_session(&self, assignment: super::Assignment, shutdown: &CancellationToken) {
+        let session_id = assignment.session_id;
+        let cancel = shutdown.child_token();
+        let io = SessionIo::new(
+            session_id,
+            self.worker_id,
+            self.queues.events.clone(),
+            self.queues.inputs.clone(),
+            cancel.clone(),
+            self.heartbeat_interval,
+        );
+        tracing::info!(%session_id, worker_id = %self.worker_id, "Session assigned");
+        let runtime = self.runtime.clone();
+        let mut session = tokio::spawn(async move { runtime.run(assignment, io).await });
+        let queue = control_queue(self.worker_id);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut session => break outcome,
+                control = self.queues.control.pop(&queue, IDLE_POLL) => match control {
+                    Some(WorkerControl::Cancel { session_id: cancelled }) if cancelled == session_id => cancel.cancel(),
+                    Some(WorkerControl::Assign(other)) => {
+                        // INVARIANT: the broker leases a slot to one session at a time.
+                        tracing::error!(session_id = %other.session_id, worker_id = %self.worker_id, "Assignment for a busy slot refused");
+                        self.report(other.session_id, WorkerEventKind::Failed { reason: "worker_busy".into() }).await;
+                    }
+                    Some(WorkerControl::Cancel { .. }) | None => {}
+                },
+            }
+        };
+        let end = match outcome {
+            Ok(end) => end,
+            Err(error) if error.is_panic() => {
+                tracing::error!(%session_id, worker_id = %self.worker_id, "Session runtime panicked");
+                SessionEnd::Failed("worker_panicked".into())
+            }
+            Err(_) => SessionEnd::Cancelled,
+        };
+        match end {
+            SessionEnd::Cancelled => {}
+            SessionEnd::Disconnected(reason) => self.report(session_id, WorkerEventKind::Disconnected { reason }).await,
+            SessionEnd::Failed(reason) => self.report(session_id, WorkerEventKind::Failed { reason }).await,
+        }
+        self.queues.inputs.purge(&input_queue(session_id)).await;
+        tracing::info!(%session_id, worker_id = %self.worker_id, "Session left the slot");
+    }
+
+    async fn report(&self, session_id: Uuid, kind: WorkerEventKind) {
+        let event = WorkerEvent { session_id, worker_id: self.worker_id, kind };
+        if let Err(error) = self.queues.events.push(super::EVENTS_QUEUE, event).await {
+            tracing::error!(%session_id, %error, "Worker event dropped");
+        }
+    }
+}
