@@ -22,9 +22,11 @@ pub mod installation;
 pub mod keys;
 pub mod metrics;
 pub mod organization;
+pub mod protocol;
 pub mod resource;
 pub mod secrets;
 pub mod sessionbroker;
+pub mod sessiongateway;
 pub mod state;
 pub mod worker;
 
@@ -68,6 +70,7 @@ pub async fn run(
     let background = CancellationToken::new();
     let workers = start_workers(&state, background.clone()).await;
     let broker_tasks = sessionbroker::background::spawn(state.broker().clone(), background.clone());
+    let sockets = state.sockets_shutdown().clone();
     let app = http::router(state);
 
     let local_addr = listener.local_addr().context("reading the listen address")?;
@@ -78,6 +81,7 @@ pub async fn run(
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("Shutting down: no new connections, finishing in-flight requests");
+            sockets.cancel();
             let _ = stop_accepting.send(());
         });
     let server = server.into_future();

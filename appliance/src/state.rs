@@ -50,6 +50,8 @@ struct Inner {
     secrets: SecretService,
     audit: AuditService,
     broker: Broker,
+    /// Fired when shutdown begins: sockets close with a reason.
+    sockets_shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
                 control: Arc::new(MemoryQueues::new(CONTROL_QUEUE_DEPTH)),
                 inputs: Arc::new(MemoryQueues::new(INPUT_QUEUE_DEPTH)),
                 events: Arc::new(MemoryQueues::new(EVENT_QUEUE_DEPTH)),
+                screens: Default::default(),
             },
         };
         let worker_kind = match config.broker.runtime {
@@ -134,6 +137,7 @@ impl AppState {
                 secrets,
                 audit,
                 broker,
+                sockets_shutdown: tokio_util::sync::CancellationToken::new(),
             }),
         })
     }
@@ -176,5 +180,9 @@ impl AppState {
 
     pub fn broker(&self) -> &Broker {
         &self.inner.broker
+    }
+
+    pub fn sockets_shutdown(&self) -> &tokio_util::sync::CancellationToken {
+        &self.inner.sockets_shutdown
     }
 }

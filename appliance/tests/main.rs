@@ -5,6 +5,7 @@
 mod auth;
 mod binary;
 mod envelope;
+mod gateway;
 mod installation;
 mod resources;
 mod sessions;

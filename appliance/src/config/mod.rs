@@ -153,6 +153,9 @@ pub struct BrokerConfig {
     pub attach_token_ttl: Duration,
     /// A session detached this long is terminated.
     pub detached_timeout: Duration,
+    /// The gateway pings every socket this often; two missed intervals
+    /// close it and detach its session.
+    pub ping_interval: Duration,
 }
 
 /// The validated configuration the appliance runs with.
@@ -270,7 +273,11 @@ impl Config {
             lease_ttl: settings.duration("RAP_WORKER_LEASE_TTL", Duration::from_secs(30))?,
             attach_token_ttl: settings.duration("RAP_ATTACH_TOKEN_TTL", Duration::from_secs(60))?,
             detached_timeout: settings.duration("RAP_DETACHED_SESSION_TIMEOUT", Duration::from_secs(3600))?,
+            ping_interval: settings.duration("RAP_GATEWAY_PING_INTERVAL", Duration::from_secs(15))?,
         };
+        if broker.ping_interval < Duration::from_millis(100) {
+            return Err(ConfigError::new("RAP_GATEWAY_PING_INTERVAL", "must be at least 100ms"));
+        }
         if broker.lease_ttl < Duration::from_millis(300) {
             return Err(ConfigError::new("RAP_WORKER_LEASE_TTL", "must be at least 300ms"));
         }

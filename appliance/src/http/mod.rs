@@ -42,7 +42,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::organization::routes::routes())
         .merge(crate::resource::routes::routes())
         .merge(crate::audit::routes::routes())
-        .merge(crate::sessionbroker::routes::routes());
+        .merge(crate::sessionbroker::routes::routes())
+        .merge(crate::sessiongateway::routes::routes());
     with_common_layers(api, state)
 }
 

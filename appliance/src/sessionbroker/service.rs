@@ -720,6 +720,49 @@ impl Broker {
         Ok(())
     }
 
+    /// The session as stored, for the gateway (which authorized the caller
+    /// through the attach token).
+    pub async fn session(&self, id: Uuid) -> Option<SessionRecord> {
+        self.inner.repositories.sessions.get(id).await.ok().flatten()
+    }
+
+    /// Subscribes to a session's notices (state changes, takeovers).
+    pub async fn subscribe(&self, session_id: Uuid) -> rap_storage::live::Subscription<SessionNotice> {
+        self.inner.live.notices.subscribe(&notice_topic(session_id)).await
+    }
+
+    /// Who controls the session right now.
+    pub async fn controller(&self, session_id: Uuid) -> Option<ControllerBinding> {
+        self.inner.live.controllers.get(&controller_key(session_id)).await
+    }
+
+    /// Queues controller input for the session's worker.
+    pub async fn route_input(
+        &self,
+        session_id: Uuid,
+        input: crate::worker::SessionInput,
+    ) -> Result<(), rap_storage::live::QueueError> {
+        self.inner.live.queues.inputs.push(&input_queue(session_id), input).await
+    }
+
+    /// The controller's transport is gone (closed, or silent past the
+    /// heartbeat): the session stays up, detached, ready to be resumed.
+    pub async fn transport_lost(&self, session_id: Uuid, attachment_id: Uuid) {
+        let Some(session) = self.session(session_id).await else { return };
+        if self.controller(session_id).await.is_none_or(|binding| binding.attachment_id != attachment_id) {
+            return;
+        }
+        let event = audit::with(
+            self.event(&RequestContext::default(), None, "session.detached", &session, Outcome::Success),
+            json!({"reason": "transport_closed", "attachment_id": attachment_id}),
+        );
+        match self.detach_record(&session, "transport_closed", event).await {
+            Ok(_) => tracing::info!(%session_id, "Controller transport lost; session detached"),
+            Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
+            Err(error) => tracing::error!(%session_id, %error, "Detaching after a lost transport failed"),
+        }
+    }
+
     /// Every worker with its open leases (platform admins only; the route
     /// requires it).
     pub async fn workers(&self) -> Result<Vec<rap_storage::repo::WorkerStatus>, StorageError> {

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::protocol::framebuffer::{Screen, Screens};
 use crate::secrets::Credentials;
 
 /// Queue names, as in the seed.
@@ -122,18 +123,32 @@ pub struct SessionIo {
     inputs: Arc<dyn Queues<SessionInput>>,
     cancel: CancellationToken,
     heartbeat_interval: Duration,
+    screens: Screens,
 }
 
 impl SessionIo {
     pub fn new(
         session_id: Uuid,
         worker_id: Uuid,
-        events: Arc<dyn Queues<WorkerEvent>>,
-        inputs: Arc<dyn Queues<SessionInput>>,
+        queues: &pool::WorkerQueues,
         cancel: CancellationToken,
         heartbeat_interval: Duration,
     ) -> Self {
-        Self { session_id, worker_id, events, inputs, cancel, heartbeat_interval }
+        Self {
+            session_id,
+            worker_id,
+            events: queues.events.clone(),
+            inputs: queues.inputs.clone(),
+            cancel,
+            heartbeat_interval,
+            screens: queues.screens.clone(),
+        }
+    }
+
+    /// The session's framebuffer, created at the remote desktop's size.
+    /// Viewers read it from the moment it exists.
+    pub fn open_screen(&self, width: u16, height: u16) -> Arc<Screen> {
+        self.screens.open(self.session_id, width, height)
     }
 
     /// Reports an event to the broker.

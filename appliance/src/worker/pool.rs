@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rap_storage::StorageError;
+
+use crate::protocol::framebuffer::Screens;
 use rap_storage::live::Queues;
 use rap_storage::repo::Repositories;
 use time::OffsetDateTime;
@@ -28,6 +30,8 @@ pub struct WorkerQueues {
     pub control: Arc<dyn Queues<WorkerControl>>,
     pub inputs: Arc<dyn Queues<SessionInput>>,
     pub events: Arc<dyn Queues<WorkerEvent>>,
+    /// Framebuffers of running sessions (pixels stay in process).
+    pub screens: Screens,
 }
 
 /// The running slots; dropping it aborts them.
@@ -101,14 +105,7 @@ impl Slot {
     async fn run_session(&self, assignment: super::Assignment, shutdown: &CancellationToken) {
         let session_id = assignment.session_id;
         let cancel = shutdown.child_token();
-        let io = SessionIo::new(
-            session_id,
-            self.worker_id,
-            self.queues.events.clone(),
-            self.queues.inputs.clone(),
-            cancel.clone(),
-            self.heartbeat_interval,
-        );
+        let io = SessionIo::new(session_id, self.worker_id, &self.queues, cancel.clone(), self.heartbeat_interval);
         tracing::info!(%session_id, worker_id = %self.worker_id, "Session assigned");
         let runtime = self.runtime.clone();
         let mut session = tokio::spawn(async move { runtime.run(assignment, io).await });
@@ -141,6 +138,7 @@ impl Slot {
             SessionEnd::Failed(reason) => self.report(session_id, WorkerEventKind::Failed { reason }).await,
         }
         self.queues.inputs.purge(&input_queue(session_id)).await;
+        self.queues.screens.close(session_id);
         tracing::info!(%session_id, worker_id = %self.worker_id, "Session left the slot");
     }
 

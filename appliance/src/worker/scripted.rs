@@ -13,13 +13,59 @@
 //! | `freeze.scripted` | connects, then never heartbeats again (a wedged worker) |
 //! | `panic.scripted` | connects, then panics |
 //! | `logoff.scripted` | connects, then ends cleanly after 200 ms |
+//! | `animate.scripted` | connects, then repaints a 64×64 corner every 10 ms |
 //! | anything else | connects at once and runs until cancelled |
+//!
+//! The desktop is a fixed test pattern (see [`pattern_pixel`]). Input
+//! leaves visible marks, so a viewer can check that its input arrived: a
+//! mouse event paints an 8×8 square at the pointer (white with a button
+//! down, red otherwise), a key or text paints a bar along the top edge,
+//! and a resize request resizes the screen.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Assignment, SessionEnd, SessionIo, SessionRuntime, WorkerEventKind};
+use super::{Assignment, SessionEnd, SessionInput, SessionIo, SessionRuntime, WorkerEventKind};
+use crate::protocol::frame::Rect;
+use crate::protocol::framebuffer::Screen;
+
+/// The test pattern's colour at (`x`, `y`): red rises left to right, green
+/// top to bottom, blue is constant, so any region is recognisable.
+pub fn pattern_pixel(x: u16, y: u16) -> [u8; 4] {
+    [(x % 256) as u8, (y % 256) as u8, 128, 255]
+}
+
+fn paint_pattern(screen: &Screen) {
+    let (width, height) = screen.size();
+    let mut rgba = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
+    for y in 0..height {
+        for x in 0..width {
+            rgba.extend_from_slice(&pattern_pixel(x, y));
+        }
+    }
+    screen.update(|canvas| canvas.put(Rect::new(0, 0, width, height), &rgba));
+}
+
+fn apply_input(screen: &Screen, input: &SessionInput) {
+    match input {
+        SessionInput::Mouse { x, y, buttons, .. } => {
+            let colour = if *buttons == 0 { [255, 0, 0, 255] } else { [255, 255, 255, 255] };
+            screen.update(|canvas| canvas.fill(Rect::new(*x, *y, 8, 8), colour));
+        }
+        SessionInput::Key { down: true, .. } | SessionInput::Unicode { .. } => {
+            screen.update(|canvas| {
+                let width = canvas.width();
+                canvas.fill(Rect::new(0, 0, width, 4), [0, 0, 255, 255]);
+            });
+        }
+        SessionInput::Key { down: false, .. } => {}
+        SessionInput::Resize { width, height } => {
+            screen.resize(*width, *height);
+            paint_pattern(screen);
+        }
+    }
+}
 
 pub struct ScriptedRuntime;
 
@@ -42,6 +88,8 @@ impl SessionRuntime for ScriptedRuntime {
             }
             _ => {}
         }
+        let screen = io.open_screen(assignment.width, assignment.height);
+        paint_pattern(&screen);
         if io.report(connected).await.is_err() {
             return SessionEnd::Failed("event_queue_full".into());
         }
@@ -60,14 +108,21 @@ impl SessionRuntime for ScriptedRuntime {
             }
             _ => {}
         }
+        let animate = assignment.host == "animate.scripted";
         let mut heartbeat = tokio::time::interval(io.heartbeat_interval());
+        let mut frame = tokio::time::interval(Duration::from_millis(10));
+        let mut shade = 0u8;
         loop {
             tokio::select! {
                 () = io.cancelled() => return SessionEnd::Cancelled,
                 _ = heartbeat.tick() => io.heartbeat().await,
+                _ = frame.tick(), if animate => {
+                    shade = shade.wrapping_add(1);
+                    screen.update(|canvas| canvas.fill(Rect::new(0, 0, 64, 64), [shade, 255 - shade, shade / 2, 255]));
+                }
                 input = io.next_input(Duration::from_secs(60)) => {
                     if let Some(input) = input {
-                        tracing::debug!(session_id = %io.session_id, ?input, "Scripted session got input");
+                        apply_input(&screen, &input);
                     }
                 }
             }

@@ -1,0 +1,364 @@
+//! One framebuffer per session, and the damage viewers catch up on.
+//!
+//! The worker paints into the [`Screen`] and records which rectangles
+//! changed, bumping a sequence number once per update. Each viewer remembers
+//! the last sequence it sent and, when its socket is ready, asks for the
+//! damage since then: the rectangles are merged and the *current* pixels
+//! are read. A slow viewer therefore skips intermediate states instead of
+//! queueing them, never holds memory for them, and never delays the worker
+//! or other viewers. A viewer too far behind for the damage log simply gets
+//! the whole screen.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::frame::{ColorMode, Rect, luma};
+
+/// Damage entries kept; older viewers get a full frame.
+const DAMAGE_LOG: usize = 512;
+/// Past this many separate rectangles, send their bounding box instead.
+const MAX_RECTS: usize = 16;
+
+struct Pixels {
+    width: u16,
+    height: u16,
+    rgba: Vec<u8>,
+    seq: u64,
+    /// (sequence, rectangle) of recent updates, oldest first.
+    log: VecDeque<(u64, Rect)>,
+    /// Updates at or before this sequence are not in the log (resize, trim).
+    horizon: u64,
+}
+
+/// What a viewer must send to catch up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The sequence the viewer will be at after sending these.
+    pub seq: u64,
+    pub width: u16,
+    pub height: u16,
+    pub rects: Vec<Rect>,
+    /// The whole screen is included (first frame, resize, fell behind).
+    pub full: bool,
+}
+
+/// A session's framebuffer. Cheap to share; all methods take `&self`.
+pub struct Screen {
+    pixels: RwLock<Pixels>,
+    changed: watch::Sender<u64>,
+}
+
+/// Paints one update; every rectangle touched is recorded as damage.
+pub struct Canvas<'a> {
+    pixels: &'a mut Pixels,
+    touched: Vec<Rect>,
+}
+
+impl Canvas<'_> {
+    pub fn width(&self) -> u16 {
+        self.pixels.width
+    }
+
+    pub fn height(&self) -> u16 {
+        self.pixels.height
+    }
+
+    /// Fills `rect` (clipped to the screen) with one colour.
+    pub fn fill(&mut self, rect: Rect, rgba: [u8; 4]) {
+        let rect = rect.clipped(self.pixels.width, self.pixels.height);
+        if rect.is_empty() {
+            return;
+        }
+        let stride = usize::from(self.pixels.width) * 4;
+        for row in usize::from(rect.y)..usize::from(rect.y) + usize::from(rect.height) {
+            let start = row * stride + usize::from(rect.x) * 4;
+            for pixel in self.pixels.rgba[start..start + usize::from(rect.width) * 4].chunks_exact_mut(4) {
+                pixel.copy_from_slice(&rgba);
+            }
+        }
+        self.touched.push(rect);
+    }
+
+    /// Copies `rgba` (rows of `rect.width` pixels) into `rect`; pixels
+    /// outside the screen are dropped.
+    pub fn put(&mut self, rect: Rect, rgba: &[u8]) {
+        let clipped = rect.clipped(self.pixels.width, self.pixels.height);
+        if clipped.is_empty() || rgba.len() < rect.area() as usize * 4 {
+            return;
+        }
+        let stride = usize::from(self.pixels.width) * 4;
+        let source_stride = usize::from(rect.width) * 4;
+        let row_bytes = usize::from(clipped.width) * 4;
+        for row in 0..usize::from(clipped.height) {
+            let target = (usize::from(clipped.y) + row) * stride + usize::from(clipped.x) * 4;
+            let source = (usize::from(clipped.y - rect.y) + row) * source_stride + usize::from(clipped.x - rect.x) * 4;
+            self.pixels.rgba[target..target + row_bytes].copy_from_slice(&rgba[source..source + row_bytes]);
+        }
+        self.touched.push(clipped);
+    }
+}
+
+impl Screen {
+    pub fn new(width: u16, height: u16) -> Arc<Self> {
+        let pixels = Pixels {
+            width,
+            height,
+            rgba: opaque_black(width, height),
+            seq: 1,
+            log: VecDeque::with_capacity(DAMAGE_LOG),
+            horizon: 1,
+        };
+        Arc::new(Self { pixels: RwLock::new(pixels), changed: watch::channel(1).0 })
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Pixels> {
+        self.pixels.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Pixels> {
+        self.pixels.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn size(&self) -> (u16, u16) {
+        let pixels = self.read();
+        (pixels.width, pixels.height)
+    }
+
+    /// Applies one update and tells the viewers once.
+    pub fn update(&self, paint: impl FnOnce(&mut Canvas<'_>)) {
+        let seq = {
+            let mut pixels = self.write();
+            let mut canvas = Canvas { pixels: &mut pixels, touched: Vec::new() };
+            paint(&mut canvas);
+            let touched = std::mem::take(&mut canvas.touched);
+            if touched.is_empty() {
+                return;
+            }
+            pixels.seq += 1;
+            let seq = pixels.seq;
+            for rect in touched {
+                if pixels.log.len() == DAMAGE_LOG
+                    && let Some((dropped, _)) = pixels.log.pop_front()
+                {
+                    pixels.horizon = dropped;
+                }
+                pixels.log.push_back((seq, rect));
+            }
+            seq
+        };
+        self.changed.send_replace(seq);
+    }
+
+    /// A new size: the screen is cleared and every viewer gets it whole.
+    pub fn resize(&self, width: u16, height: u16) {
+        let seq = {
+            let mut pixels = self.write();
+            pixels.width = width;
+            pixels.height = height;
+            pixels.rgba = opaque_black(width, height);
+            pixels.seq += 1;
+            pixels.log.clear();
+            pixels.horizon = pixels.seq;
+            pixels.seq
+        };
+        self.changed.send_replace(seq);
+    }
+
+    /// Completes when anything changed since it was last seen by `receiver`.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The damage since `seen` (0 = never sent anything).
+    pub fn damage_since(&self, seen: u64) -> Option<Damage> {
+        let pixels = self.read();
+        if seen >= pixels.seq {
+            return None;
+        }
+        let whole = Rect::new(0, 0, pixels.width, pixels.height);
+        if seen < pixels.horizon {
+            return Some(Damage {
+                seq: pixels.seq,
+                width: pixels.width,
+                height: pixels.height,
+                rects: vec![whole],
+                full: true,
+            });
+        }
+        let mut rects: Vec<Rect> = Vec::new();
+        for (_, rect) in pixels.log.iter().filter(|(seq, _)| *seq > seen) {
+            merge_into(&mut rects, *rect);
+        }
+        if rects.len() > MAX_RECTS {
+            let bounds = rects.iter().fold(Rect::new(0, 0, 0, 0), |bounds, rect| bounds.union(rect));
+            rects = vec![bounds];
+        }
+        let full = rects.len() == 1 && rects[0] == whole;
+        Some(Damage { seq: pixels.seq, width: pixels.width, height: pixels.height, rects, full })
+    }
+
+    /// The current pixels of `rect` in `mode`: RGBA8 or gray8, rows top to
+    /// bottom. A rectangle outside the screen (it shrank) reads as empty.
+    pub fn read_rect(&self, rect: Rect, mode: ColorMode) -> Vec<u8> {
+        let pixels = self.read();
+        let rect = rect.clipped(pixels.width, pixels.height);
+        let stride = usize::from(pixels.width) * 4;
+        let bytes_per_pixel = match mode {
+            ColorMode::FullColor => 4,
+            ColorMode::Grayscale => 1,
+        };
+        let mut out = Vec::with_capacity(rect.area() as usize * bytes_per_pixel);
+        for row in usize::from(rect.y)..usize::from(rect.y) + usize::from(rect.height) {
+            let start = row * stride + usize::from(rect.x) * 4;
+            let line = &pixels.rgba[start..start + usize::from(rect.width) * 4];
+            match mode {
+                ColorMode::FullColor => out.extend_from_slice(line),
+                ColorMode::Grayscale => {
+                    out.extend(line.chunks_exact(4).map(|pixel| luma(pixel[0], pixel[1], pixel[2])))
+                }
+            }
+        }
+        out
+    }
+}
+
+fn opaque_black(width: u16, height: u16) -> Vec<u8> {
+    let mut rgba = vec![0u8; usize::from(width) * usize::from(height) * 4];
+    for pixel in rgba.chunks_exact_mut(4) {
+        pixel[3] = 255;
+    }
+    rgba
+}
+
+/// Adds `rect`, merging it with every rectangle it touches.
+fn merge_into(rects: &mut Vec<Rect>, rect: Rect) {
+    let mut merged = rect;
+    loop {
+        let before = rects.len();
+        rects.retain(|existing| {
+            if existing.touches(&merged) {
+                merged = merged.union(existing);
+                false
+            } else {
+                true
+            }
+        });
+        if rects.len() == before {
+            break;
+        }
+    }
+    rects.push(merged);
+}
+
+/// The screens of running sessions, shared by workers and the gateway.
+#[derive(Clone, Default)]
+pub struct Screens {
+    inner: Arc<Mutex<HashMap<Uuid, Arc<Screen>>>>,
+}
+
+impl Screens {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Screen>>> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Creates (or replaces) the screen of `session_id`.
+    pub fn open(&self, session_id: Uuid, width: u16, height: u16) -> Arc<Screen> {
+        let screen = Screen::new(width, height);
+        self.lock().insert(session_id, screen.clone());
+        screen
+    }
+
+    pub fn get(&self, session_id: Uuid) -> Option<Arc<Screen>> {
+        self.lock().get(&session_id).cloned()
+    }
+
+    pub fn close(&self, session_id: Uuid) {
+        self.lock().remove(&session_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_viewer_gets_the_whole_screen_then_only_what_changed() {
+        let screen = Screen::new(100, 50);
+        let first = screen.damage_since(0).expect("something to send");
+        assert!(first.full);
+        assert_eq!(first.rects, [Rect::new(0, 0, 100, 50)]);
+        assert_eq!(screen.damage_since(first.seq), None, "nothing new");
+
+        screen.update(|canvas| canvas.fill(Rect::new(10, 10, 5, 5), [255, 0, 0, 255]));
+        screen.update(|canvas| canvas.fill(Rect::new(80, 40, 50, 50), [0, 255, 0, 255]));
+        let damage = screen.damage_since(first.seq).expect("damage");
+        assert!(!damage.full);
+        assert_eq!(damage.rects, [Rect::new(10, 10, 5, 5), Rect::new(80, 40, 20, 10)], "clipped to the screen");
+        assert_eq!(screen.read_rect(Rect::new(10, 10, 1, 1), ColorMode::FullColor), [255, 0, 0, 255]);
+        assert_eq!(screen.read_rect(Rect::new(10, 10, 1, 1), ColorMode::Grayscale), [76]);
+    }
+
+    #[test]
+    fn a_slow_viewer_gets_merged_damage_and_the_latest_pixels() {
+        let screen = Screen::new(64, 64);
+        let seen = screen.damage_since(0).expect("first").seq;
+        for shade in 0..100u8 {
+            screen.update(|canvas| canvas.fill(Rect::new(0, 0, 8, 8), [shade, shade, shade, 255]));
+        }
+        let damage = screen.damage_since(seen).expect("damage");
+        assert_eq!(damage.rects, [Rect::new(0, 0, 8, 8)], "100 updates of one region are one rectangle");
+        assert_eq!(
+            screen.read_rect(Rect::new(0, 0, 1, 1), ColorMode::FullColor),
+            [99, 99, 99, 255],
+            "only the latest state"
+        );
+    }
+
+    #[test]
+    fn a_viewer_behind_the_log_or_a_resize_gets_a_full_frame() {
+        let screen = Screen::new(64, 64);
+        let seen = screen.damage_since(0).expect("first").seq;
+        for step in 0..(DAMAGE_LOG as u16 + 10) {
+            screen.update(|canvas| canvas.fill(Rect::new(step % 64, 0, 1, 1), [1, 2, 3, 255]));
+        }
+        assert!(screen.damage_since(seen).expect("damage").full);
+        let caught_up = screen.damage_since(0).expect("damage").seq;
+        screen.resize(32, 16);
+        let after = screen.damage_since(caught_up).expect("resize");
+        assert!(after.full);
+        assert_eq!((after.width, after.height, after.rects.clone()), (32, 16, vec![Rect::new(0, 0, 32, 16)]));
+    }
+
+    #[test]
+    fn scattered_damage_beyond_the_limit_becomes_one_box() {
+        let screen = Screen::new(400, 400);
+        let seen = screen.damage_since(0).expect("first").seq;
+        screen.update(|canvas| {
+            for index in 0..20u16 {
+                canvas.fill(Rect::new(index * 20, index * 20, 2, 2), [9, 9, 9, 255]);
+            }
+        });
+        let damage = screen.damage_since(seen).expect("damage");
+        assert_eq!(damage.rects, [Rect::new(0, 0, 382, 382)]);
+    }
+
+    #[test]
+    fn put_copies_rows_and_clips() {
+        let screen = Screen::new(4, 4);
+        let block: Vec<u8> = (0..3 * 2).flat_map(|index| [index as u8, 0, 0, 255]).collect();
+        screen.update(|canvas| canvas.put(Rect::new(2, 3, 3, 2), &block));
+        // Only column 2..4 of row 3 is on screen: pixels 0 and 1 of the block's first row.
+        assert_eq!(screen.read_rect(Rect::new(2, 3, 2, 1), ColorMode::FullColor), [0, 0, 0, 255, 1, 0, 0, 255]);
+    }
+}

@@ -1,0 +1,461 @@
+//! One gateway socket, from attach to close.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use rap_storage::live::Delivery;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::envelope::{
+    self, AttachPayload, ClientMessage, RenderTransport, encode_binary_frame, encode_json_frame, envelope_with_event,
+    event,
+};
+use crate::protocol::frame::ColorMode;
+use crate::protocol::framebuffer::Screen;
+use crate::sessionbroker::state::SessionState;
+use crate::sessionbroker::{AttachGrant, SessionNotice};
+use crate::state::AppState;
+use crate::worker::SessionInput;
+
+/// A client must attach this soon after connecting.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an attached socket waits for its session's desktop to come up.
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest text a client may type in one `input.unicode`.
+const MAX_UNICODE_CHARS: usize = 4096;
+
+/// Close codes (4000–4999 are the application's; documented in PROTOCOL.md).
+mod close {
+    pub const ATTACH_REFUSED: u16 = 4401;
+    pub const ATTACH_TIMEOUT: u16 = 4408;
+    pub const PROTOCOL: u16 = 4400;
+    pub const SESSION_ENDED: u16 = 4409;
+    pub const HEARTBEAT: u16 = 4410;
+    pub const GOING_AWAY: u16 = 1001;
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+async fn send_text(sink: &mut Sink, text: String) -> bool {
+    sink.send(Message::Text(Utf8Bytes::from(text))).await.is_ok()
+}
+
+async fn close_with(sink: &mut Sink, code: u16, reason: &'static str) {
+    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
+}
+
+/// Waits for the first text message and parses it as `attach`.
+async fn read_attach(stream: &mut Stream) -> Result<AttachPayload, (&'static str, &'static str, u16)> {
+    let first = tokio::time::timeout(ATTACH_TIMEOUT, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    let text = match first {
+        Err(_) => return Err(("attach_timeout", "Send an attach message first.", close::ATTACH_TIMEOUT)),
+        Ok(None) => return Err(("invalid_request", "Send an attach message first.", close::PROTOCOL)),
+        Ok(Some(text)) => text,
+    };
+    match serde_json::from_str::<ClientMessage>(&text) {
+        Ok(ClientMessage::Attach(payload)) => Ok(payload),
+        _ => Err(("invalid_request", "The first message must be a valid attach.", close::PROTOCOL)),
+    }
+}
+
+pub(super) async fn serve(socket: WebSocket, state: AppState, trace_id: String, shutdown: CancellationToken) {
+    let (mut sink, mut stream) = socket.split();
+    let attach = match read_attach(&mut stream).await {
+        Ok(attach) => attach,
+        Err((code, message, close_code)) => {
+            send_text(&mut sink, envelope::error(code, message, json!({}), &trace_id)).await;
+            close_with(&mut sink, close_code, "attach_required").await;
+            return;
+        }
+    };
+    let Some(grant) = state.broker().redeem(&attach.attach_token).await else {
+        let message = "The attach token is invalid, expired or already used.";
+        send_text(
+            &mut sink,
+            envelope::error("unauthorized", message, json!({"reason": "attach_token_invalid"}), &trace_id),
+        )
+        .await;
+        close_with(&mut sink, close::ATTACH_REFUSED, "attach_token_invalid").await;
+        return;
+    };
+    let mut connection = Connection {
+        state,
+        grant,
+        trace_id,
+        transport: attach.render_transport,
+        color_mode: attach.color_mode,
+        seen: 0,
+        seq: 0,
+        last_heard: Instant::now(),
+    };
+    connection.run(sink, stream, shutdown).await;
+}
+
+struct Connection {
+    state: AppState,
+    grant: AttachGrant,
+    trace_id: String,
+    transport: RenderTransport,
+    color_mode: ColorMode,
+    /// The screen sequence this viewer has been sent (0: nothing yet).
+    seen: u64,
+    /// Render updates sent on this socket.
+    seq: u32,
+    last_heard: Instant,
+}
+
+/// Why the loop ended.
+enum Ending {
+    /// The client went away or its transport failed: detach if controlling.
+    TransportLost,
+    /// The session ended, or the appliance is stopping: nothing to detach.
+    Closed,
+}
+
+impl Connection {
+    fn session_id(&self) -> Uuid {
+        self.grant.session_id
+    }
+
+    async fn is_controller(&self) -> bool {
+        self.grant.role == "controller"
+            && self
+                .state
+                .broker()
+                .controller(self.session_id())
+                .await
+                .is_some_and(|binding| binding.attachment_id == self.grant.attachment_id)
+    }
+
+    async fn run(&mut self, mut sink: Sink, mut stream: Stream, shutdown: CancellationToken) {
+        let broker = self.state.broker().clone();
+        let mut notices = broker.subscribe(self.session_id()).await;
+        let Some(session) = broker.session(self.session_id()).await else {
+            send_text(&mut sink, envelope::error("session_not_found", "Session not found.", json!({}), &self.trace_id))
+                .await;
+            close_with(&mut sink, close::ATTACH_REFUSED, "session_not_found").await;
+            return;
+        };
+        let Some(screen) = self.wait_for_screen(&mut sink, &mut notices, session).await else { return };
+        let (width, height) = screen.size();
+        let attached = json!({
+            "session_id": self.session_id(),
+            "attachment_id": self.grant.attachment_id,
+            "role": self.grant.role,
+            "width": width,
+            "height": height,
+            "render_transport": self.transport,
+            "color_mode": self.color_mode,
+        });
+        if !send_text(&mut sink, envelope::envelope("session.attached", attached)).await {
+            return;
+        }
+        let current = broker.session(self.session_id()).await.map(|session| session.state).unwrap_or_default();
+        send_text(
+            &mut sink,
+            envelope::envelope("session.state", json!({"session_id": self.session_id(), "state": current})),
+        )
+        .await;
+        self.state.metrics().viewer_attached();
+        tracing::info!(session_id = %self.session_id(), attachment_id = %self.grant.attachment_id, role = %self.grant.role, "Viewer attached");
+
+        let ending = self.pump(&mut sink, &mut stream, &mut notices, &screen, &shutdown).await;
+        self.state.metrics().viewer_detached();
+        if matches!(ending, Ending::TransportLost) && self.is_controller().await {
+            broker.transport_lost(self.session_id(), self.grant.attachment_id).await;
+        }
+        tracing::info!(session_id = %self.session_id(), attachment_id = %self.grant.attachment_id, "Viewer left");
+    }
+
+    /// The session's screen once its desktop is up; `None` (after telling
+    /// the client why) if the session ends or never comes up.
+    async fn wait_for_screen(
+        &self,
+        sink: &mut Sink,
+        notices: &mut rap_storage::live::Subscription<SessionNotice>,
+        session: rap_storage::repo::SessionRecord,
+    ) -> Option<Arc<Screen>> {
+        let screens = &self.state.broker().live().queues.screens;
+        let deadline = tokio::time::Instant::now() + SCREEN_TIMEOUT;
+        let mut state = SessionState::parse(&session.state);
+        loop {
+            if state.is_some_and(SessionState::is_terminal) {
+                self.send_ended(sink, state.unwrap_or(SessionState::Terminated), session.failure_reason.clone()).await;
+                return None;
+            }
+            if let Some(screen) = screens.get(self.session_id()) {
+                return Some(screen);
+            }
+            let notice = tokio::time::timeout_at(deadline, notices.next()).await;
+            match notice {
+                Ok(Some(Delivery::Message(SessionNotice::StateChanged { state: changed, .. }))) => {
+                    state = Some(changed)
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    send_text(
+                        sink,
+                        envelope::error(
+                            "invalid_session_state",
+                            "The remote desktop did not come up.",
+                            json!({}),
+                            &self.trace_id,
+                        ),
+                    )
+                    .await;
+                    close_with(sink, close::SESSION_ENDED, "session_not_ready").await;
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn send_ended(&self, sink: &mut Sink, state: SessionState, reason: Option<String>) {
+        let (code, message) = match state {
+            SessionState::Failed => ("session_failed", "The remote session failed."),
+            _ => ("session_ended", "The remote session has ended."),
+        };
+        let notice = event(code, message, json!({"reason": reason}), &self.trace_id);
+        let payload = json!({"session_id": self.session_id(), "state": state, "reason": reason});
+        send_text(sink, envelope_with_event("session.state", payload, notice)).await;
+        let closed = event(
+            "transport_closed",
+            "The connection was closed because the session ended.",
+            json!({}),
+            &self.trace_id,
+        );
+        send_text(sink, envelope_with_event("transport.closed", json!({"reason": code}), closed)).await;
+        close_with(sink, close::SESSION_ENDED, "session_ended").await;
+    }
+
+    async fn pump(
+        &mut self,
+        sink: &mut Sink,
+        stream: &mut Stream,
+        notices: &mut rap_storage::live::Subscription<SessionNotice>,
+        screen: &Arc<Screen>,
+        shutdown: &CancellationToken,
+    ) -> Ending {
+        let ping_interval = self.state.broker().config().ping_interval;
+        let mut ping = tokio::time::interval(ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changed = screen.watch();
+        // The first frame is the whole screen.
+        if !self.send_damage(sink, screen).await {
+            return Ending::TransportLost;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    let closed = event("transport_closed", "The appliance is restarting.", json!({}), &self.trace_id);
+                    send_text(sink, envelope_with_event("transport.closed", json!({"reason": "server_shutdown"}), closed)).await;
+                    close_with(sink, close::GOING_AWAY, "server_shutdown").await;
+                    return Ending::Closed;
+                }
+                message = stream.next() => {
+                    self.last_heard = Instant::now();
+                    match message {
+                        Some(Ok(Message::Text(text))) => {
+                            if !self.on_text(sink, &text).await {
+                                return Ending::TransportLost;
+                            }
+                            if self.seen == 0 && !self.send_damage(sink, screen).await {
+                                return Ending::TransportLost;
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            send_text(sink, envelope::error("invalid_request", "Binary messages are not accepted from clients.", json!({}), &self.trace_id)).await;
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Ending::TransportLost,
+                    }
+                }
+                notice = notices.next() => match notice {
+                    Some(Delivery::Message(notice)) => {
+                        if !self.on_notice(sink, notice).await {
+                            return Ending::Closed;
+                        }
+                    }
+                    Some(Delivery::Lagged(_)) => {}
+                    None => return Ending::Closed,
+                },
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() > ping_interval * 2 {
+                        let closed = event("transport_closed", "The connection went silent.", json!({}), &self.trace_id);
+                        send_text(sink, envelope_with_event("transport.closed", json!({"reason": "heartbeat_timeout"}), closed)).await;
+                        close_with(sink, close::HEARTBEAT, "heartbeat_timeout").await;
+                        return Ending::TransportLost;
+                    }
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return Ending::TransportLost;
+                    }
+                }
+                result = changed.changed() => {
+                    if result.is_err() {
+                        return Ending::Closed;
+                    }
+                    if !self.send_damage(sink, screen).await {
+                        return Ending::TransportLost;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends everything that changed since this viewer's last frame, read
+    /// now: the latest pixels, however many updates happened meanwhile.
+    async fn send_damage(&mut self, sink: &mut Sink, screen: &Screen) -> bool {
+        let Some(damage) = screen.damage_since(self.seen) else { return true };
+        self.seq = self.seq.wrapping_add(1);
+        let count = damage.rects.len();
+        for (index, rect) in damage.rects.into_iter().enumerate() {
+            let payload = screen.read_rect(rect, self.color_mode);
+            let last = index + 1 == count;
+            let (message, bytes) = match self.transport {
+                RenderTransport::BinaryV1 => {
+                    let frame = encode_binary_frame(self.seq, rect, self.color_mode, last, &payload);
+                    let bytes = frame.len();
+                    (Message::Binary(frame.into()), bytes)
+                }
+                RenderTransport::JsonBase64 => {
+                    let frame = encode_json_frame(self.seq, rect, self.color_mode, last, &payload);
+                    let bytes = frame.len();
+                    (Message::Text(Utf8Bytes::from(frame)), bytes)
+                }
+            };
+            if sink.send(message).await.is_err() {
+                return false;
+            }
+            self.state.metrics().frame_sent(bytes as u64);
+        }
+        self.seen = damage.seq;
+        true
+    }
+
+    /// Handles one client message; `false` if the socket should close.
+    async fn on_text(&mut self, sink: &mut Sink, text: &str) -> bool {
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(message) => message,
+            Err(error) => {
+                let details = json!({"reason": error.to_string()});
+                return send_text(
+                    sink,
+                    envelope::error("invalid_request", "The message is not a valid envelope.", details, &self.trace_id),
+                )
+                .await;
+            }
+        };
+        let input = match message {
+            ClientMessage::Ping => return send_text(sink, json!({"type": "pong"}).to_string()).await,
+            ClientMessage::Attach(_) => {
+                return send_text(
+                    sink,
+                    envelope::error("invalid_request", "This socket is already attached.", json!({}), &self.trace_id),
+                )
+                .await;
+            }
+            ClientMessage::ColorMode { color_mode } => {
+                self.color_mode = color_mode;
+                // The next frame is whole, in the new mode.
+                self.seen = 0;
+                return true;
+            }
+            ClientMessage::Mouse(mouse) => {
+                SessionInput::Mouse { x: mouse.x, y: mouse.y, buttons: mouse.buttons, wheel_delta: mouse.wheel_delta }
+            }
+            ClientMessage::Key(key) => SessionInput::Key { code: key.code, scancode: key.scancode, down: key.down },
+            ClientMessage::Unicode(unicode) if unicode.text.chars().count() > MAX_UNICODE_CHARS => {
+                return send_text(
+                    sink,
+                    envelope::error(
+                        "invalid_request",
+                        "The text is too long.",
+                        json!({"max_chars": MAX_UNICODE_CHARS}),
+                        &self.trace_id,
+                    ),
+                )
+                .await;
+            }
+            ClientMessage::Unicode(unicode) => SessionInput::Unicode { text: unicode.text },
+            ClientMessage::Resize(size)
+                if !(64..=7680).contains(&size.width) || !(64..=4320).contains(&size.height) =>
+            {
+                return send_text(
+                    sink,
+                    envelope::error("invalid_request", "The size is out of bounds.", json!({}), &self.trace_id),
+                )
+                .await;
+            }
+            ClientMessage::Resize(size) => SessionInput::Resize { width: size.width, height: size.height },
+        };
+        if !self.is_controller().await {
+            let details = json!({"reason": "not_controller"});
+            return send_text(
+                sink,
+                envelope::error(
+                    "forbidden",
+                    "Only the controller's input reaches the session.",
+                    details,
+                    &self.trace_id,
+                ),
+            )
+            .await;
+        }
+        if let Err(error) = self.state.broker().route_input(self.session_id(), input).await {
+            tracing::warn!(session_id = %self.session_id(), %error, "Input dropped");
+            let details = json!({"reason": "input_queue_full"});
+            return send_text(
+                sink,
+                envelope::error(
+                    "rate_limited",
+                    "Input is arriving faster than the session takes it.",
+                    details,
+                    &self.trace_id,
+                ),
+            )
+            .await;
+        }
+        true
+    }
+
+    /// Relays a session notice; `false` once the session has ended.
+    async fn on_notice(&mut self, sink: &mut Sink, notice: SessionNotice) -> bool {
+        match notice {
+            SessionNotice::StateChanged { state, reason, .. } if state.is_terminal() => {
+                self.send_ended(sink, state, reason).await;
+                false
+            }
+            SessionNotice::StateChanged { state, reason, .. } => {
+                let payload: Value = json!({"session_id": self.session_id(), "state": state, "reason": reason});
+                send_text(sink, envelope::envelope("session.state", payload)).await
+            }
+            SessionNotice::TakenOver { attachment_id, by_user_id, .. } if attachment_id == self.grant.attachment_id => {
+                let notice = event(
+                    "session_taken_over",
+                    "Another device took over this session; you can still watch it.",
+                    json!({"by_user_id": by_user_id}),
+                    &self.trace_id,
+                );
+                let payload = json!({"session_id": self.session_id(), "by_user_id": by_user_id});
+                send_text(sink, envelope_with_event("session.taken_over", payload, notice)).await
+            }
+            SessionNotice::TakenOver { .. } => true,
+        }
+    }
+}

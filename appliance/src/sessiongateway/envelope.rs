@@ -1,0 +1,146 @@
+//! The JSON envelopes of the live plane (API.md "Live plane").
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::protocol::frame::{ColorMode, FrameHeader, Rect};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenderTransport {
+    /// Text `render.frame` envelopes with base64 pixels.
+    #[default]
+    JsonBase64,
+    /// Binary messages with the 24-byte header.
+    BinaryV1,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachPayload {
+    pub attach_token: String,
+    #[serde(default)]
+    pub render_transport: RenderTransport,
+    #[serde(default)]
+    pub color_mode: ColorMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MousePayload {
+    pub x: u16,
+    pub y: u16,
+    pub buttons: u8,
+    pub wheel_delta: Option<i16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPayload {
+    pub code: Option<String>,
+    pub scancode: Option<u16>,
+    pub down: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnicodePayload {
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResizePayload {
+    pub width: u16,
+    pub height: u16,
+}
+
+/// What a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", content = "payload", deny_unknown_fields)]
+pub enum ClientMessage {
+    #[serde(rename = "attach")]
+    Attach(AttachPayload),
+    #[serde(rename = "input.mouse")]
+    Mouse(MousePayload),
+    #[serde(rename = "input.key")]
+    Key(KeyPayload),
+    #[serde(rename = "input.unicode")]
+    Unicode(UnicodePayload),
+    #[serde(rename = "display.resize")]
+    Resize(ResizePayload),
+    #[serde(rename = "color_mode")]
+    ColorMode { color_mode: ColorMode },
+    #[serde(rename = "ping")]
+    Ping,
+}
+
+/// A user-facing notice: the seed's structured `event` object.
+pub fn event(code: &str, fallback_message: &str, details: Value, trace_id: &str) -> Value {
+    json!({
+        "code": code,
+        "message_key": format!("event.{code}"),
+        "fallback_message": fallback_message,
+        "details": details,
+        "trace_id": trace_id,
+    })
+}
+
+pub fn envelope(kind: &str, payload: Value) -> String {
+    json!({"type": kind, "payload": payload}).to_string()
+}
+
+pub fn envelope_with_event(kind: &str, payload: Value, event: Value) -> String {
+    json!({"type": kind, "payload": payload, "event": event}).to_string()
+}
+
+/// An `error` envelope: the HTTP error vocabulary (`error.<code>` keys).
+pub fn error(code: &str, fallback_message: &str, details: Value, trace_id: &str) -> String {
+    let event = json!({
+        "code": code,
+        "message_key": format!("error.{code}"),
+        "fallback_message": fallback_message,
+        "details": details,
+        "trace_id": trace_id,
+    });
+    envelope_with_event("error", json!({"code": code}), event)
+}
+
+/// One `binary_v1` message: header then payload.
+pub fn encode_binary_frame(seq: u32, rect: Rect, color_mode: ColorMode, last: bool, payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader {
+        encoding: color_mode.encoding(),
+        color_mode,
+        last,
+        seq,
+        rect,
+        payload_len: u32::try_from(payload.len()).unwrap_or(u32::MAX),
+    };
+    let mut message = Vec::with_capacity(crate::protocol::frame::HEADER_LEN + payload.len());
+    header.write(&mut message);
+    message.extend_from_slice(payload);
+    message
+}
+
+/// One `render.frame` text message.
+pub fn encode_json_frame(seq: u32, rect: Rect, color_mode: ColorMode, last: bool, payload: &[u8]) -> String {
+    let encoding = match color_mode.encoding() {
+        crate::protocol::frame::Encoding::RawRgba8 => "raw_rgba8",
+        crate::protocol::frame::Encoding::RawGray8 => "raw_gray8",
+    };
+    envelope(
+        "render.frame",
+        json!({
+            "seq": seq,
+            "x": rect.x,
+            "y": rect.y,
+            "width": rect.width,
+            "height": rect.height,
+            "encoding": encoding,
+            "color_mode": color_mode,
+            "last": last,
+            "data": base64::engine::general_purpose::STANDARD.encode(payload),
+        }),
+    )
+}

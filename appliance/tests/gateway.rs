@@ -1,0 +1,394 @@
+//! The live plane through a real WebSocket client on 127.0.0.1.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use rap_appliance::protocol::frame::{ColorMode, FrameHeader, HEADER_LEN, Rect, luma};
+use rap_appliance::worker::scripted::pattern_pixel;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, json_of, legacy_app_with_owner};
+use crate::tenancy::id;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Live {
+    app: TestApp,
+    admin: String,
+    org: String,
+}
+
+async fn live(settings: &[(&str, &str)]) -> Live {
+    let app = legacy_app_with_owner(settings).await;
+    let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
+    let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
+    Live { app, admin, org }
+}
+
+impl Live {
+    /// Starts a session on a scripted host and returns (session id, attach token).
+    async fn start(&self, host: &str, size: (u16, u16)) -> (String, String) {
+        let body = json!({"organization_id": self.org, "name": host, "protocol": "rdp", "host": host});
+        let resource = id(&json_of(self.app.post("/api/v1/resources", Some(&self.admin), body).await, 201).await);
+        let body = json!({"resource_id": resource, "width": size.0, "height": size.1});
+        let started = json_of(self.app.post("/api/v1/sessions", Some(&self.admin), body).await, 201).await;
+        (id(&started["session"]), started["attach"]["attach_token"].as_str().expect("token").to_owned())
+    }
+
+    async fn command(&self, session: &str, command: &str) -> Value {
+        json_of(
+            self.app
+                .send(Method::POST, &format!("/api/v1/sessions/{session}/{command}"), Some(&self.admin), None)
+                .await,
+            200,
+        )
+        .await
+    }
+
+    async fn connect(&self) -> Socket {
+        let url = format!("ws://{}/api/v1/gateway/ws", self.app.addr);
+        tokio_tungstenite::connect_async(url).await.expect("connect").0
+    }
+
+    async fn attach(&self, token: &str, transport: &str, color_mode: &str) -> (Socket, Value) {
+        let mut socket = self.connect().await;
+        let attach = json!({"type": "attach", "payload": {"attach_token": token, "render_transport": transport, "color_mode": color_mode}});
+        socket.send(Message::text(attach.to_string())).await.expect("send");
+        let attached = next_json(&mut socket).await;
+        assert_eq!(attached["type"], "session.attached", "{attached}");
+        (socket, attached)
+    }
+
+    async fn wait_state(&self, session: &str, state: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let current =
+                json_of(self.app.get_as(&format!("/api/v1/sessions/{session}"), &self.admin).await, 200).await;
+            if current["state"] == state {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {state}: {current}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The next message that is not a ping or pong, waiting at most [`WAIT`].
+async fn next_message(socket: &mut Socket) -> Message {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("valid");
+        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+            return message;
+        }
+    }
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    match next_message(socket).await {
+        Message::Text(text) => serde_json::from_str(&text).expect("json"),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Reads until a JSON message of `kind`, skipping frames and others.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no {kind} message in time");
+        if let Message::Text(text) = next_message(socket).await {
+            let value: Value = serde_json::from_str(&text).expect("json");
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+}
+
+/// One decoded rectangle of a render update.
+#[derive(Debug)]
+struct Frame {
+    rect: Rect,
+    color_mode: ColorMode,
+    last: bool,
+    pixels: Vec<u8>,
+}
+
+async fn next_frame(socket: &mut Socket) -> Frame {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no frame in time");
+        match next_message(socket).await {
+            Message::Binary(bytes) => {
+                let header = FrameHeader::read(&bytes).expect("binary_v1 header");
+                assert_eq!(bytes.len(), HEADER_LEN + header.payload_len as usize, "payload length matches the header");
+                return Frame {
+                    rect: header.rect,
+                    color_mode: header.color_mode,
+                    last: header.last,
+                    pixels: bytes[HEADER_LEN..].to_vec(),
+                };
+            }
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).expect("json");
+                if value["type"] != "render.frame" {
+                    continue;
+                }
+                let payload = &value["payload"];
+                let number = |key: &str| payload[key].as_u64().expect("number") as u16;
+                let color_mode =
+                    if payload["color_mode"] == "grayscale" { ColorMode::Grayscale } else { ColorMode::FullColor };
+                let encoding = if color_mode == ColorMode::Grayscale { "raw_gray8" } else { "raw_rgba8" };
+                assert_eq!(payload["encoding"], encoding);
+                return Frame {
+                    rect: Rect::new(number("x"), number("y"), number("width"), number("height")),
+                    color_mode,
+                    last: payload["last"] == true,
+                    pixels: base64::engine::general_purpose::STANDARD
+                        .decode(payload["data"].as_str().expect("data"))
+                        .expect("base64"),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The scripted desktop's pixels for `rect`, as the viewer should see them.
+fn expected(rect: Rect, color_mode: ColorMode) -> Vec<u8> {
+    let mut out = Vec::new();
+    for y in rect.y..rect.y + rect.height {
+        for x in rect.x..rect.x + rect.width {
+            let [r, g, b, a] = pattern_pixel(x, y);
+            match color_mode {
+                ColorMode::FullColor => out.extend_from_slice(&[r, g, b, a]),
+                ColorMode::Grayscale => out.push(luma(r, g, b)),
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_first_frame_is_the_whole_screen_bit_exact_in_every_transport_and_mode() {
+    let live = live(&[]).await;
+    for (transport, color_mode, mode) in [
+        ("json_base64", "full_color", ColorMode::FullColor),
+        ("binary_v1", "full_color", ColorMode::FullColor),
+        ("binary_v1", "grayscale", ColorMode::Grayscale),
+        ("json_base64", "grayscale", ColorMode::Grayscale),
+    ] {
+        let (session, token) = live.start("pc1.office.lan", (320, 200)).await;
+        let (mut socket, attached) = live.attach(&token, transport, color_mode).await;
+        assert_eq!(attached["payload"]["session_id"], session);
+        assert_eq!(attached["payload"]["role"], "controller");
+        assert_eq!(
+            (attached["payload"]["width"].as_u64(), attached["payload"]["height"].as_u64()),
+            (Some(320), Some(200))
+        );
+        let state = next_json(&mut socket).await;
+        assert_eq!(state["type"], "session.state");
+        let frame = next_frame(&mut socket).await;
+        assert_eq!(frame.rect, Rect::new(0, 0, 320, 200), "{transport} {color_mode}");
+        assert!(frame.last);
+        assert_eq!(frame.color_mode, mode);
+        assert!(frame.pixels == expected(frame.rect, mode), "{transport} {color_mode}: pixels differ");
+        live.command(&session, "terminate").await;
+    }
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn bad_and_reused_tokens_are_refused() {
+    let live = live(&[]).await;
+    let (_, token) = live.start("pc1.office.lan", (320, 200)).await;
+    let (first, _) = live.attach(&token, "binary_v1", "full_color").await;
+    drop(first);
+    for attempt in [token.as_str(), "not-a-token"] {
+        let mut socket = live.connect().await;
+        let attach = json!({"type": "attach", "payload": {"attach_token": attempt}});
+        socket.send(Message::text(attach.to_string())).await.expect("send");
+        let error = next_json(&mut socket).await;
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["event"]["code"], "unauthorized");
+        assert_eq!(error["event"]["message_key"], "error.unauthorized");
+        assert_eq!(error["event"]["details"]["reason"], "attach_token_invalid");
+        assert!(error["event"]["trace_id"].as_str().is_some_and(|trace| !trace.is_empty()));
+        match next_message(&mut socket).await {
+            Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 4401),
+            other => panic!("expected close, got {other:?}"),
+        }
+    }
+    // Something other than attach first.
+    let mut socket = live.connect().await;
+    socket.send(Message::text(json!({"type": "ping"}).to_string())).await.expect("send");
+    assert_eq!(next_json(&mut socket).await["event"]["code"], "invalid_request");
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn controller_input_reaches_the_desktop_and_comes_back_as_damage() {
+    let live = live(&[]).await;
+    let (_, token) = live.start("pc1.office.lan", (320, 200)).await;
+    let (mut socket, _) = live.attach(&token, "binary_v1", "full_color").await;
+    next_frame(&mut socket).await;
+    let click = json!({"type": "input.mouse", "payload": {"x": 100, "y": 50, "buttons": 1}});
+    socket.send(Message::text(click.to_string())).await.expect("send");
+    let frame = next_frame(&mut socket).await;
+    assert_eq!(frame.rect, Rect::new(100, 50, 8, 8), "only the damaged square is sent");
+    assert!(frame.pixels.chunks_exact(4).all(|pixel| pixel == [255, 255, 255, 255]));
+
+    socket.send(Message::text(json!({"type": "ping"}).to_string())).await.expect("send");
+    assert_eq!(next_of(&mut socket, "pong").await, json!({"type": "pong"}));
+    let bad = json!({"type": "input.mouse", "payload": {"x": "left"}});
+    socket.send(Message::text(bad.to_string())).await.expect("send");
+    assert_eq!(next_of(&mut socket, "error").await["event"]["code"], "invalid_request");
+    socket.send(Message::text("not json")).await.expect("send");
+    assert_eq!(next_of(&mut socket, "error").await["event"]["code"], "invalid_request");
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn takeover_tells_the_old_controller_and_takes_its_input() {
+    let live = live(&[]).await;
+    let (session, token) = live.start("pc1.office.lan", (320, 200)).await;
+    let (mut old, _) = live.attach(&token, "binary_v1", "full_color").await;
+    next_frame(&mut old).await;
+
+    let taken = live.command(&session, "takeover").await;
+    let (mut new, attached) =
+        live.attach(taken["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    assert_eq!(attached["payload"]["role"], "controller");
+    let notice = next_of(&mut old, "session.taken_over").await;
+    assert_eq!(notice["event"]["code"], "session_taken_over");
+    assert_eq!(notice["event"]["message_key"], "event.session_taken_over");
+    assert!(notice["event"]["fallback_message"].as_str().is_some_and(|text| !text.is_empty()));
+
+    let click = json!({"type": "input.mouse", "payload": {"x": 10, "y": 10, "buttons": 0}});
+    old.send(Message::text(click.to_string())).await.expect("send");
+    let refused = next_of(&mut old, "error").await;
+    assert_eq!(refused["event"]["code"], "forbidden");
+    assert_eq!(refused["event"]["details"]["reason"], "not_controller");
+    next_frame(&mut new).await;
+    new.send(Message::text(click.to_string())).await.expect("send");
+    assert_eq!(next_frame(&mut new).await.rect, Rect::new(10, 10, 8, 8), "the new controller's input arrives");
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_dropped_socket_detaches_and_a_reattach_resumes_with_a_full_frame() {
+    let live = live(&[]).await;
+    let (session, token) = live.start("pc1.office.lan", (320, 200)).await;
+    let (mut socket, _) = live.attach(&token, "binary_v1", "full_color").await;
+    next_frame(&mut socket).await;
+    let click = json!({"type": "input.mouse", "payload": {"x": 30, "y": 40, "buttons": 1}});
+    socket.send(Message::text(click.to_string())).await.expect("send");
+    next_frame(&mut socket).await;
+    socket.close(None).await.expect("close");
+    drop(socket);
+    live.wait_state(&session, "detached").await;
+
+    let resumed = live.command(&session, "attach").await;
+    let (mut again, _) =
+        live.attach(resumed["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    let frame = next_frame(&mut again).await;
+    assert_eq!(frame.rect, Rect::new(0, 0, 320, 200), "a reattached viewer starts from the whole screen");
+    let mark = |x: usize, y: usize| &frame.pixels[(y * 320 + x) * 4..(y * 320 + x) * 4 + 4];
+    assert_eq!(mark(30, 40), [255, 255, 255, 255], "the desktop kept its state while detached");
+    assert_eq!(mark(0, 199), pattern_pixel(0, 199));
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_silent_transport_is_closed_and_its_session_detached() {
+    let live = live(&[("RAP_GATEWAY_PING_INTERVAL", "150ms")]).await;
+    let (session, token) = live.start("pc1.office.lan", (128, 128)).await;
+    let (mut socket, _) = live.attach(&token, "binary_v1", "full_color").await;
+    next_frame(&mut socket).await;
+    // Stop reading: no pongs go back, the server hears nothing.
+    live.wait_state(&session, "detached").await;
+    // The server closed it (code 4410). The client, reading the pings it
+    // left unanswered, may fail to send its pongs before it reads the close
+    // frame; either way the connection is over.
+    let mut ended = false;
+    while let Ok(next) = tokio::time::timeout(WAIT, socket.next()).await {
+        match next {
+            Some(Ok(Message::Close(frame))) => {
+                assert_eq!(frame.map(|frame| u16::from(frame.code)), Some(4410));
+                ended = true;
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "the silent socket was closed");
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_terminated_session_ends_its_sockets_with_a_reason() {
+    let live = live(&[]).await;
+    let (session, token) = live.start("pc1.office.lan", (128, 128)).await;
+    let (mut socket, _) = live.attach(&token, "json_base64", "full_color").await;
+    next_frame(&mut socket).await;
+    live.command(&session, "terminate").await;
+    let state = loop {
+        // An earlier `active` may still be on its way (the desktop came up
+        // just as the socket attached).
+        let state = next_of(&mut socket, "session.state").await;
+        if state["payload"]["state"] != "active" {
+            break state;
+        }
+    };
+    assert_eq!(state["payload"]["state"], "terminated");
+    assert_eq!(state["event"]["code"], "session_ended");
+    let closed = next_of(&mut socket, "transport.closed").await;
+    assert_eq!(closed["event"]["code"], "transport_closed");
+    match next_message(&mut socket).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 4409),
+        other => panic!("expected close, got {other:?}"),
+    }
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_slow_viewer_does_not_slow_a_fast_one() {
+    let live = live(&[]).await;
+    let (session, token) = live.start("animate.scripted", (640, 480)).await;
+    // The first socket becomes a viewer after a takeover and then stops reading.
+    let (mut slow, _) = live.attach(&token, "binary_v1", "full_color").await;
+    next_frame(&mut slow).await;
+    let taken = live.command(&session, "takeover").await;
+    let (mut fast, _) =
+        live.attach(taken["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    next_frame(&mut fast).await;
+
+    let started = Instant::now();
+    let mut updates = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        if next_frame(&mut fast).await.last {
+            updates += 1;
+        }
+    }
+    // The animation repaints every 10 ms; the fast viewer keeps up while
+    // the slow one sits on unread frames.
+    assert!(updates >= 30, "the fast viewer got only {updates} updates in a second");
+
+    // The slow viewer is still attached and, reading again, gets frames.
+    next_frame(&mut slow).await;
+    live.app.stop().await.expect("clean stop");
+}
