@@ -57,8 +57,14 @@ impl Live {
     }
 
     async fn attach(&self, token: &str, transport: &str, color_mode: &str) -> (Socket, Value) {
+        self.attach_with(token, json!({"render_transport": transport, "color_mode": color_mode})).await
+    }
+
+    async fn attach_with(&self, token: &str, options: Value) -> (Socket, Value) {
         let mut socket = self.connect().await;
-        let attach = json!({"type": "attach", "payload": {"attach_token": token, "render_transport": transport, "color_mode": color_mode}});
+        let mut payload = options;
+        payload["attach_token"] = json!(token);
+        let attach = json!({"type": "attach", "payload": payload});
         socket.send(Message::text(attach.to_string())).await.expect("send");
         let attached = next_json(&mut socket).await;
         assert_eq!(attached["type"], "session.attached", "{attached}");
@@ -132,12 +138,9 @@ async fn next_frame(socket: &mut Socket) -> Frame {
             Message::Binary(bytes) => {
                 let header = FrameHeader::read(&bytes).expect("binary_v1 header");
                 assert_eq!(bytes.len(), HEADER_LEN + header.payload_len as usize, "payload length matches the header");
-                return Frame {
-                    rect: header.rect,
-                    color_mode: header.color_mode,
-                    last: header.last,
-                    pixels: bytes[HEADER_LEN..].to_vec(),
-                };
+                let payload = &bytes[HEADER_LEN..];
+                let pixels = if header.encoding.is_compressed() { inflate(payload) } else { payload.to_vec() };
+                return Frame { rect: header.rect, color_mode: header.color_mode, last: header.last, pixels };
             }
             Message::Text(text) => {
                 let value: Value = serde_json::from_str(&text).expect("json");
@@ -148,20 +151,29 @@ async fn next_frame(socket: &mut Socket) -> Frame {
                 let number = |key: &str| payload[key].as_u64().expect("number") as u16;
                 let color_mode =
                     if payload["color_mode"] == "grayscale" { ColorMode::Grayscale } else { ColorMode::FullColor };
-                let encoding = if color_mode == ColorMode::Grayscale { "raw_gray8" } else { "raw_rgba8" };
-                assert_eq!(payload["encoding"], encoding);
+                let encoding = payload["encoding"].as_str().expect("encoding");
+                let pixel_format = if color_mode == ColorMode::Grayscale { "gray8" } else { "rgba8" };
+                assert!(encoding.ends_with(pixel_format), "{encoding} for {color_mode:?}");
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(payload["data"].as_str().expect("data"))
+                    .expect("base64");
                 return Frame {
                     rect: Rect::new(number("x"), number("y"), number("width"), number("height")),
                     color_mode,
                     last: payload["last"] == true,
-                    pixels: base64::engine::general_purpose::STANDARD
-                        .decode(payload["data"].as_str().expect("data"))
-                        .expect("base64"),
+                    pixels: if encoding.starts_with("zlib_") { inflate(&data) } else { data },
                 };
             }
             _ => {}
         }
     }
+}
+
+fn inflate(compressed: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut pixels = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed).read_to_end(&mut pixels).expect("a zlib stream");
+    pixels
 }
 
 /// The scripted desktop's pixels for `rect`, as the viewer should see them.
@@ -203,6 +215,17 @@ async fn the_first_frame_is_the_whole_screen_bit_exact_in_every_transport_and_mo
         assert!(frame.last);
         assert_eq!(frame.color_mode, mode);
         assert!(frame.pixels == expected(frame.rect, mode), "{transport} {color_mode}: pixels differ");
+        live.command(&session, "terminate").await;
+    }
+    for (transport, color_mode, mode) in
+        [("binary_v1", "full_color", ColorMode::FullColor), ("json_base64", "grayscale", ColorMode::Grayscale)]
+    {
+        let (session, token) = live.start("pc1.office.lan", (320, 200)).await;
+        let options = json!({"render_transport": transport, "color_mode": color_mode, "compression": "zlib"});
+        let (mut socket, attached) = live.attach_with(&token, options).await;
+        assert_eq!(attached["payload"]["compression"], "zlib");
+        let frame = next_frame(&mut socket).await;
+        assert!(frame.pixels == expected(frame.rect, mode), "zlib {transport} {color_mode}: pixels differ");
         live.command(&session, "terminate").await;
     }
     live.app.stop().await.expect("clean stop");
@@ -390,5 +413,57 @@ async fn a_slow_viewer_does_not_slow_a_fast_one() {
 
     // The slow viewer is still attached and, reading again, gets frames.
     next_frame(&mut slow).await;
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn an_admin_can_watch_without_control_and_the_controller_sees_it() {
+    let live = live(&[]).await;
+    let (session, token) = live.start("pc1.office.lan", (320, 200)).await;
+    let (mut controller, _) = live.attach(&token, "binary_v1", "full_color").await;
+    next_frame(&mut controller).await;
+
+    let shadow = live.command(&session, "shadow").await;
+    assert_eq!(shadow["session"]["state"], "active", "watching changes nothing");
+    let (mut viewer, attached) =
+        live.attach(shadow["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "grayscale").await;
+    assert_eq!(attached["payload"]["role"], "viewer");
+    let first = next_frame(&mut viewer).await;
+    assert_eq!(first.rect, Rect::new(0, 0, 320, 200));
+    assert!(first.pixels == expected(first.rect, ColorMode::Grayscale), "a viewer picks its own colour mode");
+    let watched = next_of(&mut controller, "session.viewers").await;
+    assert_eq!(watched["payload"]["count"], 1);
+
+    // The viewer's input goes nowhere; the controller's shows on both.
+    let click = json!({"type": "input.mouse", "payload": {"x": 5, "y": 5, "buttons": 1}});
+    viewer.send(Message::text(click.to_string())).await.expect("send");
+    assert_eq!(next_of(&mut viewer, "error").await["event"]["details"]["reason"], "not_controller");
+    controller.send(Message::text(click.to_string())).await.expect("send");
+    assert_eq!(next_frame(&mut controller).await.rect, Rect::new(5, 5, 8, 8));
+    assert_eq!(next_frame(&mut viewer).await.rect, Rect::new(5, 5, 8, 8));
+
+    viewer.close(None).await.expect("close");
+    drop(viewer);
+    let left = loop {
+        let notice = next_of(&mut controller, "session.viewers").await;
+        if notice["payload"]["count"] == 0 {
+            break notice;
+        }
+    };
+    assert_eq!(left["payload"]["viewers"], json!([]));
+    // A plain member cannot shadow someone else's session.
+    let staff_id = crate::support::create_user(&live.app, &live.admin, "staff@example.com", "staff password 1").await;
+    let body = json!({"user_id": staff_id, "role": "org_member"});
+    json_of(
+        live.app.post(&format!("/api/v1/organizations/{}/memberships", live.org), Some(&live.admin), body).await,
+        201,
+    )
+    .await;
+    let staff = live.app.login("staff@example.com", "staff password 1").await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let response = live.app.send(Method::POST, &format!("/api/v1/sessions/{session}/shadow"), Some(&staff), None).await;
+    crate::support::assert_envelope(response, 404, "session_not_found").await;
     live.app.stop().await.expect("clean stop");
 }

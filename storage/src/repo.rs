@@ -634,6 +634,12 @@ pub trait SessionRepository: Send + Sync {
     /// Applies the transition if the session is in one of its `from`
     /// states; `None` if it was not (someone else moved it first).
     async fn transition(&self, transition: SessionTransition) -> Result<Option<SessionRecord>, StorageError>;
+    /// Opens a read-only viewer attachment (no state change) with its audit event.
+    async fn open_viewer(&self, attachment: AttachmentRecord, audit: AuditEvent) -> Result<(), StorageError>;
+    /// Ends an open attachment; returns whether it was open.
+    async fn end_attachment(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> Result<bool, StorageError>;
+    /// Open viewer attachments of a session.
+    async fn viewers(&self, session_id: Uuid) -> Result<Vec<AttachmentRecord>, StorageError>;
     /// Sessions not yet terminated or failed.
     async fn open_sessions(&self) -> Result<Vec<SessionRecord>, StorageError>;
     /// Detached sessions whose last detach is older than `cutoff`.

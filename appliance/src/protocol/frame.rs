@@ -84,6 +84,11 @@ pub enum Encoding {
     RawRgba8,
     /// 1 byte per pixel: luma (BT.601 weights), rows top to bottom.
     RawGray8,
+    /// `RawRgba8` compressed as a zlib stream (RFC 1950), which browsers
+    /// inflate natively with `DecompressionStream("deflate")`.
+    ZlibRgba8,
+    /// `RawGray8` compressed the same way.
+    ZlibGray8,
 }
 
 impl Encoding {
@@ -91,6 +96,8 @@ impl Encoding {
         match self {
             Self::RawRgba8 => 0,
             Self::RawGray8 => 1,
+            Self::ZlibRgba8 => 2,
+            Self::ZlibGray8 => 3,
         }
     }
 
@@ -98,8 +105,23 @@ impl Encoding {
         match code {
             0 => Some(Self::RawRgba8),
             1 => Some(Self::RawGray8),
+            2 => Some(Self::ZlibRgba8),
+            3 => Some(Self::ZlibGray8),
             _ => None,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RawRgba8 => "raw_rgba8",
+            Self::RawGray8 => "raw_gray8",
+            Self::ZlibRgba8 => "zlib_rgba8",
+            Self::ZlibGray8 => "zlib_gray8",
+        }
+    }
+
+    pub fn is_compressed(self) -> bool {
+        matches!(self, Self::ZlibRgba8 | Self::ZlibGray8)
     }
 }
 
@@ -119,12 +141,35 @@ impl ColorMode {
         }
     }
 
-    pub fn encoding(self) -> Encoding {
-        match self {
-            Self::FullColor => Encoding::RawRgba8,
-            Self::Grayscale => Encoding::RawGray8,
+    pub fn encoding(self, compression: Compression) -> Encoding {
+        match (self, compression) {
+            (Self::FullColor, Compression::None) => Encoding::RawRgba8,
+            (Self::Grayscale, Compression::None) => Encoding::RawGray8,
+            (Self::FullColor, Compression::Zlib) => Encoding::ZlibRgba8,
+            (Self::Grayscale, Compression::Zlib) => Encoding::ZlibGray8,
         }
     }
+}
+
+/// Whether frame payloads are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    None,
+    Zlib,
+}
+
+/// Compresses a payload for [`Compression::Zlib`]: the fastest level, since
+/// screen content (flat areas, text) compresses well even so and latency
+/// matters more than the last few percent.
+pub fn zlib(payload: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::ZlibEncoder::new(Vec::with_capacity(payload.len() / 8 + 64), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(payload);
+    encoder.finish().unwrap_or_default()
 }
 
 /// The 24-byte `binary_v1` header.

@@ -24,6 +24,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/sessions/{id}", get(show))
         .route("/api/v1/sessions/{id}/attach", post(attach))
         .route("/api/v1/sessions/{id}/takeover", post(takeover))
+        .route("/api/v1/sessions/{id}/shadow", post(shadow))
         .route("/api/v1/sessions/{id}/detach", post(detach))
         .route("/api/v1/sessions/{id}/terminate", post(terminate))
         .route("/api/v1/workers", get(workers))
@@ -269,6 +270,22 @@ async fn takeover(
         Err(error) => return error.into_response(),
     };
     match state.broker().takeover(&principal, id, &context).await {
+        Ok((view, attach)) => ApiJson(AttachResponse { session: view.into(), attach }).into_response(),
+        Err(error) => failure(error),
+    }
+}
+
+async fn shadow(
+    State(state): State<AppState>,
+    Context(context): Context,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match path_id(&id, "id") {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    match state.broker().shadow(&principal, id, &context).await {
         Ok((view, attach)) => ApiJson(AttachResponse { session: view.into(), attach }).into_response(),
         Err(error) => failure(error),
     }

@@ -102,6 +102,12 @@ pub enum SessionNotice {
         attachment_id: Uuid,
         by_user_id: Uuid,
     },
+    /// A read-only viewer started or stopped watching: everyone attached
+    /// (the controller above all) sees who watches.
+    Viewers {
+        session_id: Uuid,
+        viewers: Vec<Uuid>,
+    },
 }
 
 /// The attach block of session responses.
@@ -593,6 +599,71 @@ impl Broker {
         }
         let offer = self.offer(&attachment).await;
         Ok((self.view(session).await?, offer))
+    }
+
+    /// A read-only viewer attachment for an organization owner/admin (or a
+    /// platform admin): watch without taking control. The session's state
+    /// does not change; the controller is told who watches.
+    pub async fn shadow(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<(SessionView, AttachOffer), BrokerError> {
+        let session = self.inner.repositories.sessions.get(id).await?.ok_or(BrokerError::SessionNotFound)?;
+        self.inner.gate.check(principal, session.organization_id, Action::ManageSessions, context).await.map_err(
+            |denied| match denied {
+                // The owner may see the session but not shadow it.
+                Denied::Forbidden if session.owner_user_id == principal.user_id() => BrokerError::Forbidden,
+                Denied::Forbidden | Denied::Hidden => BrokerError::SessionNotFound,
+                Denied::Storage(error) => BrokerError::Storage(error),
+            },
+        )?;
+        let state = SessionState::parse(&session.state).ok_or(BrokerError::Raced)?;
+        if state.is_terminal() || state == SessionState::Pending {
+            return Err(IllegalTransition { state, command: Command::Attach }.into());
+        }
+        let attachment = AttachmentRecord {
+            role: "viewer".into(),
+            ..Self::controller_attachment(&session, principal, None, OffsetDateTime::now_utc())
+        };
+        let event = audit::with(
+            self.event(context, Some(principal.user_id()), "session.shadow_started", &session, Outcome::Success),
+            json!({"attachment_id": attachment.id}),
+        );
+        self.inner.repositories.sessions.open_viewer(attachment.clone(), event).await?;
+        let offer = self.offer(&attachment).await;
+        Ok((self.view(session).await?, offer))
+    }
+
+    /// A viewer's socket is gone: its attachment ends.
+    pub async fn viewer_left(&self, session_id: Uuid, attachment_id: Uuid) {
+        match self
+            .inner
+            .repositories
+            .sessions
+            .end_attachment(attachment_id, "viewer_left", OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(true) => self.announce_viewers(session_id).await,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%session_id, %error, "Viewer attachment not ended"),
+        }
+    }
+
+    /// Tells the session's sockets who is watching.
+    pub async fn announce_viewers(&self, session_id: Uuid) {
+        match self.inner.repositories.sessions.viewers(session_id).await {
+            Ok(viewers) => {
+                let viewers = viewers.into_iter().map(|viewer| viewer.user_id).collect();
+                self.inner
+                    .live
+                    .notices
+                    .publish(&notice_topic(session_id), SessionNotice::Viewers { session_id, viewers })
+                    .await;
+            }
+            Err(error) => tracing::warn!(%session_id, %error, "Viewers not announced"),
+        }
     }
 
     pub async fn attach(

@@ -15,7 +15,7 @@ use super::envelope::{
     self, AttachPayload, ClientMessage, RenderTransport, encode_binary_frame, encode_json_frame, envelope_with_event,
     event,
 };
-use crate::protocol::frame::ColorMode;
+use crate::protocol::frame::{ColorMode, Compression, zlib};
 use crate::protocol::framebuffer::Screen;
 use crate::sessionbroker::state::SessionState;
 use crate::sessionbroker::{AttachGrant, SessionNotice};
@@ -48,6 +48,17 @@ async fn send_text(sink: &mut Sink, text: String) -> bool {
 
 async fn close_with(sink: &mut Sink, code: u16, reason: &'static str) {
     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
+}
+
+/// Payloads past this size are compressed on the blocking pool, so a
+/// full-screen frame never holds up the async workers.
+const INLINE_COMPRESSION_LIMIT: usize = 64 * 1024;
+
+async fn compress(payload: Vec<u8>) -> Vec<u8> {
+    if payload.len() <= INLINE_COMPRESSION_LIMIT {
+        return zlib(&payload);
+    }
+    tokio::task::spawn_blocking(move || zlib(&payload)).await.unwrap_or_default()
 }
 
 /// Waits for the first text message and parses it as `attach`.
@@ -99,6 +110,7 @@ pub(super) async fn serve(socket: WebSocket, state: AppState, trace_id: String, 
         trace_id,
         transport: attach.render_transport,
         color_mode: attach.color_mode,
+        compression: attach.compression,
         seen: 0,
         seq: 0,
         last_heard: Instant::now(),
@@ -112,6 +124,7 @@ struct Connection {
     trace_id: String,
     transport: RenderTransport,
     color_mode: ColorMode,
+    compression: Compression,
     /// The screen sequence this viewer has been sent (0: nothing yet).
     seen: u64,
     /// Render updates sent on this socket.
@@ -161,6 +174,7 @@ impl Connection {
             "height": height,
             "render_transport": self.transport,
             "color_mode": self.color_mode,
+            "compression": self.compression,
         });
         if !send_text(&mut sink, envelope::envelope("session.attached", attached)).await {
             return;
@@ -174,9 +188,14 @@ impl Connection {
         self.state.metrics().viewer_attached();
         tracing::info!(session_id = %self.session_id(), attachment_id = %self.grant.attachment_id, role = %self.grant.role, "Viewer attached");
 
+        if self.grant.role == "viewer" {
+            broker.announce_viewers(self.session_id()).await;
+        }
         let ending = self.pump(&mut sink, &mut stream, &mut notices, &screen, &shutdown).await;
         self.state.metrics().viewer_detached();
-        if matches!(ending, Ending::TransportLost) && self.is_controller().await {
+        if self.grant.role == "viewer" {
+            broker.viewer_left(self.session_id(), self.grant.attachment_id).await;
+        } else if matches!(ending, Ending::TransportLost) && self.is_controller().await {
             broker.transport_lost(self.session_id(), self.grant.attachment_id).await;
         }
         tracing::info!(session_id = %self.session_id(), attachment_id = %self.grant.attachment_id, "Viewer left");
@@ -324,17 +343,21 @@ impl Connection {
         let Some(damage) = screen.damage_since(self.seen) else { return true };
         self.seq = self.seq.wrapping_add(1);
         let count = damage.rects.len();
+        let encoding = self.color_mode.encoding(self.compression);
         for (index, rect) in damage.rects.into_iter().enumerate() {
-            let payload = screen.read_rect(rect, self.color_mode);
+            let mut payload = screen.read_rect(rect, self.color_mode);
+            if encoding.is_compressed() {
+                payload = compress(payload).await;
+            }
             let last = index + 1 == count;
             let (message, bytes) = match self.transport {
                 RenderTransport::BinaryV1 => {
-                    let frame = encode_binary_frame(self.seq, rect, self.color_mode, last, &payload);
+                    let frame = encode_binary_frame(self.seq, rect, self.color_mode, encoding, last, &payload);
                     let bytes = frame.len();
                     (Message::Binary(frame.into()), bytes)
                 }
                 RenderTransport::JsonBase64 => {
-                    let frame = encode_json_frame(self.seq, rect, self.color_mode, last, &payload);
+                    let frame = encode_json_frame(self.seq, rect, self.color_mode, encoding, last, &payload);
                     let bytes = frame.len();
                     (Message::Text(Utf8Bytes::from(frame)), bytes)
                 }
@@ -456,6 +479,10 @@ impl Connection {
                 send_text(sink, envelope_with_event("session.taken_over", payload, notice)).await
             }
             SessionNotice::TakenOver { .. } => true,
+            SessionNotice::Viewers { viewers, .. } => {
+                let payload = json!({"session_id": self.session_id(), "viewers": viewers, "count": viewers.len()});
+                send_text(sink, envelope::envelope("session.viewers", payload)).await
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::protocol::frame::{ColorMode, FrameHeader, Rect};
+use crate::protocol::frame::{ColorMode, Compression, Encoding, FrameHeader, Rect};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,6 +24,9 @@ pub struct AttachPayload {
     pub render_transport: RenderTransport,
     #[serde(default)]
     pub color_mode: ColorMode,
+    /// `zlib` compresses every frame payload (an addition to the contract).
+    #[serde(default)]
+    pub compression: Compression,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,10 +110,17 @@ pub fn error(code: &str, fallback_message: &str, details: Value, trace_id: &str)
     envelope_with_event("error", json!({"code": code}), event)
 }
 
-/// One `binary_v1` message: header then payload.
-pub fn encode_binary_frame(seq: u32, rect: Rect, color_mode: ColorMode, last: bool, payload: &[u8]) -> Vec<u8> {
+/// One `binary_v1` message: header then payload (already encoded).
+pub fn encode_binary_frame(
+    seq: u32,
+    rect: Rect,
+    color_mode: ColorMode,
+    encoding: Encoding,
+    last: bool,
+    payload: &[u8],
+) -> Vec<u8> {
     let header = FrameHeader {
-        encoding: color_mode.encoding(),
+        encoding,
         color_mode,
         last,
         seq,
@@ -124,11 +134,15 @@ pub fn encode_binary_frame(seq: u32, rect: Rect, color_mode: ColorMode, last: bo
 }
 
 /// One `render.frame` text message.
-pub fn encode_json_frame(seq: u32, rect: Rect, color_mode: ColorMode, last: bool, payload: &[u8]) -> String {
-    let encoding = match color_mode.encoding() {
-        crate::protocol::frame::Encoding::RawRgba8 => "raw_rgba8",
-        crate::protocol::frame::Encoding::RawGray8 => "raw_gray8",
-    };
+pub fn encode_json_frame(
+    seq: u32,
+    rect: Rect,
+    color_mode: ColorMode,
+    encoding: Encoding,
+    last: bool,
+    payload: &[u8],
+) -> String {
+    let encoding = encoding.name();
     envelope(
         "render.frame",
         json!({

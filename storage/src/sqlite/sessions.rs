@@ -333,6 +333,47 @@ impl SessionRepository for SqliteStore {
             .await
     }
 
+    async fn open_viewer(&self, attachment: AttachmentRecord, audit: AuditEvent) -> Result<(), StorageError> {
+        self.pool
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(backend)?;
+                insert_attachment(&tx, &attachment)?;
+                insert_audit(&tx, &audit)?;
+                tx.commit().map_err(backend)
+            })
+            .await
+    }
+
+    async fn end_attachment(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> Result<bool, StorageError> {
+        let reason = reason.to_owned();
+        self.pool
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE session_attachments SET detached_at = ?2, end_reason = ?3 WHERE id = ?1 AND detached_at IS NULL",
+                    params![id.to_string(), format_timestamp(now), reason],
+                )
+                .map(|changed| changed > 0)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn viewers(&self, session_id: Uuid) -> Result<Vec<AttachmentRecord>, StorageError> {
+        self.pool
+            .read(move |conn| {
+                collect(
+                    conn,
+                    &format!(
+                        "SELECT {ATTACHMENT_COLUMNS} FROM session_attachments
+                         WHERE session_id = ?1 AND role = 'viewer' AND detached_at IS NULL ORDER BY attached_at"
+                    ),
+                    params![session_id.to_string()],
+                    attachment_from_row,
+                )
+            })
+            .await
+    }
+
     async fn open_sessions(&self) -> Result<Vec<SessionRecord>, StorageError> {
         self.pool
             .read(|conn| {
