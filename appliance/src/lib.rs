@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dataplane;
 pub mod http;
 pub mod installation;
 pub mod keys;

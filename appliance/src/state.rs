@@ -52,6 +52,9 @@ struct Inner {
     broker: Broker,
     /// Fired when shutdown begins: sockets close with a reason.
     sockets_shutdown: tokio_util::sync::CancellationToken,
+    data_plane: Option<crate::dataplane::DataPlane>,
+    /// Data-plane token ids already used at the direct endpoint.
+    used_data_plane_tokens: Arc<dyn rap_storage::live::TtlMap<bool>>,
 }
 
 impl AppState {
@@ -103,6 +106,12 @@ impl AppState {
             gateway_url: config.data_plane.backend_gateway_url.clone(),
         };
         let broker = Broker::new(repositories.clone(), gate, secrets.clone(), broker_live, settings);
+        let data_plane_config = config.data_plane.clone();
+        let app_env = config.app_env;
+        let data_plane =
+            tokio::task::spawn_blocking(move || crate::dataplane::DataPlane::load(&data_plane_config, app_env))
+                .await
+                .context("loading the data-plane key")??;
         let passwords = Passwords::new();
         passwords.prepare_in_background();
         let installation = InstallationService::new(
@@ -138,6 +147,8 @@ impl AppState {
                 audit,
                 broker,
                 sockets_shutdown: tokio_util::sync::CancellationToken::new(),
+                data_plane,
+                used_data_plane_tokens: Arc::new(MemoryTtlMap::new(ATTACH_TOKENS_CAPACITY)),
             }),
         })
     }
@@ -184,5 +195,15 @@ impl AppState {
 
     pub fn sockets_shutdown(&self) -> &tokio_util::sync::CancellationToken {
         &self.inner.sockets_shutdown
+    }
+
+    /// The data-plane token issuer, when a signing key is configured.
+    pub fn data_plane(&self) -> Option<&crate::dataplane::DataPlane> {
+        self.inner.data_plane.as_ref()
+    }
+
+    /// Marks a data-plane token id used; `false` if it already was.
+    pub async fn use_data_plane_token(&self, jti: uuid::Uuid, ttl: std::time::Duration) -> bool {
+        self.inner.used_data_plane_tokens.insert_if_absent(&format!("jti:{jti}"), true, ttl).await
     }
 }

@@ -467,3 +467,83 @@ async fn an_admin_can_watch_without_control_and_the_controller_sees_it() {
     crate::support::assert_envelope(response, 404, "session_not_found").await;
     live.app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn data_plane_tokens_open_the_direct_worker_endpoint_once() {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let key_file = keys.path().join("data-plane.pem");
+    let key_path = key_file.to_string_lossy().into_owned();
+    let live = live(&[
+        ("DATA_PLANE_TOKEN_PRIVATE_KEY_FILE", key_path.as_str()),
+        ("DATA_PLANE_DIRECT_WORKER_WSS_URL_TEMPLATE", "wss://office.lan/api/v1/data-plane/workers/{worker_id}/ws"),
+        ("DATA_PLANE_DIRECT_WORKER_JSON_RUNTIME", "true"),
+        ("DATA_PLANE_DIRECT_WORKER_BINARY_RENDER", "true"),
+        ("DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE", "platform_ca"),
+    ])
+    .await;
+    assert!(key_file.is_file(), "development creates the configured key file");
+    let body = json!({"organization_id": live.org, "name": "PC", "protocol": "rdp", "host": "pc1.office.lan"});
+    let resource = id(&json_of(live.app.post("/api/v1/resources", Some(&live.admin), body).await, 201).await);
+    let body = json!({"resource_id": resource, "width": 320, "height": 200});
+    let started = json_of(live.app.post("/api/v1/sessions", Some(&live.admin), body).await, 201).await;
+    let worker = started["session"]["worker_id"].as_str().expect("worker").to_owned();
+    let offer = &started["data_plane"];
+    assert!(offer["expires_at"].is_string());
+    let candidates = offer["candidates"].as_array().expect("candidates");
+    assert_eq!(candidates[0]["kind"], "backend_gateway");
+    assert_eq!(candidates[0]["url"], "/api/v1/gateway/ws");
+    assert_eq!(candidates[1]["kind"], "direct_worker_wss");
+    assert_eq!(candidates[1]["url"], format!("wss://office.lan/api/v1/data-plane/workers/{worker}/ws"));
+    assert_eq!(candidates[1]["render_transport"], "binary_v1");
+    assert_eq!(candidates[1]["production_trusted"], true);
+    let token = offer["token"].as_str().expect("token").to_owned();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').next().expect("header"))
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(header["alg"], "RS256");
+
+    let direct = |worker: &str| format!("ws://{}/api/v1/data-plane/workers/{worker}/ws", live.app.addr);
+    let attach =
+        |token: &str| Message::text(json!({"type": "attach", "payload": {"data_plane_token": token}}).to_string());
+    // Another worker's endpoint does not take it.
+    let (mut wrong, _) =
+        tokio_tungstenite::connect_async(direct(&uuid::Uuid::now_v7().to_string())).await.expect("connect");
+    wrong.send(attach(&token)).await.expect("send");
+    assert_eq!(next_json(&mut wrong).await["event"]["details"]["reason"], "data_plane_wrong_worker");
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(direct(&worker)).await.expect("connect");
+    socket.send(attach(&token)).await.expect("send");
+    let attached = next_json(&mut socket).await;
+    assert_eq!(attached["type"], "session.attached");
+    assert_eq!(attached["payload"]["role"], "controller");
+    assert_eq!(attached["payload"]["render_transport"], "binary_v1", "binary by default at the direct endpoint");
+    let frame = next_frame(&mut socket).await;
+    assert!(frame.pixels == expected(frame.rect, ColorMode::FullColor));
+
+    // Once only; and a forged token fails on its algorithm or signature.
+    let (mut again, _) = tokio_tungstenite::connect_async(direct(&worker)).await.expect("connect");
+    again.send(attach(&token)).await.expect("send");
+    assert_eq!(next_json(&mut again).await["event"]["details"]["reason"], "data_plane_token_invalid");
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[0] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    parts[2] = String::new();
+    let (mut forged, _) = tokio_tungstenite::connect_async(direct(&worker)).await.expect("connect");
+    forged.send(attach(&parts.join("."))).await.expect("send");
+    assert_eq!(next_json(&mut forged).await["event"]["code"], "unauthorized");
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn without_a_signing_key_there_is_no_data_plane_offer() {
+    let live = live(&[]).await;
+    let body = json!({"organization_id": live.org, "name": "PC", "protocol": "rdp", "host": "pc1.office.lan"});
+    let resource = id(&json_of(live.app.post("/api/v1/resources", Some(&live.admin), body).await, 201).await);
+    let started =
+        json_of(live.app.post("/api/v1/sessions", Some(&live.admin), json!({"resource_id": resource})).await, 201)
+            .await;
+    assert!(started.get("data_plane").is_none(), "{started}");
+    live.app.stop().await.expect("clean stop");
+}

@@ -115,7 +115,11 @@ pub enum DirectWorkerTrust {
 #[derive(Clone)]
 pub struct DataPlaneConfig {
     pub token_ttl: Duration,
+    /// Inline PEM (`DATA_PLANE_TOKEN_PRIVATE_KEY_PEM`).
     pub private_key_pem: Option<String>,
+    /// PEM file (`DATA_PLANE_TOKEN_PRIVATE_KEY_FILE`); outside production a
+    /// missing file is created with a new key.
+    pub private_key_file: Option<PathBuf>,
     pub backend_gateway_url: String,
     pub direct_worker_wss_url_template: Option<String>,
     pub direct_worker_json_runtime: bool,
@@ -366,12 +370,8 @@ impl Config {
             };
         let data_plane = DataPlaneConfig {
             token_ttl: settings.duration("DATA_PLANE_TOKEN_TTL", Duration::from_secs(60))?,
-            private_key_pem: match settings.get("DATA_PLANE_TOKEN_PRIVATE_KEY_FILE") {
-                Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
-                    ConfigError::new("DATA_PLANE_TOKEN_PRIVATE_KEY_FILE", format!("cannot read {path}: {error}"))
-                })?),
-                None => settings.get("DATA_PLANE_TOKEN_PRIVATE_KEY_PEM").map(str::to_owned),
-            },
+            private_key_pem: settings.get("DATA_PLANE_TOKEN_PRIVATE_KEY_PEM").map(str::to_owned),
+            private_key_file: settings.get("DATA_PLANE_TOKEN_PRIVATE_KEY_FILE").map(PathBuf::from),
             backend_gateway_url: settings
                 .get("DATA_PLANE_BACKEND_GATEWAY_URL")
                 .unwrap_or("/api/v1/gateway/ws")

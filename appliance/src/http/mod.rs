@@ -43,7 +43,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::resource::routes::routes())
         .merge(crate::audit::routes::routes())
         .merge(crate::sessionbroker::routes::routes())
-        .merge(crate::sessiongateway::routes::routes());
+        .merge(crate::sessiongateway::routes::routes())
+        .merge(crate::dataplane::routes::routes());
     with_common_layers(api, state)
 }
 

@@ -173,6 +173,20 @@ struct SessionResponse {
 struct AttachResponse {
     session: SessionBody,
     attach: AttachOffer,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_plane: Option<crate::dataplane::Offer>,
+}
+
+/// The answer to start/attach/takeover/shadow, with the data-plane offer
+/// when a signing key is configured.
+fn attach_response(state: &AppState, user_id: Uuid, view: SessionView, attach: AttachOffer) -> AttachResponse {
+    let data_plane = match (state.data_plane(), view.session.worker_id) {
+        (Some(data_plane), Some(worker_id)) => {
+            Some(data_plane.offer(user_id, view.session.id, worker_id, attach.attachment_id))
+        }
+        _ => None,
+    };
+    AttachResponse { session: view.into(), attach, data_plane }
 }
 
 #[derive(Deserialize)]
@@ -198,7 +212,7 @@ async fn start(
     };
     match state.broker().start(&principal, request, &context).await {
         Ok((view, attach)) => {
-            (StatusCode::CREATED, ApiJson(AttachResponse { session: view.into(), attach })).into_response()
+            (StatusCode::CREATED, ApiJson(attach_response(&state, principal.user_id(), view, attach))).into_response()
         }
         Err(error) => failure(error),
     }
@@ -254,7 +268,7 @@ async fn attach(
         Err(error) => return error.into_response(),
     };
     match state.broker().attach(&principal, id, &context).await {
-        Ok((view, attach)) => ApiJson(AttachResponse { session: view.into(), attach }).into_response(),
+        Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
         Err(error) => failure(error),
     }
 }
@@ -270,7 +284,7 @@ async fn takeover(
         Err(error) => return error.into_response(),
     };
     match state.broker().takeover(&principal, id, &context).await {
-        Ok((view, attach)) => ApiJson(AttachResponse { session: view.into(), attach }).into_response(),
+        Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
         Err(error) => failure(error),
     }
 }
@@ -286,7 +300,7 @@ async fn shadow(
         Err(error) => return error.into_response(),
     };
     match state.broker().shadow(&principal, id, &context).await {
-        Ok((view, attach)) => ApiJson(AttachResponse { session: view.into(), attach }).into_response(),
+        Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
         Err(error) => failure(error),
     }
 }

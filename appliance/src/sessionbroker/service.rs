@@ -113,6 +113,9 @@ pub enum SessionNotice {
 /// The attach block of session responses.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttachOffer {
+    /// The attachment this offer is for (internal: data-plane tokens name it).
+    #[serde(skip)]
+    pub attachment_id: Uuid,
     pub attach_token: String,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -313,7 +316,12 @@ impl Broker {
         let ttl = self.inner.config.attach_token_ttl;
         self.inner.live.attach_tokens.insert(&attach_key(&token), grant, ttl).await;
         let expires_at = OffsetDateTime::now_utc() + time::Duration::try_from(ttl).unwrap_or(time::Duration::MINUTE);
-        AttachOffer { attach_token: token, expires_at, gateway_url: self.inner.gateway_url.clone() }
+        AttachOffer {
+            attachment_id: attachment.id,
+            attach_token: token,
+            expires_at,
+            gateway_url: self.inner.gateway_url.clone(),
+        }
     }
 
     /// Redeems an attach token: valid once, until it expires.

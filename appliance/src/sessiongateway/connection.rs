@@ -84,7 +84,77 @@ async fn read_attach(stream: &mut Stream) -> Result<AttachPayload, (&'static str
     }
 }
 
-pub(super) async fn serve(socket: WebSocket, state: AppState, trace_id: String, shutdown: CancellationToken) {
+/// Where a socket came in, which decides how it must attach.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry {
+    /// `GET /api/v1/gateway/ws`: an attach token from the broker.
+    Gateway,
+    /// The direct worker endpoint: a Data Plane v1 token for this worker.
+    Direct { worker_id: Uuid },
+}
+
+fn refused(reason: &'static str) -> (&'static str, &'static str, &'static str) {
+    ("unauthorized", "The token is invalid, expired or already used.", reason)
+}
+
+/// Turns the attach message's credential into a grant.
+async fn admit(
+    state: &AppState,
+    entry: Entry,
+    attach: &AttachPayload,
+) -> Result<AttachGrant, (&'static str, &'static str, &'static str)> {
+    match entry {
+        Entry::Gateway => {
+            let token = attach.attach_token.as_deref().ok_or((
+                "invalid_request",
+                "attach_token is required here.",
+                "attach_token_missing",
+            ))?;
+            state.broker().redeem(token).await.ok_or(refused("attach_token_invalid"))
+        }
+        Entry::Direct { worker_id } => {
+            let token = attach.data_plane_token.as_deref().ok_or((
+                "invalid_request",
+                "data_plane_token is required here.",
+                "data_plane_token_missing",
+            ))?;
+            let data_plane = state.data_plane().ok_or(refused("data_plane_disabled"))?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let claims = crate::dataplane::verify(token, data_plane.verifying_key(), now).map_err(|error| {
+                tracing::info!(%error, "Data-plane token refused");
+                refused("data_plane_token_invalid")
+            })?;
+            if claims.wid != worker_id {
+                return Err(refused("data_plane_wrong_worker"));
+            }
+            let lifetime = std::time::Duration::from_secs(u64::try_from(claims.exp - now).unwrap_or(0).max(1));
+            if !state.use_data_plane_token(claims.jti, lifetime).await {
+                return Err(refused("data_plane_token_invalid"));
+            }
+            let session = state.broker().session(claims.sid).await.ok_or(refused("data_plane_token_invalid"))?;
+            if session.worker_id != Some(worker_id) {
+                return Err(refused("data_plane_wrong_worker"));
+            }
+            let controls =
+                state.broker().controller(claims.sid).await.is_some_and(|binding| binding.attachment_id == claims.aid);
+            Ok(AttachGrant {
+                session_id: claims.sid,
+                attachment_id: claims.aid,
+                user_id: claims.sub,
+                device_id: None,
+                role: if controls { "controller" } else { "viewer" }.into(),
+            })
+        }
+    }
+}
+
+pub(crate) async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    entry: Entry,
+    trace_id: String,
+    shutdown: CancellationToken,
+) {
     let (mut sink, mut stream) = socket.split();
     let attach = match read_attach(&mut stream).await {
         Ok(attach) => attach,
@@ -94,21 +164,23 @@ pub(super) async fn serve(socket: WebSocket, state: AppState, trace_id: String, 
             return;
         }
     };
-    let Some(grant) = state.broker().redeem(&attach.attach_token).await else {
-        let message = "The attach token is invalid, expired or already used.";
-        send_text(
-            &mut sink,
-            envelope::error("unauthorized", message, json!({"reason": "attach_token_invalid"}), &trace_id),
-        )
-        .await;
-        close_with(&mut sink, close::ATTACH_REFUSED, "attach_token_invalid").await;
-        return;
+    let grant = match admit(&state, entry, &attach).await {
+        Ok(grant) => grant,
+        Err((code, message, reason)) => {
+            send_text(&mut sink, envelope::error(code, message, json!({"reason": reason}), &trace_id)).await;
+            close_with(&mut sink, close::ATTACH_REFUSED, reason).await;
+            return;
+        }
+    };
+    let default_transport = match entry {
+        Entry::Gateway => RenderTransport::JsonBase64,
+        Entry::Direct { .. } => RenderTransport::BinaryV1,
     };
     let mut connection = Connection {
         state,
         grant,
         trace_id,
-        transport: attach.render_transport,
+        transport: attach.render_transport.unwrap_or(default_transport),
         color_mode: attach.color_mode,
         compression: attach.compression,
         seen: 0,

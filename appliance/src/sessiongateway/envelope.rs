@@ -19,9 +19,12 @@ pub enum RenderTransport {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttachPayload {
-    pub attach_token: String,
-    #[serde(default)]
-    pub render_transport: RenderTransport,
+    /// At the backend gateway.
+    pub attach_token: Option<String>,
+    /// At the direct worker endpoint (Data Plane v1).
+    pub data_plane_token: Option<String>,
+    /// Default: `json_base64` at the gateway, `binary_v1` at a direct endpoint.
+    pub render_transport: Option<RenderTransport>,
     #[serde(default)]
     pub color_mode: ColorMode,
     /// `zlib` compresses every frame payload (an addition to the contract).

@@ -6,7 +6,7 @@
 //! routed to the session's worker. A socket that goes silent is closed and
 //! its session detached; reattaching resumes with a full frame.
 
-mod connection;
+pub(crate) mod connection;
 mod envelope;
 pub(crate) mod routes;
 

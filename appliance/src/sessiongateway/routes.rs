@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// Largest message a client may send (input envelopes are small; file
 /// chunks of 256 KiB, base64-encoded, fit).
-const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
+pub(crate) const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/gateway/ws", get(upgrade))
@@ -23,6 +23,7 @@ async fn upgrade(
 ) -> Response {
     let trace_id = trace.map(|axum::Extension(TraceId(id))| id).unwrap_or_default();
     let shutdown = state.sockets_shutdown().clone();
-    ws.max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| super::connection::serve(socket, state, trace_id, shutdown))
+    ws.max_message_size(MAX_CLIENT_MESSAGE).on_upgrade(move |socket| {
+        super::connection::serve(socket, state, super::connection::Entry::Gateway, trace_id, shutdown)
+    })
 }

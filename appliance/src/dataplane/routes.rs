@@ -1,0 +1,35 @@
+//! The direct worker endpoint: `GET /api/v1/data-plane/workers/{worker_id}/ws`.
+//!
+//! Same envelope as the backend gateway, `binary_v1` render by default; a
+//! client attaches with the `data_plane` token of a session answer, which
+//! is checked with the public key alone, is good for this worker only, and
+//! works once.
+
+use axum::Router;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::http::{TraceId, path_id};
+use crate::sessiongateway::connection::{Entry, serve};
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/data-plane/workers/{worker_id}/ws", get(upgrade))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    Path(worker_id): Path<String>,
+    trace: Option<axum::Extension<TraceId>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let worker_id = match path_id(&worker_id, "worker_id") {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    let trace_id = trace.map(|axum::Extension(TraceId(id))| id).unwrap_or_default();
+    let shutdown = state.sockets_shutdown().clone();
+    ws.max_message_size(crate::sessiongateway::routes::MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, state, Entry::Direct { worker_id }, trace_id, shutdown))
+}
