@@ -11,3 +11,4 @@ mod resources;
 mod sessions;
 mod support;
 mod tenancy;
+mod tidy;

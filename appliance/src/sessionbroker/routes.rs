@@ -257,20 +257,44 @@ async fn show(
     Ok(ApiJson(state.broker().get(&principal, id).await?.into()))
 }
 
+/// The three ways to get an attach block for an existing session.
+#[derive(Clone, Copy)]
+enum Offer {
+    Attach,
+    Takeover,
+    Shadow,
+}
+
+async fn offer(
+    state: AppState,
+    context: crate::audit::RequestContext,
+    principal: crate::auth::Principal,
+    id: String,
+    kind: Offer,
+) -> Response {
+    let id = match path_id(&id, "id") {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    let broker = state.broker();
+    let outcome = match kind {
+        Offer::Attach => broker.attach(&principal, id, &context).await,
+        Offer::Takeover => broker.takeover(&principal, id, &context).await,
+        Offer::Shadow => broker.shadow(&principal, id, &context).await,
+    };
+    match outcome {
+        Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
+        Err(error) => failure(error),
+    }
+}
+
 async fn attach(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
     Path(id): Path<String>,
 ) -> Response {
-    let id = match path_id(&id, "id") {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    match state.broker().attach(&principal, id, &context).await {
-        Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
-        Err(error) => failure(error),
-    }
+    offer(state, context, principal, id, Offer::Attach).await
 }
 
 async fn takeover(
@@ -279,14 +303,7 @@ async fn takeover(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<String>,
 ) -> Response {
-    let id = match path_id(&id, "id") {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    match state.broker().takeover(&principal, id, &context).await {
-        Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
-        Err(error) => failure(error),
-    }
+    offer(state, context, principal, id, Offer::Takeover).await
 }
 
 async fn shadow(
@@ -295,14 +312,7 @@ async fn shadow(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<String>,
 ) -> Response {
-    let id = match path_id(&id, "id") {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    match state.broker().shadow(&principal, id, &context).await {
-        Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
-        Err(error) => failure(error),
-    }
+    offer(state, context, principal, id, Offer::Shadow).await
 }
 
 async fn detach(
