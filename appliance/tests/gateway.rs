@@ -547,3 +547,85 @@ async fn without_a_signing_key_there_is_no_data_plane_offer() {
     assert!(started.get("data_plane").is_none(), "{started}");
     live.app.stop().await.expect("clean stop");
 }
+
+/// A session on a resource with `clipboard_mode`, its controller socket
+/// past the first frame.
+async fn clipboard_session(live: &Live, mode: &str) -> Socket {
+    let body = json!({"organization_id": live.org, "name": format!("PC {mode}"), "protocol": "rdp", "host": "pc1.office.lan",
+        "policy": {"clipboard_mode": mode}});
+    let resource = id(&json_of(live.app.post("/api/v1/resources", Some(&live.admin), body).await, 201).await);
+    let started = json_of(
+        live.app
+            .post("/api/v1/sessions", Some(&live.admin), json!({"resource_id": resource, "width": 128, "height": 128}))
+            .await,
+        201,
+    )
+    .await;
+    let session = id(&started["session"]);
+    live.wait_state(&session, "active").await;
+    let (mut socket, _) =
+        live.attach(started["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    next_frame(&mut socket).await;
+    socket
+}
+
+fn clipboard(text: &str, sequence_id: u64) -> Message {
+    let hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    };
+    Message::text(json!({"type": "clipboard.text", "payload": {"text": text, "sequence_id": sequence_id, "origin": "browser", "content_hash": hash}}).to_string())
+}
+
+/// Whether a `clipboard.text` arrives within a short wait.
+async fn clipboard_arrives(socket: &mut Socket) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await {
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("json");
+            if value["type"] == "clipboard.text" || value["type"] == "error" {
+                return Some(value);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn clipboard_text_crosses_only_where_the_policy_allows() {
+    let live = live(&[]).await;
+
+    let mut both = clipboard_session(&live, "bidirectional").await;
+    both.send(clipboard("hello office", 1)).await.expect("send");
+    let back = clipboard_arrives(&mut both).await.expect("the remote clipboard comes back");
+    assert_eq!(back["type"], "clipboard.text");
+    assert_eq!(back["payload"]["text"], "HELLO OFFICE");
+    assert_eq!(back["payload"]["origin"], "server");
+    assert_eq!(back["payload"]["sequence_id"], 1);
+    assert_eq!(back["payload"]["content_hash"].as_str().map(str::len), Some(64));
+    // Already upper case: the remote side echoes the same text, which is
+    // this client's own and is not sent back to it.
+    both.send(clipboard("SAME", 2)).await.expect("send");
+    assert_eq!(clipboard_arrives(&mut both).await, None, "no feedback loop");
+    let wrong_hash =
+        json!({"type": "clipboard.text", "payload": {"text": "x", "sequence_id": 3, "content_hash": "00"}});
+    both.send(Message::text(wrong_hash.to_string())).await.expect("send");
+    assert_eq!(
+        clipboard_arrives(&mut both).await.expect("error")["event"]["details"]["reason"],
+        "content_hash_mismatch"
+    );
+
+    for mode in ["disabled", "server_to_client"] {
+        let mut socket = clipboard_session(&live, mode).await;
+        socket.send(clipboard("secret", 1)).await.expect("send");
+        let refused = clipboard_arrives(&mut socket).await.expect("refusal");
+        assert_eq!(refused["event"]["code"], "policy_denied", "{mode}");
+        assert_eq!(refused["event"]["message_key"], "error.policy_denied");
+    }
+
+    // In, but nothing out.
+    let mut inbound = clipboard_session(&live, "client_to_server").await;
+    inbound.send(clipboard("to the server", 1)).await.expect("send");
+    assert_eq!(clipboard_arrives(&mut inbound).await, None, "the remote clipboard stays in");
+    live.app.stop().await.expect("clean stop");
+}

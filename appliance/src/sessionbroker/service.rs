@@ -108,6 +108,11 @@ pub enum SessionNotice {
         session_id: Uuid,
         viewers: Vec<Uuid>,
     },
+    /// The remote clipboard changed and the policy lets it out.
+    Clipboard {
+        session_id: Uuid,
+        clipboard: crate::worker::ClipboardText,
+    },
 }
 
 /// The attach block of session responses.
@@ -784,6 +789,15 @@ impl Broker {
                 tracing::info!(session_id = %session.id, %reason, "Session failed");
                 self.fail(&session, &reason).await?;
             }
+            WorkerEventKind::Clipboard(clipboard) => {
+                // Enforced here as well as in the worker and the gateway.
+                if self.clipboard_mode(&session).await.is_some_and(|mode| mode.allows_server_to_client()) {
+                    let notice = SessionNotice::Clipboard { session_id: session.id, clipboard };
+                    self.inner.live.notices.publish(&notice_topic(session.id), notice).await;
+                } else {
+                    tracing::info!(session_id = %session.id, "Remote clipboard withheld by policy");
+                }
+            }
             WorkerEventKind::Disconnected { reason } => {
                 let audit = audit::with(
                     self.event(&RequestContext::default(), None, "session.state_changed", &session, Outcome::Success),
@@ -840,6 +854,12 @@ impl Broker {
             Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
             Err(error) => tracing::error!(%session_id, %error, "Detaching after a lost transport failed"),
         }
+    }
+
+    /// The clipboard policy of the session's resource.
+    pub async fn clipboard_mode(&self, session: &SessionRecord) -> Option<ClipboardMode> {
+        let resource = self.inner.repositories.resources.get(session.resource_id).await.ok().flatten()?;
+        ClipboardMode::parse(&resource.policy.clipboard_mode)
     }
 
     /// Every worker with its open leases (platform admins only; the route
@@ -928,5 +948,34 @@ impl Transition {
             release_lease: Some("session_failed".into()),
             ..Self::default()
         }
+    }
+}
+
+/// Which way clipboard text may cross (the resource's `clipboard_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipboardMode {
+    Disabled,
+    ClientToServer,
+    ServerToClient,
+    Bidirectional,
+}
+
+impl ClipboardMode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "disabled" => Some(Self::Disabled),
+            "client_to_server" => Some(Self::ClientToServer),
+            "server_to_client" => Some(Self::ServerToClient),
+            "bidirectional" => Some(Self::Bidirectional),
+            _ => None,
+        }
+    }
+
+    pub fn allows_client_to_server(self) -> bool {
+        matches!(self, Self::ClientToServer | Self::Bidirectional)
+    }
+
+    pub fn allows_server_to_client(self) -> bool {
+        matches!(self, Self::ServerToClient | Self::Bidirectional)
     }
 }

@@ -20,7 +20,7 @@ use crate::protocol::framebuffer::Screen;
 use crate::sessionbroker::state::SessionState;
 use crate::sessionbroker::{AttachGrant, SessionNotice};
 use crate::state::AppState;
-use crate::worker::SessionInput;
+use crate::worker::{ClipboardText, SessionInput};
 
 /// A client must attach this soon after connecting.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,6 +28,8 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest text a client may type in one `input.unicode`.
 const MAX_UNICODE_CHARS: usize = 4096;
+/// Largest clipboard text accepted, in bytes.
+const MAX_CLIPBOARD_BYTES: usize = 512 * 1024;
 
 /// Close codes (4000–4999 are the application's; documented in PROTOCOL.md).
 mod close {
@@ -186,6 +188,7 @@ pub(crate) async fn serve(
         seen: 0,
         seq: 0,
         last_heard: Instant::now(),
+        last_clipboard_hash: None,
     };
     connection.run(sink, stream, shutdown).await;
 }
@@ -202,6 +205,9 @@ struct Connection {
     /// Render updates sent on this socket.
     seq: u32,
     last_heard: Instant,
+    /// The hash of the clipboard text this client last sent, so the same
+    /// text coming back from the remote side is not echoed to it.
+    last_clipboard_hash: Option<String>,
 }
 
 /// Why the loop ended.
@@ -498,6 +504,13 @@ impl Connection {
                 .await;
             }
             ClientMessage::Resize(size) => SessionInput::Resize { width: size.width, height: size.height },
+            ClientMessage::Clipboard(clipboard) => match self.clipboard_in(clipboard).await {
+                Ok(input) => input,
+                Err((code, message, reason)) => {
+                    return send_text(sink, envelope::error(code, message, json!({"reason": reason}), &self.trace_id))
+                        .await;
+                }
+            },
         };
         if !self.is_controller().await {
             let details = json!({"reason": "not_controller"});
@@ -529,6 +542,55 @@ impl Connection {
         true
     }
 
+    /// Checks clipboard text from the client against the resource's policy
+    /// and the session's state, and labels it for the worker.
+    async fn clipboard_in(
+        &mut self,
+        clipboard: envelope::ClipboardPayload,
+    ) -> Result<SessionInput, (&'static str, &'static str, &'static str)> {
+        let broker = self.state.broker();
+        let session = broker.session(self.session_id()).await.ok_or((
+            "invalid_session_state",
+            "The session is gone.",
+            "session_gone",
+        ))?;
+        let allowed = broker.clipboard_mode(&session).await.is_some_and(|mode| mode.allows_client_to_server());
+        if !allowed {
+            return Err((
+                "policy_denied",
+                "This resource's policy does not let clipboard text in.",
+                "clipboard_client_to_server",
+            ));
+        }
+        if session.state != "active" {
+            return Err((
+                "invalid_session_state",
+                "Clipboard text is accepted only while the session is active.",
+                "not_active",
+            ));
+        }
+        if clipboard.text.len() > MAX_CLIPBOARD_BYTES {
+            return Err(("payload_too_large", "The clipboard text is too large.", "clipboard_too_large"));
+        }
+        let content_hash = ClipboardText::hash_of(&clipboard.text);
+        if clipboard.content_hash.as_ref().is_some_and(|given| !given.eq_ignore_ascii_case(&content_hash)) {
+            return Err(("invalid_request", "content_hash does not match the text.", "content_hash_mismatch"));
+        }
+        self.last_clipboard_hash = Some(content_hash.clone());
+        // The gateway names the attachment; the client's own label follows.
+        let origin =
+            match clipboard.origin.as_deref().map(str::trim).filter(|label| !label.is_empty() && label.len() <= 64) {
+                Some(label) => format!("client:{}:{label}", self.grant.attachment_id),
+                None => format!("client:{}", self.grant.attachment_id),
+            };
+        Ok(SessionInput::Clipboard(ClipboardText {
+            text: clipboard.text,
+            sequence_id: clipboard.sequence_id,
+            origin,
+            content_hash,
+        }))
+    }
+
     /// Relays a session notice; `false` once the session has ended.
     async fn on_notice(&mut self, sink: &mut Sink, notice: SessionNotice) -> bool {
         match notice {
@@ -551,6 +613,22 @@ impl Connection {
                 send_text(sink, envelope_with_event("session.taken_over", payload, notice)).await
             }
             SessionNotice::TakenOver { .. } => true,
+            SessionNotice::Clipboard { clipboard, .. } => {
+                // The controller alone gets the remote clipboard, and never
+                // its own text back.
+                if !self.is_controller().await
+                    || self.last_clipboard_hash.as_deref() == Some(clipboard.content_hash.as_str())
+                {
+                    return true;
+                }
+                let payload = json!({
+                    "text": clipboard.text,
+                    "sequence_id": clipboard.sequence_id,
+                    "origin": clipboard.origin,
+                    "content_hash": clipboard.content_hash,
+                });
+                send_text(sink, envelope::envelope("clipboard.text", payload)).await
+            }
             SessionNotice::Viewers { viewers, .. } => {
                 let payload = json!({"session_id": self.session_id(), "viewers": viewers, "count": viewers.len()});
                 send_text(sink, envelope::envelope("session.viewers", payload)).await

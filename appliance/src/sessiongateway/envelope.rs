@@ -62,6 +62,17 @@ pub struct ResizePayload {
     pub height: u16,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipboardPayload {
+    pub text: String,
+    pub sequence_id: u64,
+    /// The client's own label; the gateway records where text came from.
+    pub origin: Option<String>,
+    /// SHA-256 of `text`, hex; checked when given.
+    pub content_hash: Option<String>,
+}
+
 /// What a client may send.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", content = "payload", deny_unknown_fields)]
@@ -76,6 +87,8 @@ pub enum ClientMessage {
     Unicode(UnicodePayload),
     #[serde(rename = "display.resize")]
     Resize(ResizePayload),
+    #[serde(rename = "clipboard.text")]
+    Clipboard(ClipboardPayload),
     #[serde(rename = "color_mode")]
     ColorMode { color_mode: ColorMode },
     #[serde(rename = "ping")]

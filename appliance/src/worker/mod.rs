@@ -80,10 +80,44 @@ pub enum WorkerControl {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SessionInput {
-    Mouse { x: u16, y: u16, buttons: u8, wheel_delta: Option<i16> },
-    Key { code: Option<String>, scancode: Option<u16>, down: bool },
-    Unicode { text: String },
-    Resize { width: u16, height: u16 },
+    Mouse {
+        x: u16,
+        y: u16,
+        buttons: u8,
+        wheel_delta: Option<i16>,
+    },
+    Key {
+        code: Option<String>,
+        scancode: Option<u16>,
+        down: bool,
+    },
+    Unicode {
+        text: String,
+    },
+    Resize {
+        width: u16,
+        height: u16,
+    },
+    /// The viewer's clipboard, for the remote side (policy already checked).
+    Clipboard(ClipboardText),
+}
+
+/// Clipboard text crossing between a viewer and the remote desktop.
+/// `sequence_id`, `origin` and `content_hash` (SHA-256, hex) let each side
+/// recognise its own text coming back, so copies never loop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipboardText {
+    pub text: String,
+    pub sequence_id: u64,
+    pub origin: String,
+    pub content_hash: String,
+}
+
+impl ClipboardText {
+    pub fn hash_of(text: &str) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +131,8 @@ pub enum WorkerEventKind {
     Failed { reason: String },
     /// The remote side ended the session cleanly (logoff, shutdown).
     Disconnected { reason: String },
+    /// The remote desktop's clipboard changed.
+    Clipboard(ClipboardText),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,7 +20,9 @@
 //! leaves visible marks, so a viewer can check that its input arrived: a
 //! mouse event paints an 8×8 square at the pointer (white with a button
 //! down, red otherwise), a key or text paints a bar along the top edge,
-//! and a resize request resizes the screen.
+//! a resize request resizes the screen, and clipboard text comes back as
+//! the remote clipboard in upper case (as if an application there copied
+//! it), with origin `server`.
 
 use std::time::Duration;
 
@@ -64,6 +66,7 @@ fn apply_input(screen: &Screen, input: &SessionInput) {
             screen.resize(*width, *height);
             paint_pattern(screen);
         }
+        SessionInput::Clipboard(_) => {}
     }
 }
 
@@ -123,6 +126,14 @@ impl SessionRuntime for ScriptedRuntime {
                 input = io.next_input(Duration::from_secs(60)) => {
                     if let Some(input) = input {
                         apply_input(&screen, &input);
+                        if let SessionInput::Clipboard(copied) = input {
+                            let text = copied.text.to_uppercase();
+                            let content_hash = super::ClipboardText::hash_of(&text);
+                            let remote = super::ClipboardText { text, sequence_id: copied.sequence_id, origin: "server".into(), content_hash };
+                            if io.report(WorkerEventKind::Clipboard(remote)).await.is_err() {
+                                tracing::warn!(session_id = %io.session_id, "Clipboard event dropped");
+                            }
+                        }
                     }
                 }
             }
