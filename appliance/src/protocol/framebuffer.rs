@@ -45,10 +45,25 @@ pub struct Damage {
     pub full: bool,
 }
 
+/// Encoded payloads kept for other viewers at the same screen state.
+const PAYLOAD_CACHE: usize = 16;
+
+/// Identifies an encoded payload: the screen state it was read at, the
+/// rectangle, and how it was encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadKey {
+    pub seq: u64,
+    pub rect: Rect,
+    pub color_mode: ColorMode,
+}
+
 /// A session's framebuffer. Cheap to share; all methods take `&self`.
 pub struct Screen {
     pixels: RwLock<Pixels>,
     changed: watch::Sender<u64>,
+    /// Recently compressed payloads, so ten viewers of one update compress
+    /// it once.
+    payloads: Mutex<VecDeque<(PayloadKey, Arc<Vec<u8>>)>>,
 }
 
 /// Paints one update; every rectangle touched is recorded as damage.
@@ -111,7 +126,11 @@ impl Screen {
             log: VecDeque::with_capacity(DAMAGE_LOG),
             horizon: 1,
         };
-        Arc::new(Self { pixels: RwLock::new(pixels), changed: watch::channel(1).0 })
+        Arc::new(Self {
+            pixels: RwLock::new(pixels),
+            changed: watch::channel(1).0,
+            payloads: Mutex::new(VecDeque::new()),
+        })
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Pixels> {
@@ -200,10 +219,35 @@ impl Screen {
         Some(Damage { seq: pixels.seq, width: pixels.width, height: pixels.height, rects, full })
     }
 
+    /// The screen's current sequence.
+    pub fn seq(&self) -> u64 {
+        self.read().seq
+    }
+
+    /// A payload encoded earlier for exactly this state, rectangle and mode.
+    pub fn cached_payload(&self, key: PayloadKey) -> Option<Arc<Vec<u8>>> {
+        let payloads = self.payloads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        payloads.iter().find(|(known, _)| *known == key).map(|(_, payload)| payload.clone())
+    }
+
+    pub fn remember_payload(&self, key: PayloadKey, payload: Arc<Vec<u8>>) {
+        let mut payloads = self.payloads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if payloads.len() == PAYLOAD_CACHE {
+            payloads.pop_front();
+        }
+        payloads.push_back((key, payload));
+    }
+
     /// The current pixels of `rect` in `mode`: RGBA8 or gray8, rows top to
     /// bottom. A rectangle outside the screen (it shrank) reads as empty.
     pub fn read_rect(&self, rect: Rect, mode: ColorMode) -> Vec<u8> {
+        self.read_rect_at(rect, mode).1
+    }
+
+    /// [`Self::read_rect`] with the sequence the pixels are from.
+    pub fn read_rect_at(&self, rect: Rect, mode: ColorMode) -> (u64, Vec<u8>) {
         let pixels = self.read();
+        let seq = pixels.seq;
         let rect = rect.clipped(pixels.width, pixels.height);
         let stride = usize::from(pixels.width) * 4;
         let bytes_per_pixel = match mode {
@@ -221,7 +265,7 @@ impl Screen {
                 }
             }
         }
-        out
+        (seq, out)
     }
 }
 

@@ -15,8 +15,8 @@ use super::envelope::{
     self, AttachPayload, ClientMessage, RenderTransport, encode_binary_frame, encode_json_frame, envelope_with_event,
     event,
 };
-use crate::protocol::frame::{ColorMode, Compression, zlib};
-use crate::protocol::framebuffer::Screen;
+use crate::protocol::frame::{ColorMode, Compression, Rect, zlib};
+use crate::protocol::framebuffer::{PayloadKey, Screen};
 use crate::sessionbroker::state::SessionState;
 use crate::sessionbroker::{AttachGrant, SessionNotice};
 use crate::state::AppState;
@@ -61,6 +61,19 @@ async fn compress(payload: Vec<u8>) -> Vec<u8> {
         return zlib(&payload);
     }
     tokio::task::spawn_blocking(move || zlib(&payload)).await.unwrap_or_default()
+}
+
+/// The compressed current pixels of `rect`, shared with every other viewer
+/// asking for the same state of the same rectangle.
+async fn compressed(screen: &Screen, rect: Rect, color_mode: ColorMode) -> Arc<Vec<u8>> {
+    let key = PayloadKey { seq: screen.seq(), rect, color_mode };
+    if let Some(payload) = screen.cached_payload(key) {
+        return payload;
+    }
+    let (seq, pixels) = screen.read_rect_at(rect, color_mode);
+    let payload = Arc::new(compress(pixels).await);
+    screen.remember_payload(PayloadKey { seq, rect, color_mode }, payload.clone());
+    payload
 }
 
 /// Waits for the first text message and parses it as `attach`.
@@ -423,10 +436,11 @@ impl Connection {
         let count = damage.rects.len();
         let encoding = self.color_mode.encoding(self.compression);
         for (index, rect) in damage.rects.into_iter().enumerate() {
-            let mut payload = screen.read_rect(rect, self.color_mode);
-            if encoding.is_compressed() {
-                payload = compress(payload).await;
-            }
+            let payload = if encoding.is_compressed() {
+                compressed(screen, rect, self.color_mode).await
+            } else {
+                Arc::new(screen.read_rect(rect, self.color_mode))
+            };
             let last = index + 1 == count;
             let (message, bytes) = match self.transport {
                 RenderTransport::BinaryV1 => {
