@@ -192,3 +192,15 @@ async fn a_panicking_handler_is_a_generic_500() {
     let ok = server.post_json(r#"{"name":"still here"}"#).await;
     assert_eq!(ok.status(), 200);
 }
+
+#[tokio::test]
+async fn the_web_ui_is_served_at_the_root_and_never_shadows_the_api() {
+    let app = TestApp::start().await;
+    let page = app.get("/").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers().get("content-type").and_then(|value| value.to_str().ok()), Some("text/html"));
+    assert!(page.text().await.expect("text").contains("<title>RAP Appliance"));
+    assert_envelope(app.get("/no-such-page.js").await, 404, "not_found").await;
+    assert_envelope(app.get("/api/v1/nothing-here").await, 404, "not_found").await;
+    app.stop().await.expect("clean stop");
+}

@@ -10,6 +10,7 @@ mod health;
 mod json;
 pub mod page;
 mod trace;
+mod ui;
 
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ pub fn router(state: AppState) -> Router {
 /// behind the exact production stack.
 pub fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(ui::serve)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
