@@ -144,7 +144,7 @@ fn main() {
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_string_lossy().into_owned();
-        let config = rap_appliance::Config::from_pairs([("APP_DATA_DIR", data.as_str()), ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")]).unwrap();
+        let config = rap_appliance::Config::from_pairs([("APP_DATA_DIR", data.as_str()), ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"), ("RAP_WORKER_RUNTIME", "scripted")]).unwrap();
         let store = rap_storage::sqlite::SqliteStore::start(dir.path().join("rap.sqlite3"), 2).unwrap();
         store.migrate().await.unwrap();
         for slot in 0..8 {

@@ -56,6 +56,7 @@ fn main() {
             ("APP_DATA_DIR", data.as_str()),
             ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"),
             ("RAP_WORKER_SLOTS", "200"),
+            ("RAP_WORKER_RUNTIME", "scripted"),
         ])
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -117,10 +117,7 @@ async fn start_workers(state: &AppState, shutdown: CancellationToken) -> Option<
     let config = state.config();
     let runtime: std::sync::Arc<dyn worker::SessionRuntime> = match config.broker.runtime {
         config::WorkerRuntimeKind::Scripted => std::sync::Arc::new(worker::scripted::ScriptedRuntime),
-        config::WorkerRuntimeKind::Rdp => {
-            tracing::warn!("The RDP worker runtime is not part of this version; no remote sessions can start");
-            return None;
-        }
+        config::WorkerRuntimeKind::Rdp => std::sync::Arc::new(worker::rdp::RdpRuntime),
     };
     let repositories = state.repositories();
     let prepared = async {

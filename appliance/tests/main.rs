@@ -7,6 +7,7 @@ mod binary;
 mod envelope;
 mod gateway;
 mod installation;
+mod rdp;
 mod resources;
 mod sessions;
 mod support;

@@ -223,8 +223,12 @@ async fn development_allows_plaintext_metadata_but_never_shows_it() {
 #[tokio::test]
 async fn production_refuses_every_spelling_of_plaintext_credentials() {
     let secret_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-    let (app, admin) =
-        strict_app_with_owner(&[("APP_ENV", "production"), ("SECRET_ENCRYPTION_KEY_B64", secret_key.as_str())]).await;
+    let (app, admin) = strict_app_with_owner(&[
+        ("APP_ENV", "production"),
+        ("SECRET_ENCRYPTION_KEY_B64", secret_key.as_str()),
+        ("RAP_WORKER_RUNTIME", "rdp"),
+    ])
+    .await;
     let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
     let org = me["memberships"][0]["organization_id"].as_str().expect("default org").to_owned();
     let spellings = [

@@ -419,13 +419,9 @@ async fn production_sessions_need_a_stored_secret_and_clean_metadata() {
         "secret_required",
     )
     .await;
-    // With its secret stored the guard passes; this version has no RDP slots yet.
-    assert_envelope(
-        app.post("/api/v1/sessions", Some(&admin), json!({"resource_id": stored})).await,
-        503,
-        "capacity_exhausted",
-    )
-    .await;
+    // With its secret stored the guard passes and an RDP slot takes it.
+    let started = json_of(app.post("/api/v1/sessions", Some(&admin), json!({"resource_id": stored})).await, 201).await;
+    assert_eq!(started["session"]["state"], "starting");
     app.stop().await.expect("clean stop");
 }
 
@@ -480,6 +476,7 @@ async fn attach_tokens_are_single_use_and_short_lived() {
         ("APP_DATA_DIR", data.as_str()),
         ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"),
         ("RAP_ATTACH_TOKEN_TTL", "300ms"),
+        ("RAP_WORKER_RUNTIME", "scripted"),
     ])
     .expect("config");
     let store = rap_storage::sqlite::SqliteStore::start(dir.path().join("rap.sqlite3"), 1).expect("store");

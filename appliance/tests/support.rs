@@ -36,7 +36,8 @@ impl TestApp {
 
     pub async fn start_in(data_dir: tempfile::TempDir, settings: &[(&str, &str)]) -> Self {
         let data_path = data_dir.path().to_string_lossy().into_owned();
-        let mut pairs = vec![("APP_DATA_DIR", data_path.as_str())];
+        // The stand-in desktop unless a test asks for the RDP runtime.
+        let mut pairs = vec![("APP_DATA_DIR", data_path.as_str()), ("RAP_WORKER_RUNTIME", "scripted")];
         pairs.extend_from_slice(settings);
         let config = Config::from_pairs(pairs).expect("valid test config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

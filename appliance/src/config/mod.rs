@@ -256,9 +256,8 @@ impl Config {
         let worker_slots = settings.number("RAP_WORKER_SLOTS", 8, 1..=1024)?;
         let shutdown_grace = settings.duration("APP_SHUTDOWN_GRACE", Duration::from_secs(4))?;
         let runtime = match settings.get("RAP_WORKER_RUNTIME") {
-            None if app_env.is_production() => WorkerRuntimeKind::Rdp,
-            None | Some("scripted") => WorkerRuntimeKind::Scripted,
-            Some("rdp") => WorkerRuntimeKind::Rdp,
+            None | Some("rdp") => WorkerRuntimeKind::Rdp,
+            Some("scripted") => WorkerRuntimeKind::Scripted,
             Some(other) => {
                 return Err(ConfigError::new(
                     "RAP_WORKER_RUNTIME",

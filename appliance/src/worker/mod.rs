@@ -11,6 +11,7 @@
 //! runtime used in development and tests); [`pool`] runs it in slots.
 
 pub mod pool;
+pub mod rdp;
 pub mod scripted;
 
 use std::sync::Arc;

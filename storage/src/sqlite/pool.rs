@@ -211,10 +211,10 @@ fn spawn(name: String, mut slot: Slot, jobs: async_channel::Receiver<Job>) -> Re
                 }
             }
             if let Some(conn) = slot.conn.take() {
-                if slot.role == Role::Writer {
-                    if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-                        tracing::warn!(%error, "WAL checkpoint at shutdown failed");
-                    }
+                if slot.role == Role::Writer
+                    && let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                {
+                    tracing::warn!(%error, "WAL checkpoint at shutdown failed");
                 }
                 if let Err((_, error)) = conn.close() {
                     tracing::warn!(%error, "Closing SQLite connection failed");

@@ -1,0 +1,301 @@
+//! The RDP worker runtime: one remote desktop per session, in process,
+//! with IronRDP.
+//!
+//! Connect (TCP, X.224 negotiation, TLS with the resource's certificate
+//! policy, CredSSP/NLA when the server asks for it), then run the active
+//! session: decode every update into the session's [`Screen`], turn
+//! controller input into fast-path input, follow resolution changes, and
+//! end with a precise reason. Heartbeats go out while the session lives.
+
+mod connect;
+mod keymap;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ironrdp_graphics::image_processing::PixelFormat;
+use ironrdp_input::{Database, MouseButton, MousePosition, Operation, Scancode, WheelRotations};
+use ironrdp_pdu::geometry::InclusiveRectangle;
+use ironrdp_session::image::DecodedImage;
+use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput, GracefulDisconnectReason};
+use ironrdp_tokio::FramedWrite as _;
+
+use super::{Assignment, SessionEnd, SessionInput, SessionIo, SessionRuntime, WorkerEventKind};
+use crate::protocol::frame::Rect;
+use crate::protocol::framebuffer::Screen;
+
+/// The largest desktop a session may have (8K); a server asking for more
+/// is refused before anything is allocated.
+pub const MAX_WIDTH: u16 = 7680;
+pub const MAX_HEIGHT: u16 = 4320;
+/// Input events per second a controller may send before the excess is dropped.
+const MAX_INPUT_PER_SECOND: u32 = 2000;
+
+pub struct RdpRuntime;
+
+#[async_trait]
+impl SessionRuntime for RdpRuntime {
+    fn kind(&self) -> &'static str {
+        "rdp"
+    }
+
+    async fn run(&self, assignment: Assignment, io: SessionIo) -> SessionEnd {
+        let connecting = connect::connect(&assignment);
+        let connected = tokio::select! {
+            () = io.cancelled() => return SessionEnd::Cancelled,
+            connected = tokio::time::timeout(connect::CONNECT_TIMEOUT, connecting) => connected,
+        };
+        let connection = match connected {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(reason)) => return SessionEnd::Failed(reason),
+            Err(_) => return SessionEnd::Failed("connect_timeout".into()),
+        };
+        tracing::info!(session_id = %io.session_id, "RDP connected");
+        match run_session(connection, &io).await {
+            Ok(end) | Err(end) => end,
+        }
+    }
+}
+
+/// Copies the updated regions of `image` into the screen as one update.
+fn copy_regions(image: &DecodedImage, regions: &[InclusiveRectangle], screen: &Screen) {
+    if regions.is_empty() {
+        return;
+    }
+    let (width, height, stride, data) = (image.width(), image.height(), image.stride(), image.data());
+    screen.update(|canvas| {
+        for region in regions {
+            let right = region.right.min(width.saturating_sub(1));
+            let bottom = region.bottom.min(height.saturating_sub(1));
+            if region.left > right || region.top > bottom {
+                continue;
+            }
+            let (w, h) = (right - region.left + 1, bottom - region.top + 1);
+            let mut rgba = Vec::with_capacity(usize::from(w) * usize::from(h) * 4);
+            for y in region.top..=bottom {
+                let start = usize::from(y) * stride + usize::from(region.left) * 4;
+                rgba.extend_from_slice(&data[start..start + usize::from(w) * 4]);
+            }
+            // The decoder leaves alpha unspecified; the screen is opaque.
+            for pixel in rgba.chunks_exact_mut(4) {
+                pixel[3] = 255;
+            }
+            canvas.put(Rect::new(region.left, region.top, w, h), &rgba);
+        }
+    });
+}
+
+fn disconnect_reason(reason: &GracefulDisconnectReason) -> String {
+    match reason {
+        GracefulDisconnectReason::UserInitiated => "user_disconnect".into(),
+        GracefulDisconnectReason::ServerInitiated => "server_disconnect".into(),
+        GracefulDisconnectReason::Other(description) => {
+            let lowered = description.to_ascii_lowercase();
+            if lowered.contains("logoff") || lowered.contains("logged off") {
+                "remote_logoff".into()
+            } else if lowered.contains("idle") {
+                "idle_timeout".into()
+            } else {
+                "server_disconnect".into()
+            }
+        }
+    }
+}
+
+/// Turns controller input into fast-path events, keeping key and button
+/// state so nothing stays stuck.
+struct InputState {
+    database: Database,
+    buttons: u8,
+    width: u16,
+    height: u16,
+    window_start: tokio::time::Instant,
+    in_window: u32,
+}
+
+const BUTTONS: [(u8, MouseButton); 5] = [
+    (0b0000_0001, MouseButton::Left),
+    (0b0000_0010, MouseButton::Right),
+    (0b0000_0100, MouseButton::Middle),
+    (0b0000_1000, MouseButton::X1),
+    (0b0001_0000, MouseButton::X2),
+];
+
+impl InputState {
+    fn new(width: u16, height: u16) -> Self {
+        Self {
+            database: Database::new(),
+            buttons: 0,
+            width,
+            height,
+            window_start: tokio::time::Instant::now(),
+            in_window: 0,
+        }
+    }
+
+    /// Whether one more event fits in this second's budget.
+    fn admit(&mut self) -> bool {
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            self.window_start = tokio::time::Instant::now();
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        self.in_window <= MAX_INPUT_PER_SECOND
+    }
+
+    fn operations(&mut self, input: &SessionInput) -> Vec<Operation> {
+        match input {
+            SessionInput::Mouse { x, y, buttons, wheel_delta } => {
+                let position = MousePosition {
+                    x: (*x).min(self.width.saturating_sub(1)),
+                    y: (*y).min(self.height.saturating_sub(1)),
+                };
+                let mut operations = vec![Operation::MouseMove(position)];
+                for (bit, button) in BUTTONS {
+                    let was = self.buttons & bit != 0;
+                    let is = buttons & bit != 0;
+                    if is && !was {
+                        operations.push(Operation::MouseButtonPressed(button));
+                    } else if was && !is {
+                        operations.push(Operation::MouseButtonReleased(button));
+                    }
+                }
+                self.buttons = *buttons;
+                if let Some(delta) = wheel_delta.filter(|delta| *delta != 0) {
+                    // Browsers count down as positive; RDP counts away from the user.
+                    operations
+                        .push(Operation::WheelRotations(WheelRotations { is_vertical: true, rotation_units: -delta }));
+                }
+                operations
+            }
+            SessionInput::Key { code, scancode, down } => {
+                let scancode = scancode.or_else(|| code.as_deref().and_then(keymap::scancode));
+                let Some(scancode) = scancode else { return Vec::new() };
+                let scancode = Scancode::from_u16(scancode);
+                vec![if *down { Operation::KeyPressed(scancode) } else { Operation::KeyReleased(scancode) }]
+            }
+            SessionInput::Unicode { text } => text
+                .chars()
+                .flat_map(|character| {
+                    [Operation::UnicodeKeyPressed(character), Operation::UnicodeKeyReleased(character)]
+                })
+                .collect(),
+            SessionInput::Resize { .. } | SessionInput::Clipboard(_) => Vec::new(),
+        }
+    }
+}
+
+/// Runs the active session until it ends; `Err` carries the end too, so
+/// `?` can be used on failures.
+async fn run_session(connection: connect::Connection, io: &SessionIo) -> Result<SessionEnd, SessionEnd> {
+    let connect::Connection { mut framed, result } = connection;
+    let size = result.desktop_size;
+    if size.width > MAX_WIDTH || size.height > MAX_HEIGHT || size.width == 0 || size.height == 0 {
+        return Err(SessionEnd::Failed("desktop_too_large".into()));
+    }
+    let mut image = DecodedImage::new(PixelFormat::RgbA32, size.width, size.height);
+    let (mut refresh_ok, mut suppress_ok) = (result.refresh_rect_support, result.suppress_output_support);
+    let factory = result.activation_factory;
+    let mut stage: ActiveStage = ActiveStageBuilder {
+        static_channels: result.static_channels,
+        user_channel_id: result.user_channel_id,
+        io_channel_id: result.io_channel_id,
+        message_channel_id: result.message_channel_id,
+        share_id: result.share_id,
+        compression_type: result.compression_type,
+        enable_server_pointer: false,
+        pointer_software_rendering: false,
+    }
+    .build();
+    let screen = io.open_screen(size.width, size.height);
+    let mut input = InputState::new(size.width, size.height);
+    if io.report(WorkerEventKind::Connected { width: size.width, height: size.height }).await.is_err() {
+        return Err(SessionEnd::Failed("event_queue_full".into()));
+    }
+    let mut heartbeat = tokio::time::interval(io.heartbeat_interval());
+    let write_failed = |_| SessionEnd::Failed("connection_lost".into());
+    loop {
+        let outputs = tokio::select! {
+            () = io.cancelled() => {
+                // Say goodbye properly; the socket closes either way.
+                if let Ok(frames) = stage.graceful_shutdown() {
+                    for output in frames {
+                        if let ActiveStageOutput::ResponseFrame(frame) = output {
+                            let _ = framed.write_all(&frame).await;
+                        }
+                    }
+                }
+                return Ok(SessionEnd::Cancelled);
+            }
+            _ = heartbeat.tick() => {
+                io.heartbeat().await;
+                continue;
+            }
+            read = framed.read_pdu() => {
+                let (action, frame) = read.map_err(|error| {
+                    tracing::info!(session_id = %io.session_id, %error, "RDP connection lost");
+                    SessionEnd::Failed("connection_lost".into())
+                })?;
+                stage.process(&mut image, action, &frame, framed.last_read_at()).map_err(|error| {
+                    tracing::warn!(session_id = %io.session_id, %error, "RDP protocol error");
+                    SessionEnd::Failed("protocol_error".into())
+                })?
+            }
+            next = io.next_input(Duration::from_secs(60)) => {
+                let Some(next) = next else { continue };
+                if let SessionInput::Resize { width, height } = next {
+                    let (width, height) = (u32::from(width.min(MAX_WIDTH)), u32::from(height.min(MAX_HEIGHT)));
+                    if let Some(Ok(frame)) = stage.encode_resize(width, height, None, None) {
+                        framed.write_all(&frame).await.map_err(write_failed)?;
+                    }
+                    continue;
+                }
+                if !input.admit() {
+                    continue;
+                }
+                let operations = input.operations(&next);
+                let events = input.database.apply(operations);
+                stage.process_fastpath_input(&mut image, &events).map_err(|_| SessionEnd::Failed("protocol_error".into()))?
+            }
+        };
+        let mut regions = Vec::new();
+        for output in outputs {
+            match output {
+                ActiveStageOutput::ResponseFrame(frame) if !frame.is_empty() => {
+                    framed.write_all(&frame).await.map_err(write_failed)?;
+                }
+                ActiveStageOutput::GraphicsUpdate(region) => regions.push(region),
+                ActiveStageOutput::Terminate(reason) => {
+                    copy_regions(&image, &regions, &screen);
+                    return Ok(SessionEnd::Disconnected(disconnect_reason(&reason)));
+                }
+                ActiveStageOutput::DeactivateAll => {
+                    copy_regions(&image, &regions, &screen);
+                    regions.clear();
+                    let (width, height, refresh, suppress) =
+                        connect::reactivate(&factory, &mut framed, &mut stage).await.map_err(SessionEnd::Failed)?;
+                    if width > MAX_WIDTH || height > MAX_HEIGHT || width == 0 || height == 0 {
+                        return Err(SessionEnd::Failed("desktop_too_large".into()));
+                    }
+                    image = DecodedImage::new(PixelFormat::RgbA32, width, height);
+                    screen.resize(width, height);
+                    input.width = width;
+                    input.height = height;
+                    (refresh_ok, suppress_ok) = (refresh, suppress);
+                }
+                ActiveStageOutput::ServerRedirection(_) => {
+                    return Err(SessionEnd::Failed("redirect_unsupported".into()));
+                }
+                _ => {}
+            }
+        }
+        copy_regions(&image, &regions, &screen);
+        if stage.take_bitmap_recovery_request()
+            && let Ok(frames) = stage.request_full_redraw(image.width(), image.height(), refresh_ok, suppress_ok)
+        {
+            for frame in frames {
+                framed.write_all(&frame).await.map_err(write_failed)?;
+            }
+        }
+    }
+}

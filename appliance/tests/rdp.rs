@@ -1,0 +1,273 @@
+//! The RDP worker runtime against a real RDP server on 127.0.0.1: IronRDP's
+//! own server crate, run from `testing/rdp-test-server` (its own workspace,
+//! because it needs an older IronRDP set) as a subprocess.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, json_of, legacy_app_with_owner};
+use crate::tenancy::id;
+
+/// Builds the test server once per test run (the first build takes a while).
+fn server_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testing/rdp-test-server/Cargo.toml");
+            // Beside the appliance's own build output (CI keeps it between runs).
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+                .join("rdp-test-server");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "--manifest-path"])
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(&target)
+                .status()
+                .expect("run cargo for the RDP test server");
+            assert!(status.success(), "the RDP test server builds");
+            target.join("debug/rdp-test-server")
+        })
+        .clone()
+}
+
+/// A running test server: its port, certificate fingerprint, and what it
+/// printed (input it received, connection events).
+struct RdpServer {
+    child: Child,
+    port: u16,
+    fingerprint: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl RdpServer {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(server_binary())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the RDP test server");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.starts_with("LISTENING") || line.starts_with("CERT_SHA256") {
+                        let _ = ready_tx.send(line.clone());
+                    }
+                    lines.lock().expect("lock").push(line);
+                }
+            });
+        }
+        let (mut port, mut fingerprint) = (None, None);
+        while port.is_none() || fingerprint.is_none() {
+            let line = ready_rx.recv_timeout(Duration::from_secs(30)).expect("the RDP test server starts");
+            if let Some(addr) = line.strip_prefix("LISTENING ") {
+                port = addr.rsplit(':').next().and_then(|port| port.parse().ok());
+            } else if let Some(hex) = line.strip_prefix("CERT_SHA256 ") {
+                fingerprint = Some(format!("sha256:{}", hex.trim()));
+            }
+        }
+        Self { child, port: port.expect("port"), fingerprint: fingerprint.expect("fingerprint"), lines }
+    }
+
+    /// Waits until the server printed a line containing `needle`.
+    async fn saw(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.lines.lock().expect("lock").iter().any(|line| line.contains(needle)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    fn command(&mut self, command: &str) {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin, "{command}");
+        }
+    }
+}
+
+impl Drop for RdpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Rdp {
+    app: TestApp,
+    admin: String,
+    org: String,
+}
+
+async fn rdp_app() -> Rdp {
+    let app = legacy_app_with_owner(&[("RAP_WORKER_RUNTIME", "rdp"), ("RAP_WORKER_SLOTS", "2")]).await;
+    let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
+    let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
+    Rdp { app, admin, org }
+}
+
+impl Rdp {
+    /// A resource for the server with `mode`/`pin` and the given password;
+    /// returns the started session's id and attach token.
+    async fn start(&self, server: &RdpServer, mode: &str, pin: Option<&str>, password: &str) -> (String, String) {
+        let mut body = json!({"organization_id": self.org, "name": "Test server", "protocol": "rdp", "host": "127.0.0.1",
+            "port": server.port, "certificate_verification_mode": mode});
+        if let Some(pin) = pin {
+            body["certificate_fingerprint"] = json!(pin);
+        }
+        let resource = id(&json_of(self.app.post("/api/v1/resources", Some(&self.admin), body).await, 201).await);
+        let secret = json!({"username": "test", "password": password});
+        json_of(
+            self.app
+                .send(Method::PUT, &format!("/api/v1/resources/{resource}/secret"), Some(&self.admin), Some(secret))
+                .await,
+            200,
+        )
+        .await;
+        let body = json!({"resource_id": resource, "width": 320, "height": 200});
+        let started = json_of(self.app.post("/api/v1/sessions", Some(&self.admin), body).await, 201).await;
+        (id(&started["session"]), started["attach"]["attach_token"].as_str().expect("token").to_owned())
+    }
+
+    async fn settle(&self, session: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let current =
+                json_of(self.app.get_as(&format!("/api/v1/sessions/{session}"), &self.admin).await, 200).await;
+            if current["state"] != "starting" && current["state"] != "pending" {
+                return current;
+            }
+            assert!(Instant::now() < deadline, "the session never left starting: {current}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_real_rdp_desktop_reaches_the_viewer_and_input_reaches_the_desktop() {
+    let server =
+        RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off", "size=320x200"]);
+    let rdp = rdp_app().await;
+    let (session, token) = rdp.start(&server, "strict", Some(&server.fingerprint), "secret").await;
+    let active = rdp.settle(&session).await;
+    assert_eq!(active["state"], "active", "{active}");
+
+    let url = format!("ws://{}/api/v1/gateway/ws", rdp.app.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let attach = json!({"type": "attach", "payload": {"attach_token": token, "render_transport": "binary_v1"}});
+    socket.send(Message::text(attach.to_string())).await.expect("send");
+    // Collect frames until the whole screen matches the server's pattern.
+    let (width, height) = (320usize, 200usize);
+    let mut canvas = vec![0u8; width * height * 4];
+    let expected: Vec<u8> =
+        (0..height).flat_map(|y| (0..width).flat_map(move |x| [(x % 256) as u8, (y % 256) as u8, 128, 255])).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while canvas != expected {
+        assert!(Instant::now() < deadline, "the desktop never arrived whole");
+        let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), socket.next()).await else { continue };
+        if let Message::Binary(bytes) = message {
+            let header = rap_appliance::protocol::frame::FrameHeader::read(&bytes).expect("header");
+            let rect = header.rect;
+            let payload = &bytes[rap_appliance::protocol::frame::HEADER_LEN..];
+            for row in 0..usize::from(rect.height) {
+                let target = ((usize::from(rect.y) + row) * width + usize::from(rect.x)) * 4;
+                let source = row * usize::from(rect.width) * 4;
+                canvas[target..target + usize::from(rect.width) * 4]
+                    .copy_from_slice(&payload[source..source + usize::from(rect.width) * 4]);
+            }
+        }
+    }
+
+    let click = json!({"type": "input.mouse", "payload": {"x": 40, "y": 30, "buttons": 1}});
+    socket.send(Message::text(click.to_string())).await.expect("send");
+    assert!(server.saw("Move { x: 40, y: 30 }").await, "the pointer moved on the server");
+    assert!(server.saw("LeftPressed").await, "the button press arrived");
+    let key = json!({"type": "input.key", "payload": {"code": "KeyA", "down": true}});
+    socket.send(Message::text(key.to_string())).await.expect("send");
+    assert!(server.saw("Pressed { code: 30, extended: false }").await, "KeyA arrived as scancode 0x1E");
+    let arrow = json!({"type": "input.key", "payload": {"code": "ArrowLeft", "down": true}});
+    socket.send(Message::text(arrow.to_string())).await.expect("send");
+    assert!(server.saw("Pressed { code: 75, extended: true }").await, "ArrowLeft arrived as extended 0x4B");
+
+    json_of(
+        rdp.app.send(Method::POST, &format!("/api/v1/sessions/{session}/terminate"), Some(&rdp.admin), None).await,
+        200,
+    )
+    .await;
+    rdp.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_the_session_with_invalid_credentials() {
+    let server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
+    let rdp = rdp_app().await;
+    let (session, _) = rdp.start(&server, "ignore", None, "not-the-password").await;
+    let failed = rdp.settle(&session).await;
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["failure_reason"], "invalid_credentials");
+    rdp.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn strict_certificate_checks_refuse_an_unknown_server_and_ignore_skips_them() {
+    let server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
+    let rdp = rdp_app().await;
+    let (untrusted, _) = rdp.start(&server, "strict", None, "secret").await;
+    let failed = rdp.settle(&untrusted).await;
+    assert_eq!(failed["failure_reason"], "certificate_untrusted", "a self-signed certificate with no pin: {failed}");
+    let wrong_pin = format!("sha256:{}", "00".repeat(32));
+    let (pinned_wrong, _) = rdp.start(&server, "strict", Some(&wrong_pin), "secret").await;
+    assert_eq!(rdp.settle(&pinned_wrong).await["failure_reason"], "certificate_untrusted");
+    let (ignored, _) = rdp.start(&server, "ignore", None, "secret").await;
+    assert_eq!(rdp.settle(&ignored).await["state"], "active", "ignore skips the check for this resource only");
+    rdp.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_fails_the_session_and_nothing_else() {
+    let mut server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
+    let rdp = rdp_app().await;
+    let (session, _) = rdp.start(&server, "ignore", None, "secret").await;
+    assert_eq!(rdp.settle(&session).await["state"], "active");
+    server.command("QUIT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        let current = json_of(rdp.app.get_as(&format!("/api/v1/sessions/{session}"), &rdp.admin).await, 200).await;
+        if current["state"] == "failed" || current["state"] == "terminated" {
+            break current;
+        }
+        assert!(Instant::now() < deadline, "the session outlived its server: {current}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ended["state"], "failed");
+    assert_eq!(ended["failure_reason"], "connection_lost");
+    assert_eq!(rdp.app.get("/healthz").await.status(), 200, "the appliance is unaffected");
+    let refused = RdpServer {
+        child: Command::new("true").spawn().expect("true"),
+        port: 1,
+        fingerprint: String::new(),
+        lines: Default::default(),
+    };
+    let (nowhere, _) = rdp.start(&refused, "ignore", None, "secret").await;
+    assert_eq!(rdp.settle(&nowhere).await["failure_reason"], "connection_refused");
+    rdp.app.stop().await.expect("clean stop");
+}
