@@ -65,3 +65,13 @@ fn only_the_session_broker_writes_session_transitions() {
         .collect();
     assert!(offenders.is_empty(), "session state changes belong to the broker: {offenders:?}");
 }
+
+#[test]
+fn only_the_rdp_worker_speaks_ironrdp() {
+    let offenders: Vec<_> = rust_files(&source("appliance/src"))
+        .into_iter()
+        .filter(|path| !path.to_string_lossy().contains("worker/rdp"))
+        .filter(|path| mentions(path, "ironrdp"))
+        .collect();
+    assert!(offenders.is_empty(), "IronRDP stays behind the worker runtime: {offenders:?}");
+}
