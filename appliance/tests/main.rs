@@ -2,6 +2,7 @@
 //! clients, real SQLite files, and the real binary where the process
 //! boundary is the thing under test.
 
+mod acceptance;
 mod auth;
 mod binary;
 mod envelope;

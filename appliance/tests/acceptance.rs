@@ -1,0 +1,131 @@
+//! Acceptance against a real third-party RDP server: Debian's xrdp on
+//! loopback, set up by `.ci/run` (see `testing/xrdp-setup.sh`), which sets
+//! `RAP_ACCEPTANCE_XRDP` to `host:port user password`. Without it the test
+//! says so and does nothing (a developer machine has no xrdp).
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, json_of, legacy_app_with_owner};
+use crate::tenancy::id;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn attach(addr: &std::net::SocketAddr, token: &str) -> Socket {
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/gateway/ws")).await.expect("connect");
+    let attach = json!({"type": "attach", "payload": {"attach_token": token, "render_transport": "binary_v1"}});
+    socket.send(Message::text(attach.to_string())).await.expect("send");
+    socket
+}
+
+/// Reads frames until one carries a pixel that is not black; returns how
+/// many bytes of frames it took.
+async fn non_blank_frame(socket: &mut Socket) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut bytes = 0;
+    loop {
+        assert!(Instant::now() < deadline, "no non-blank frame from xrdp in 60 s");
+        let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), socket.next()).await else { continue };
+        if let Message::Binary(frame) = message {
+            bytes += frame.len();
+            let payload = &frame[rap_appliance::protocol::frame::HEADER_LEN..];
+            if payload.chunks_exact(4).any(|pixel| pixel[0] > 16 || pixel[1] > 16 || pixel[2] > 16) {
+                return bytes;
+            }
+        }
+    }
+}
+
+async fn wait_state(app: &crate::support::TestApp, token: &str, session: &str, wanted: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = json_of(app.get_as(&format!("/api/v1/sessions/{session}"), token).await, 200).await;
+        if current["state"] == wanted {
+            return current;
+        }
+        assert!(current["state"] != "failed", "the session failed: {current}");
+        assert!(Instant::now() < deadline, "never {wanted}: {current}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_on_xrdp_from_login_to_terminate() {
+    let Ok(spec) = std::env::var("RAP_ACCEPTANCE_XRDP") else {
+        eprintln!("RAP_ACCEPTANCE_XRDP is not set: the xrdp acceptance test runs in .ci/run");
+        return;
+    };
+    let mut parts = spec.split_whitespace();
+    let (Some(address), Some(user), Some(password)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("RAP_ACCEPTANCE_XRDP is `host:port user password`")
+    };
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+
+    let app = legacy_app_with_owner(&[("RAP_WORKER_RUNTIME", "rdp")]).await;
+    let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
+    let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
+    let body = json!({"organization_id": org, "name": "xrdp", "protocol": "rdp", "host": host, "port": port.parse::<u16>().expect("port"),
+        "certificate_verification_mode": "ignore"});
+    let resource = id(&json_of(app.post("/api/v1/resources", Some(&admin), body).await, 201).await);
+    let secret = json!({"username": user, "password": password});
+    json_of(
+        app.send(Method::PUT, &format!("/api/v1/resources/{resource}/secret"), Some(&admin), Some(secret)).await,
+        200,
+    )
+    .await;
+
+    let started = json_of(
+        app.post("/api/v1/sessions", Some(&admin), json!({"resource_id": resource, "width": 1024, "height": 768}))
+            .await,
+        201,
+    )
+    .await;
+    let session = id(&started["session"]);
+    wait_state(&app, &admin, &session, "active").await;
+    let mut socket = attach(&app.addr, started["attach"]["attach_token"].as_str().expect("token")).await;
+    let first = non_blank_frame(&mut socket).await;
+    eprintln!("xrdp: first non-blank frame after {first} bytes");
+
+    // Type into the remote session: the desktop answers with new pixels.
+    for code in ["KeyE", "KeyC", "KeyH", "KeyO", "Space", "KeyH", "KeyI", "Enter"] {
+        for down in [true, false] {
+            let key = json!({"type": "input.key", "payload": {"code": code, "down": down}});
+            socket.send(Message::text(key.to_string())).await.expect("send");
+        }
+    }
+    let click = json!({"type": "input.mouse", "payload": {"x": 500, "y": 400, "buttons": 0}});
+    socket.send(Message::text(click.to_string())).await.expect("send");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut updates_after_typing = 0;
+    while updates_after_typing == 0 {
+        assert!(Instant::now() < deadline, "the remote desktop did not react to typing");
+        if let Ok(Some(Ok(Message::Binary(_)))) = tokio::time::timeout(Duration::from_secs(2), socket.next()).await {
+            updates_after_typing += 1;
+        }
+    }
+
+    let detached =
+        json_of(app.send(Method::POST, &format!("/api/v1/sessions/{session}/detach"), Some(&admin), None).await, 200)
+            .await;
+    assert_eq!(detached["session"]["state"], "detached");
+    drop(socket);
+    let resumed =
+        json_of(app.send(Method::POST, &format!("/api/v1/sessions/{session}/attach"), Some(&admin), None).await, 200)
+            .await;
+    let mut again = attach(&app.addr, resumed["attach"]["attach_token"].as_str().expect("token")).await;
+    non_blank_frame(&mut again).await;
+
+    let ended = json_of(
+        app.send(Method::POST, &format!("/api/v1/sessions/{session}/terminate"), Some(&admin), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(ended["session"]["state"], "terminated");
+    app.stop().await.expect("clean stop");
+}
