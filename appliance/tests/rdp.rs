@@ -271,3 +271,56 @@ async fn a_server_that_goes_away_fails_the_session_and_nothing_else() {
     assert_eq!(rdp.settle(&nowhere).await["failure_reason"], "connection_refused");
     rdp.app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn clipboard_text_crosses_the_rdp_channel_both_ways_under_policy() {
+    let mut server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
+    let rdp = rdp_app().await;
+    let body = json!({"organization_id": rdp.org, "name": "Clipboard", "protocol": "rdp", "host": "127.0.0.1", "port": server.port,
+        "certificate_verification_mode": "ignore", "policy": {"clipboard_mode": "bidirectional"}});
+    let resource = id(&json_of(rdp.app.post("/api/v1/resources", Some(&rdp.admin), body).await, 201).await);
+    let secret = json!({"username": "test", "password": "secret"});
+    json_of(
+        rdp.app
+            .send(Method::PUT, &format!("/api/v1/resources/{resource}/secret"), Some(&rdp.admin), Some(secret))
+            .await,
+        200,
+    )
+    .await;
+    let started = json_of(
+        rdp.app
+            .post("/api/v1/sessions", Some(&rdp.admin), json!({"resource_id": resource, "width": 320, "height": 200}))
+            .await,
+        201,
+    )
+    .await;
+    let session = id(&started["session"]);
+    assert_eq!(rdp.settle(&session).await["state"], "active");
+    let url = format!("ws://{}/api/v1/gateway/ws", rdp.app.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let attach = json!({"type": "attach", "payload": {"attach_token": started["attach"]["attach_token"], "render_transport": "binary_v1"}});
+    socket.send(Message::text(attach.to_string())).await.expect("send");
+
+    // Browser → server.
+    let copy = json!({"type": "clipboard.text", "payload": {"text": "from the browser", "sequence_id": 1}});
+    socket.send(Message::text(copy.to_string())).await.expect("send");
+    assert!(server.saw("CLIPBOARD_FROM_CLIENT from the browser").await, "the server pasted the browser's text");
+
+    // Server → browser.
+    server.command("COPY from the server");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let received = loop {
+        assert!(Instant::now() < deadline, "the server's clipboard never reached the browser");
+        let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_secs(2), socket.next()).await
+        else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(&text).expect("json");
+        if value["type"] == "clipboard.text" {
+            break value;
+        }
+    };
+    assert_eq!(received["payload"]["text"], "from the server");
+    assert_eq!(received["payload"]["origin"], "server");
+    rdp.app.stop().await.expect("clean stop");
+}

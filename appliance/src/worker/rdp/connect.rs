@@ -30,6 +30,8 @@ pub type Framed = TokioFramed<TlsStream<TcpStream>>;
 pub struct Connection {
     pub framed: Framed,
     pub result: ConnectionResult,
+    /// Clipboard channel events, when the policy lets any text cross.
+    pub clipboard: Option<std::sync::mpsc::Receiver<super::clipboard::Event>>,
 }
 
 /// Kerberos is not offered (no KDC on a small office LAN): CredSSP runs
@@ -185,6 +187,14 @@ pub async fn connect(assignment: &Assignment) -> Result<Connection, String> {
     let drdynvc = ironrdp_dvc::DrdynvcClient::new()
         .with_dynamic_channel(ironrdp_displaycontrol::client::DisplayControlClient::new(|_| Ok(Vec::new())));
     let mut connector = ClientConnector::new(config, client_addr).with_static_channel(drdynvc);
+    // No clipboard channel at all when the policy allows nothing: the
+    // server then has nothing to talk to.
+    let mut clipboard = None;
+    if assignment.clipboard_mode != "disabled" {
+        let (backend, events) = super::clipboard::Backend::new();
+        connector = connector.with_static_channel(ironrdp_cliprdr::CliprdrClient::new(Box::new(backend)));
+        clipboard = Some(events);
+    }
     let mut framed = TokioFramed::new(tcp);
     let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector).await.map_err(|error| {
         tracing::info!(host = %assignment.host, %error, "RDP negotiation failed");
@@ -236,7 +246,7 @@ pub async fn connect(assignment: &Assignment) -> Result<Connection, String> {
         if text.contains("error info") { String::from("server_denied") } else { String::from("connection_failed") }
     })?;
     match outcome {
-        ConnectionOutcome::Connected(result) => Ok(Connection { framed, result }),
+        ConnectionOutcome::Connected(result) => Ok(Connection { framed, result, clipboard }),
         _ => Err("redirect_unsupported".into()),
     }
 }

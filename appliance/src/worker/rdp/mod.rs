@@ -7,6 +7,7 @@
 //! controller input into fast-path input, follow resolution changes, and
 //! end with a precise reason. Heartbeats go out while the session lives.
 
+mod clipboard;
 mod connect;
 mod keymap;
 
@@ -51,7 +52,9 @@ impl SessionRuntime for RdpRuntime {
             Err(_) => return SessionEnd::Failed("connect_timeout".into()),
         };
         tracing::info!(session_id = %io.session_id, "RDP connected");
-        match run_session(connection, &io).await {
+        let clipboard_mode = crate::sessionbroker::ClipboardMode::parse(&assignment.clipboard_mode)
+            .unwrap_or(crate::sessionbroker::ClipboardMode::Disabled);
+        match run_session(connection, &io, clipboard_mode).await {
             Ok(end) | Err(end) => end,
         }
     }
@@ -187,8 +190,13 @@ impl InputState {
 
 /// Runs the active session until it ends; `Err` carries the end too, so
 /// `?` can be used on failures.
-async fn run_session(connection: connect::Connection, io: &SessionIo) -> Result<SessionEnd, SessionEnd> {
-    let connect::Connection { mut framed, result } = connection;
+async fn run_session(
+    connection: connect::Connection,
+    io: &SessionIo,
+    clipboard_mode: crate::sessionbroker::ClipboardMode,
+) -> Result<SessionEnd, SessionEnd> {
+    let connect::Connection { mut framed, result, clipboard: clipboard_events } = connection;
+    let mut clipboard = clipboard::Clipboard::new(clipboard_mode);
     let size = result.desktop_size;
     if size.width > MAX_WIDTH || size.height > MAX_HEIGHT || size.width == 0 || size.height == 0 {
         return Err(SessionEnd::Failed("desktop_too_large".into()));
@@ -243,6 +251,15 @@ async fn run_session(connection: connect::Connection, io: &SessionIo) -> Result<
             }
             next = io.next_input(Duration::from_secs(60)) => {
                 let Some(next) = next else { continue };
+                if let SessionInput::Clipboard(text) = next {
+                    if let Some(channel) = stage.get_svc_processor_mut::<ironrdp_cliprdr::CliprdrClient>()
+                        && let Some(messages) = clipboard.offer(channel, text)
+                    {
+                        let frame = stage.process_svc_processor_messages(messages).map_err(|_| SessionEnd::Failed("protocol_error".into()))?;
+                        framed.write_all(&frame).await.map_err(write_failed)?;
+                    }
+                    continue;
+                }
                 if let SessionInput::Resize { width, height } = next {
                     let (width, height) = (u32::from(width.min(MAX_WIDTH)), u32::from(height.min(MAX_HEIGHT)));
                     if let Some(Ok(frame)) = stage.encode_resize(width, height, None, None) {
@@ -290,6 +307,21 @@ async fn run_session(connection: connect::Connection, io: &SessionIo) -> Result<
             }
         }
         copy_regions(&image, &regions, &screen);
+        while let Some(event) = clipboard_events.as_ref().and_then(|events| events.try_recv().ok()) {
+            let Some(channel) = stage.get_svc_processor_mut::<ironrdp_cliprdr::CliprdrClient>() else { break };
+            let (messages, remote) = clipboard.on_event(channel, event);
+            if let Some(messages) = messages {
+                let frame = stage
+                    .process_svc_processor_messages(messages)
+                    .map_err(|_| SessionEnd::Failed("protocol_error".into()))?;
+                framed.write_all(&frame).await.map_err(write_failed)?;
+            }
+            if let Some(remote) = remote
+                && io.report(WorkerEventKind::Clipboard(remote)).await.is_err()
+            {
+                tracing::warn!(session_id = %io.session_id, "Remote clipboard event dropped");
+            }
+        }
         if stage.take_bitmap_recovery_request()
             && let Ok(frames) = stage.request_full_redraw(image.width(), image.height(), refresh_ok, suppress_ok)
         {
