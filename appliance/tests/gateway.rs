@@ -629,3 +629,23 @@ async fn clipboard_text_crosses_only_where_the_policy_allows() {
     assert_eq!(clipboard_arrives(&mut inbound).await, None, "the remote clipboard stays in");
     live.app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn every_viewer_is_told_when_the_desktop_changes_size() {
+    let live = live(&[]).await;
+    let (session, token) = live.start("pc1.office.lan", (320, 200)).await;
+    let (mut controller, _) = live.attach(&token, "binary_v1", "full_color").await;
+    next_frame(&mut controller).await;
+    let shadow = live.command(&session, "shadow").await;
+    let (mut viewer, _) =
+        live.attach(shadow["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    next_frame(&mut viewer).await;
+    let resize = json!({"type": "display.resize", "payload": {"width": 200, "height": 100}});
+    controller.send(Message::text(resize.to_string())).await.expect("send");
+    for socket in [&mut controller, &mut viewer] {
+        let size = next_of(socket, "display.size").await;
+        assert_eq!((size["payload"]["width"].as_u64(), size["payload"]["height"].as_u64()), (Some(200), Some(100)));
+        assert_eq!(next_frame(socket).await.rect, Rect::new(0, 0, 200, 100), "then the whole new screen");
+    }
+    live.app.stop().await.expect("clean stop");
+}

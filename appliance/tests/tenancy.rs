@@ -394,3 +394,23 @@ async fn identity_sources_and_mappings_are_kept_as_a_model() {
     assert_envelope(app.get_as(&elsewhere, &office.admin).await, 404, "not_found").await;
     office.app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn an_organization_without_an_owner_can_still_be_managed() {
+    let office = office().await;
+    let Office { app, admin, .. } = &office;
+    let gamma = id(&json_of(
+        app.post("/api/v1/organizations", Some(admin), json!({"name": "Gamma", "slug": "gamma"})).await,
+        201,
+    )
+    .await);
+    let user = create_user(app, admin, "gamma.staff@example.com", "member password 1").await;
+    let path = format!("/api/v1/organizations/{gamma}/memberships");
+    let membership =
+        id(&json_of(app.post(&path, Some(admin), json!({"user_id": user, "role": "org_member"})).await, 201).await);
+    let changed =
+        app.send(Method::PATCH, &format!("{path}/{membership}"), Some(admin), Some(json!({"role": "org_admin"}))).await;
+    assert_eq!(json_of(changed, 200).await["role"], "org_admin", "no owner to lose, nothing to refuse");
+    assert_eq!(app.send(Method::DELETE, &format!("{path}/{membership}"), Some(admin), None).await.status(), 204);
+    office.app.stop().await.expect("clean stop");
+}

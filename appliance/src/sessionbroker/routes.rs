@@ -244,7 +244,11 @@ async fn list(
         return Err(ApiError::invalid_fields([("state", "must be session states separated by commas")]));
     }
     let sessions = state.broker().list(&principal, query.organization_id, states, after, limit + 1, &context).await?;
-    let bodies = sessions.into_iter().map(|session| session_body(session, None)).collect();
+    // Each with its controller: what an admin's live-sessions list shows.
+    let mut bodies = Vec::with_capacity(sessions.len());
+    for session in sessions {
+        bodies.push(SessionBody::from(state.broker().view(session).await?));
+    }
     Ok(ApiJson(Page::from_overfetch(bodies, limit, |session: &SessionBody| session.id.to_string())))
 }
 

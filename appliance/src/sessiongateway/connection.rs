@@ -202,6 +202,7 @@ pub(crate) async fn serve(
         seq: 0,
         last_heard: Instant::now(),
         last_clipboard_hash: None,
+        size: None,
     };
     connection.run(sink, stream, shutdown).await;
 }
@@ -221,6 +222,8 @@ struct Connection {
     /// The hash of the clipboard text this client last sent, so the same
     /// text coming back from the remote side is not echoed to it.
     last_clipboard_hash: Option<String>,
+    /// The screen size this client was last told.
+    size: Option<(u16, u16)>,
 }
 
 /// Why the loop ended.
@@ -432,6 +435,15 @@ impl Connection {
     /// now: the latest pixels, however many updates happened meanwhile.
     async fn send_damage(&mut self, sink: &mut Sink, screen: &Screen) -> bool {
         let Some(damage) = screen.damage_since(self.seen) else { return true };
+        let size = (damage.width, damage.height);
+        if self.size.is_some_and(|known| known != size) {
+            // The remote desktop changed size: say so before its frames.
+            let payload = json!({"session_id": self.session_id(), "width": size.0, "height": size.1});
+            if !send_text(sink, envelope::envelope("display.size", payload)).await {
+                return false;
+            }
+        }
+        self.size = Some(size);
         self.seq = self.seq.wrapping_add(1);
         let count = damage.rects.len();
         let encoding = self.color_mode.encoding(self.compression);

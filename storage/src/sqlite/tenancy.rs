@@ -203,6 +203,7 @@ impl OrganizationRepository for SqliteStore {
         self.pool
             .write(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
+                let owners_before = active_owners(&tx, organization_id)?;
                 let changed = tx
                     .execute(
                         "UPDATE organization_memberships SET role = coalesce(?3, role), status = coalesce(?4, status), updated_at = ?5
@@ -214,8 +215,9 @@ impl OrganizationRepository for SqliteStore {
                     return Ok(Ok(None));
                 }
                 // Checked after the change, in the same transaction: two
-                // owners demoting each other at once cannot both succeed.
-                if active_owners(&tx, organization_id)? == 0 {
+                // owners demoting each other at once cannot both succeed. An
+                // organization that never had an owner may still be managed.
+                if owners_before > 0 && active_owners(&tx, organization_id)? == 0 {
                     return Ok(Err(LastOwner));
                 }
                 insert_audit(&tx, &audit)?;
@@ -235,6 +237,7 @@ impl OrganizationRepository for SqliteStore {
         self.pool
             .write(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
+                let owners_before = active_owners(&tx, organization_id)?;
                 let deleted = tx
                     .execute(
                         "DELETE FROM organization_memberships WHERE organization_id = ?1 AND id = ?2",
@@ -244,7 +247,7 @@ impl OrganizationRepository for SqliteStore {
                 if deleted == 0 {
                     return Ok(Ok(false));
                 }
-                if active_owners(&tx, organization_id)? == 0 {
+                if owners_before > 0 && active_owners(&tx, organization_id)? == 0 {
                     return Ok(Err(LastOwner));
                 }
                 insert_audit(&tx, &audit)?;
