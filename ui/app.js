@@ -1,0 +1,435 @@
+// The console: a hash-routed single-page app. This module holds the router,
+// the page shell (navigation, account menu), first-run bootstrap, sign-in
+// and the staff view; admin pages live in admin.js, the viewer in viewer.js.
+
+import * as api from './api.js';
+import { h, setChildren, buildForm, section, table, actionButton, loadInto, timeCell, badge, toast, confirmDialog, errorBox } from './ui.js';
+import { adminRoutes } from './admin.js';
+import { viewerPage, handOff } from './viewer.js';
+
+// ------------------------------------------------------------------ state
+
+const state = {
+  installation: null,
+  me: null,
+  /** A message for the sign-in page (why the user landed there). */
+  loginNotice: null,
+};
+
+/** What pages know about the signed-in user. */
+export const session = {
+  get me() {
+    return state.me;
+  },
+  get installation() {
+    return state.installation;
+  },
+  get userId() {
+    return state.me?.user?.id ?? null;
+  },
+  get isPlatformAdmin() {
+    return state.me?.platform_role === 'platform_admin';
+  },
+  /** Organizations where the user is an active owner or admin. */
+  get managedOrganizationIds() {
+    return (state.me?.memberships ?? [])
+      .filter((membership) => membership.status === 'active' && ['org_owner', 'org_admin'].includes(membership.role))
+      .map((membership) => membership.organization_id);
+  },
+  get canAdminister() {
+    return this.isPlatformAdmin || this.managedOrganizationIds.length > 0;
+  },
+  /** A device id to give new sessions (this browser's, when known). */
+  get deviceId() {
+    return api.currentAuth()?.device?.id ?? null;
+  },
+};
+
+/** Reloads the signed-in user's memberships (after they change). */
+export async function refreshMe() {
+  state.me = await api.get('/auth/me');
+}
+
+// ----------------------------------------------------------------- routing
+
+/** Navigates to a hash route such as `/admin/resources`. */
+export function go(path) {
+  const target = `#${path}`;
+  if (location.hash === target) render();
+  else location.hash = target;
+}
+
+function currentRoute() {
+  const raw = location.hash.replace(/^#/, '') || '/';
+  const [path, query = ''] = raw.split('?');
+  return { path: path || '/', params: new URLSearchParams(query) };
+}
+
+const routes = [
+  { pattern: /^\/setup$/, page: setupPage, title: 'Set up', public: true },
+  { pattern: /^\/login$/, page: loginPage, title: 'Sign in', public: true },
+  { pattern: /^\/$/, page: homePage, title: 'My desktops', nav: 'My desktops' },
+  { pattern: /^\/viewer\/([0-9a-fA-F-]{36})$/, page: viewerPage, title: 'Remote desktop', wide: true },
+  ...adminRoutes,
+];
+
+let cleanup = null;
+let renderCount = 0;
+
+async function render() {
+  const count = ++renderCount;
+  const main = document.getElementById('main');
+  if (typeof cleanup === 'function') {
+    try {
+      cleanup();
+    } catch {
+      /* a page's cleanup must not block navigation */
+    }
+  }
+  cleanup = null;
+  const { path, params } = currentRoute();
+
+  try {
+    if (!state.installation) state.installation = await api.api('GET', '/installation', { auth: false }).catch(() => null);
+    if (state.installation && !state.installation.bootstrapped) {
+      if (path !== '/setup') return go('/setup');
+    } else if (path === '/setup') {
+      return go('/login');
+    }
+    const signedIn = Boolean(api.currentAuth());
+    const route = routes.find((candidate) => candidate.pattern.test(path));
+    if (!route) {
+      renderShell(null);
+      setChildren(main, h('h1', { tabindex: '-1', text: 'Page not found' }), h('p', {}, h('a', { href: '#/', text: 'Back to my desktops' })));
+      return;
+    }
+    if (!route.public && !signedIn) {
+      sessionStorage.setItem('rap.return', path + (params.toString() ? `?${params}` : ''));
+      return go('/login');
+    }
+    if (route.public && signedIn && path === '/login') return go('/');
+    if (signedIn && !state.me) state.me = await api.get('/auth/me');
+    if (count !== renderCount) return;
+
+    renderShell(route);
+    document.title = `${route.title} · RAP Appliance`;
+    main.className = route.wide ? 'wide' : '';
+    document.body.classList.toggle('fill', Boolean(route.wide));
+    main.dataset.page = route.title;
+    setChildren(main, h('p', { class: 'muted', role: 'status', text: 'Loading…' }));
+    if (route.requires === 'admin' && !session.canAdminister) return forbidden(main);
+    if (route.requires === 'platform' && !session.isPlatformAdmin) return forbidden(main);
+    const match = path.match(route.pattern);
+    cleanup = await route.page(main, { params, match, path });
+    if (count !== renderCount && typeof cleanup === 'function') cleanup();
+    focusHeading(main);
+  } catch (error) {
+    if (count !== renderCount) return;
+    renderShell(null);
+    setChildren(main, h('h1', { tabindex: '-1', text: 'Something went wrong' }), errorBox(error), h('p', {}, h('button', { type: 'button', onclick: () => render(), text: 'Try again' })));
+  }
+}
+
+function forbidden(main) {
+  setChildren(main, h('h1', { tabindex: '-1', text: 'Not allowed' }), h('p', { text: 'Your account cannot open this page.' }));
+}
+
+function focusHeading(main) {
+  const heading = main.querySelector('h1');
+  if (heading && !main.contains(document.activeElement)) {
+    heading.setAttribute('tabindex', '-1');
+    heading.focus({ preventScroll: true });
+  }
+}
+
+function renderShell() {
+  const nav = document.getElementById('nav');
+  const account = document.getElementById('account');
+  const signedIn = Boolean(api.currentAuth()) && state.me;
+  if (!signedIn) {
+    setChildren(nav);
+    setChildren(account);
+    return;
+  }
+  const { path } = currentRoute();
+  const link = (href, label) =>
+    h('a', { href: `#${href}`, 'aria-current': path === href || (href !== '/' && path.startsWith(`${href}/`)) ? 'page' : null, text: label });
+  const items = [link('/', 'My desktops')];
+  for (const adminRoute of adminRoutes) {
+    if (!adminRoute.nav) continue;
+    if (adminRoute.requires === 'platform' && !session.isPlatformAdmin) continue;
+    if (adminRoute.requires === 'admin' && !session.canAdminister) continue;
+    items.push(link(adminRoute.href, adminRoute.nav));
+  }
+  setChildren(nav, h('ul', {}, items.map((item) => h('li', {}, item))));
+  const user = state.me.user;
+  setChildren(
+    account,
+    h('span', { class: 'who', title: user.email }, user.display_name || user.email, session.isPlatformAdmin ? badge('admin', 'admin') : null),
+    h('button', { type: 'button', class: 'secondary small', id: 'logout', text: 'Sign out', onclick: signOut }),
+  );
+}
+
+async function signOut() {
+  state.me = null;
+  state.loginNotice = { text: 'You have signed out.', kind: 'info' };
+  await api.logout(); // the auth listener below moves to the sign-in page
+  if (currentRoute().path !== '/login') go('/login');
+}
+
+api.onAuthChange((tokens, reason) => {
+  if (tokens) return;
+  state.me = null;
+  if (reason === 'expired') state.loginNotice = { text: 'Your sign-in has ended. Please sign in again.', kind: 'warn' };
+  else if (!state.loginNotice) state.loginNotice = { text: 'You have signed out.', kind: 'info' };
+  const { path } = currentRoute();
+  if (path !== '/login' && path !== '/setup') {
+    sessionStorage.setItem('rap.return', path);
+    go('/login');
+  }
+});
+
+window.addEventListener('hashchange', render);
+
+// ------------------------------------------------------------- first run
+
+async function setupPage(main) {
+  const installation = state.installation;
+  const strict = installation.authority_mode === 'strict';
+  const form = buildForm({
+    name: 'Create the owner account',
+    submitLabel: 'Create owner',
+    fields: [
+      { name: 'email', label: 'Email', type: 'email', required: true, autocomplete: 'username' },
+      { name: 'display_name', label: 'Display name', required: true, autocomplete: 'name' },
+      { name: 'password', label: 'Password', type: 'password', required: true, autocomplete: 'new-password', minlength: 12, hint: 'At least 12 characters.' },
+      { name: 'password_repeat', label: 'Repeat password', type: 'password', required: true, autocomplete: 'new-password' },
+      strict && { name: 'manifest_b64', label: 'Activation manifest (base64)', type: 'textarea', required: true, rows: 3, hint: 'From your activation: manifest_b64. Pasting the whole activation JSON here fills both fields.' },
+      strict && { name: 'signature_b64', label: 'Activation signature (base64)', type: 'textarea', required: true, rows: 2, hint: 'From your activation file: signature_b64.' },
+    ],
+    fieldFor: (path) => (path.startsWith('activation') ? (path.includes('signature') ? 'signature_b64' : 'manifest_b64') : path.split('.')[0]),
+    submit: async (values) => {
+      if (values.password !== values.password_repeat) {
+        throw localError('The two passwords differ.', { password_repeat: 'does not match the password' });
+      }
+      const body = { email: values.email.trim(), password: values.password, display_name: values.display_name.trim() };
+      if (strict) body.activation = { manifest_b64: values.manifest_b64.trim(), signature_b64: values.signature_b64.trim() };
+      await api.api('POST', '/installation/bootstrap-owner', { auth: false, body });
+      state.installation = { ...installation, bootstrapped: true };
+      await api.login(body.email, body.password, null);
+      toast('Owner created. Welcome!');
+      go('/');
+    },
+  });
+  if (strict) {
+    // Accept the activation JSON as the vendor's tool prints it.
+    const manifest = form.controls.get('manifest_b64');
+    manifest.addEventListener('input', () => {
+      const text = manifest.value.trim();
+      if (!text.startsWith('{')) return;
+      try {
+        const activation = JSON.parse(text);
+        const inner = activation.activation ?? activation;
+        if (inner.manifest_b64 && inner.signature_b64) {
+          manifest.value = inner.manifest_b64;
+          form.controls.get('signature_b64').value = inner.signature_b64;
+        }
+      } catch {
+        /* not (yet) complete JSON */
+      }
+    });
+  }
+  setChildren(
+    main,
+    h(
+      'div',
+      { class: 'narrow' },
+      h('h1', { text: 'Set up this appliance' }),
+      h('p', { text: 'Create the first owner account. It becomes the platform administrator and the owner of the default organization.' }),
+      h(
+        'dl',
+        { class: 'facts' },
+        h('dt', { text: 'Installation ID' }),
+        h('dd', {}, h('code', { id: 'installation-id', text: installation.installation_id })),
+        h('dt', { text: 'Authority mode' }),
+        h('dd', { text: installation.authority_mode }),
+      ),
+      strict ? h('p', { class: 'alert alert-info', text: 'This appliance runs in strict mode: paste the activation issued for this installation ID and owner email.' }) : null,
+      form,
+    ),
+  );
+}
+
+function localError(message, fields = {}) {
+  return new api.ApiError(400, {
+    error: { code: 'invalid_request', message_key: 'error.invalid_request', fallback_message: message, details: { fields } },
+  });
+}
+
+// ----------------------------------------------------------------- sign-in
+
+async function loginPage(main) {
+  const device = api.rememberedDevice();
+  const notice = state.loginNotice;
+  state.loginNotice = null;
+  const form = buildForm({
+    name: 'Sign in',
+    submitLabel: 'Sign in',
+    fields: [
+      { name: 'email', label: 'Email', type: 'email', required: true, autocomplete: 'username' },
+      { name: 'password', label: 'Password', type: 'password', required: true, autocomplete: 'current-password' },
+      { name: 'device_name', label: 'Device name', value: device.name, hint: 'Shown in your list of devices; remembered on this browser.' },
+    ],
+    fieldFor: (path) => (path.startsWith('device') ? 'device_name' : path),
+    submit: async (values) => {
+      await api.login(values.email.trim(), values.password, values.device_name);
+      state.me = await api.get('/auth/me');
+      const back = sessionStorage.getItem('rap.return');
+      sessionStorage.removeItem('rap.return');
+      go(back && back !== '/login' ? back : '/');
+    },
+  });
+  setChildren(
+    main,
+    h(
+      'div',
+      { class: 'narrow' },
+      h('h1', { text: 'Sign in' }),
+      notice ? h('p', { class: `alert alert-${notice.kind}`, role: 'status', text: notice.text }) : null,
+      form,
+    ),
+  );
+}
+
+// --------------------------------------------------------------- staff view
+
+/** A session size that fits this window (the remote desktop's first size). */
+export function windowSize() {
+  const even = (value, low, high) => Math.max(low, Math.min(high, Math.floor(value / 2) * 2));
+  // What the viewer's stage will get: the window less the bars around it.
+  return { width: even(window.innerWidth - 18, 640, 7680), height: even(window.innerHeight - 190, 480, 4320) };
+}
+
+/**
+ * Adds `controller` to sessions that may have one: the list endpoint
+ * leaves it out, the session's own endpoint has it.
+ */
+export async function withControllers(sessions) {
+  const live = sessions.filter((s) => ['pending', 'starting', 'active'].includes(s.state)).slice(0, 50);
+  const details = await Promise.all(live.map((s) => api.get(`/sessions/${s.id}`).catch(() => null)));
+  const byId = new Map(details.filter(Boolean).map((detail) => [detail.id, detail]));
+  return sessions.map((s) => (byId.has(s.id) ? { ...s, ...byId.get(s.id) } : s));
+}
+
+/** Starts a session of `resource` and opens the viewer. */
+export async function connect(resourceId) {
+  const body = { resource_id: resourceId, ...windowSize() };
+  if (session.deviceId) body.device_id = session.deviceId;
+  const started = await api.post('/sessions', body);
+  handOff(started.session.id, started.attach, 'control');
+  go(`/viewer/${started.session.id}`);
+}
+
+/** Reattaches to (or takes over) a session and opens the viewer. */
+export async function resume(sessionId, how = 'attach') {
+  const answer = await api.post(`/sessions/${sessionId}/${how}`);
+  handOff(sessionId, answer.attach, how === 'shadow' ? 'shadow' : 'control');
+  go(`/viewer/${sessionId}${how === 'shadow' ? '?mode=shadow' : ''}`);
+}
+
+async function homePage(main) {
+  const resourcesSlot = h('div', { id: 'my-resources' });
+  const sessionsSlot = h('div', { id: 'my-sessions' });
+  const errorSlot = h('div', { class: 'page-error' });
+  let resources = [];
+  const organizations = new Map((state.me.memberships ?? []).map((m) => [m.organization_id, m.organization_name]));
+
+  const run = (task) => async (event) => {
+    const button = event?.currentTarget;
+    if (button) button.disabled = true;
+    errorSlot.replaceChildren();
+    try {
+      await task();
+    } catch (error) {
+      setChildren(errorSlot, errorBox(error));
+      errorSlot.scrollIntoView({ block: 'nearest' });
+    } finally {
+      if (button?.isConnected) button.disabled = false;
+    }
+  };
+
+  const loadResources = () =>
+    loadInto(
+      resourcesSlot,
+      async () => (resources = await api.getAll('/resources')),
+      (items) =>
+        table(
+          'Resources you can open',
+          [
+            { label: 'Name', cell: (r) => h('strong', { text: r.name }) },
+            { label: 'Protocol', cell: (r) => r.protocol.toUpperCase() },
+            { label: 'Host', cell: (r) => `${r.host}:${r.port}` },
+            { label: 'Organization', cell: (r) => organizations.get(r.organization_id) ?? '—' },
+            { label: 'Actions', class: 'actions', cell: (r) => actionButton('Connect', run(() => connect(r.id)), { kind: 'primary', title: `Connect to ${r.name}` }) },
+          ],
+          items,
+          'No resources are shared with you yet.',
+        ),
+    );
+
+  const loadSessions = () =>
+    loadInto(
+      sessionsSlot,
+      async () => withControllers((await api.getAll('/sessions', { state: 'pending,starting,active,detached' }, 2)).filter((s) => s.owner_user_id === session.userId)),
+      (items) =>
+        table(
+          'Your sessions',
+          [
+            { label: 'State', cell: (s) => badge(s.state) },
+            { label: 'Resource', cell: (s) => resources.find((r) => r.id === s.resource_id)?.name ?? s.resource_id },
+            { label: 'Started', cell: (s) => timeCell(s.created_at) },
+            { label: 'In use', cell: (s) => (s.controller ? (s.controller.device_id && s.controller.device_id === session.deviceId ? 'this device' : 'another device') : 'no') },
+            {
+              label: 'Actions',
+              class: 'actions',
+              cell: (s) => [
+                s.state === 'detached' || s.state === 'active' || s.state === 'starting'
+                  ? actionButton('Resume', run(() => resume(s.id, 'attach')), { kind: 'primary', title: `Resume session ${s.id}` })
+                  : null,
+                s.state === 'active'
+                  ? actionButton('Take over', run(() => resume(s.id, 'takeover')), { title: `Take over session ${s.id}` })
+                  : null,
+                actionButton(
+                  'Terminate',
+                  run(async () => {
+                    if (!(await confirmDialog('Terminate this session? The remote desktop will be closed.', 'Terminate'))) return;
+                    await api.post(`/sessions/${s.id}/terminate`);
+                    toast('Session terminated.');
+                    await loadSessions();
+                  }),
+                  { kind: 'danger', title: `Terminate session ${s.id}` },
+                ),
+              ],
+            },
+          ],
+          items,
+          'You have no open sessions.',
+        ),
+    );
+
+  setChildren(
+    main,
+    h('h1', { text: 'My desktops' }),
+    errorSlot,
+    section('Resources you can open', actionButton('Refresh', () => loadResources()), resourcesSlot),
+    section('Your sessions', actionButton('Refresh', () => loadSessions()), sessionsSlot),
+  );
+  await loadResources();
+  await loadSessions();
+  const timer = setInterval(() => {
+    if (!sessionsSlot.contains(document.activeElement) && !document.querySelector('dialog[open]')) loadSessions();
+  }, 10_000);
+  return () => clearInterval(timer);
+}
+
+render();

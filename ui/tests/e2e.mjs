@@ -1,0 +1,505 @@
+// End-to-end test of the web UI in headless Chromium (Debian's), through
+// the pages only: first run, sign-in, admin console, a session on the
+// scripted desktop drawn on the canvas, input, detach and resume,
+// takeover from a second browser, shadowing, clipboard, reconnect.
+//
+//   RAP_URL=http://127.0.0.1:18080 node e2e.mjs
+//
+// The appliance must be fresh (not bootstrapped) and in development mode.
+// Screenshots go to ./artifacts/. The last line is `e2e: N passed, M failed`.
+
+import { chromium } from 'playwright-core';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const BASE = process.env.RAP_URL?.replace(/\/$/, '');
+if (!BASE) {
+  console.error('e2e: set RAP_URL to the appliance base URL');
+  console.log('e2e: 0 passed, 1 failed');
+  process.exit(2);
+}
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = path.join(HERE, 'artifacts');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const TIMEOUT = 15_000;
+
+const OWNER = { email: 'owner@example.com', name: 'Olivia Owner', password: 'correct horse battery staple' };
+const STAFF = { email: 'staff@example.com', name: 'Sam Staff', password: 'another long password' };
+const ORG = { name: 'E2E Office', slug: 'e2e-office' };
+const RESOURCE = { name: 'Office PC', host: 'office-pc.example' };
+
+/** The scripted desktop's test pattern at (x, y). */
+const pattern = (x, y) => [x % 256, y % 256, 128, 255];
+
+// ------------------------------------------------------------- harness
+
+const results = [];
+let failedOnce = false;
+const started = Date.now();
+
+async function step(name, body) {
+  if (failedOnce) {
+    results.push({ name, ok: false });
+    console.log(`skip ${name} (an earlier step failed)`);
+    return;
+  }
+  const t0 = Date.now();
+  try {
+    await body();
+    results.push({ name, ok: true });
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (error) {
+    failedOnce = true;
+    results.push({ name, ok: false });
+    console.log(`FAIL ${name} (${Date.now() - t0} ms)\n     ${String(error?.stack ?? error).split('\n').slice(0, 6).join('\n     ')}`);
+    await Promise.all(
+      pages().map((page, index) => page.screenshot({ path: path.join(ARTIFACTS, `failure-${index}.png`) }).catch(() => {})),
+    );
+  }
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function until(description, probe, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${description} (last: ${JSON.stringify(last?.message ?? last)})`);
+}
+
+const shots = [];
+async function screenshot(page, name) {
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  shots.push(file);
+}
+
+// --------------------------------------------------------------- helpers
+
+let browser;
+let contextA;
+let contextB;
+let pageA;
+let pageB;
+const pages = () => [pageA, pageB].filter(Boolean);
+
+function watchConsole(page, label) {
+  page.on('pageerror', (error) => console.log(`     [${label} page error] ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') console.log(`     [${label} console] ${message.text()}`);
+  });
+}
+
+async function heading(page, text) {
+  await page.getByRole('heading', { level: 1, name: text }).waitFor({ timeout: TIMEOUT });
+}
+
+async function signIn(page, user, deviceName) {
+  await page.goto(`${BASE}/#/login`);
+  await heading(page, 'Sign in');
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByLabel('Device name').fill(deviceName);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await heading(page, 'My desktops');
+}
+
+/** Follows a link of the main navigation. */
+function nav(page, name) {
+  return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+}
+
+function row(page, text) {
+  return page.locator('tbody tr', { hasText: text });
+}
+
+async function dialog(page, title) {
+  const locator = page.getByRole('dialog', { name: title });
+  await locator.waitFor({ timeout: TIMEOUT });
+  return locator;
+}
+
+/** Pixels of the remote canvas (in remote coordinates). */
+async function pixels(page, points) {
+  return page.evaluate((list) => {
+    const canvas = document.getElementById('remote-canvas');
+    const context = canvas.getContext('2d');
+    return list.map(([x, y]) => Array.from(context.getImageData(x, y, 1, 1).data));
+  }, points);
+}
+
+async function viewerState(page) {
+  return page.locator('#connection-state').getAttribute('data-state');
+}
+
+async function waitConnected(page, state = 'connected') {
+  await until(`viewer state ${state}`, async () => (await viewerState(page)) === state);
+  await until('a painted frame', async () => Number((await page.locator('#remote-canvas').getAttribute('data-frames')) ?? 0) > 0);
+}
+
+const same = (a, b) => a.length === b.length && a.every((value, index) => value === b[index]);
+
+/** Waits until every point shows its expected colour. */
+async function expectPixels(page, description, expected) {
+  await until(description, async () => {
+    const got = await pixels(page, expected.map(([x, y]) => [x, y]));
+    const bad = expected.findIndex(([, , colour], index) => !same(got[index], colour));
+    return bad === -1 ? true : Promise.reject(new Error(`(${expected[bad][0]},${expected[bad][1]}) is ${got[bad]}, expected ${expected[bad][2]}`));
+  });
+}
+
+/** Client coordinates of the remote pixel (x, y) (its centre). */
+async function clientPoint(page, x, y) {
+  return page.evaluate(
+    ([rx, ry]) => {
+      const canvas = document.getElementById('remote-canvas');
+      const rect = canvas.getBoundingClientRect();
+      return { x: rect.left + ((rx + 0.5) * rect.width) / canvas.width, y: rect.top + ((ry + 0.5) * rect.height) / canvas.height };
+    },
+    [x, y],
+  );
+}
+
+// ----------------------------------------------------------------- steps
+
+await mkdir(ARTIFACTS, { recursive: true });
+
+try {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+} catch (error) {
+  console.log(`FAIL launch Chromium at ${CHROMIUM}: ${error.message}`);
+  console.log('e2e: 0 passed, 1 failed');
+  process.exit(1);
+}
+
+contextA = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+pageA = await contextA.newPage();
+pageA.setDefaultTimeout(TIMEOUT);
+watchConsole(pageA, 'A');
+
+await step('first run shows the owner bootstrap and creates the owner', async () => {
+  await pageA.goto(`${BASE}/`);
+  await heading(pageA, 'Set up this appliance');
+  assert(pageA.url().endsWith('#/setup'), `expected #/setup, got ${pageA.url()}`);
+  await screenshot(pageA, '01-setup');
+  await pageA.getByLabel('Email').fill(OWNER.email);
+  await pageA.getByLabel('Display name').fill(OWNER.name);
+  await pageA.getByLabel(/^Password/).fill(OWNER.password);
+  await pageA.getByLabel('Repeat password').fill(OWNER.password);
+  await pageA.getByRole('button', { name: 'Create owner' }).click();
+  await heading(pageA, 'My desktops');
+  await pageA.locator('#account', { hasText: OWNER.name }).waitFor();
+});
+
+await step('sign out, a refused sign-in shows the fallback message, sign in with a device name', async () => {
+  await pageA.getByRole('button', { name: 'Sign out' }).click();
+  await heading(pageA, 'Sign in');
+  await pageA.getByText('You have signed out.').waitFor();
+  await pageA.getByLabel('Email').fill(OWNER.email);
+  await pageA.getByLabel('Password').fill('not the password at all');
+  await pageA.getByRole('button', { name: 'Sign in' }).click();
+  const alert = pageA.locator('form [role=alert]');
+  await alert.waitFor();
+  assert((await alert.getAttribute('data-message-key')) === 'error.invalid_credentials', 'the alert keeps error.invalid_credentials');
+  await screenshot(pageA, '02-login');
+  await signIn(pageA, OWNER, 'E2E laptop');
+  const device = await pageA.evaluate(() => JSON.parse(localStorage.getItem('rap.device')));
+  assert(device?.name === 'E2E laptop' && /^[0-9a-f-]{36}$/.test(device.id), `device remembered: ${JSON.stringify(device)}`);
+});
+
+await step('create a user (platform admin)', async () => {
+  await nav(pageA, 'Users');
+  await heading(pageA, 'Users');
+  await pageA.getByRole('button', { name: 'New user' }).click();
+  const form = await dialog(pageA, 'New user');
+  await form.getByLabel('Email').fill(STAFF.email);
+  await form.getByLabel('Display name').fill(STAFF.name);
+  await form.getByLabel('Initial password').fill(STAFF.password);
+  await form.getByRole('button', { name: 'Create user' }).click();
+  await row(pageA, STAFF.email).waitFor();
+  await screenshot(pageA, '03-users');
+});
+
+await step('create and rename an organization, add a member and an identity source', async () => {
+  await nav(pageA, 'Organizations');
+  await heading(pageA, 'Organizations');
+  await pageA.getByRole('button', { name: 'New organization' }).click();
+  let form = await dialog(pageA, 'New organization');
+  await form.getByLabel('Name').fill('E2E Offce');
+  await form.getByRole('button', { name: 'Create organization' }).click();
+  await row(pageA, 'E2E Offce').waitFor();
+  await row(pageA, 'E2E Offce').getByRole('button', { name: 'Rename' }).click();
+  form = await dialog(pageA, 'Rename E2E Offce');
+  assert((await form.getByLabel('Slug').inputValue()) === 'e2e-offce', 'slug made from the name');
+  await form.getByLabel('Name').fill(ORG.name);
+  await form.getByLabel('Slug').fill(ORG.slug);
+  await form.getByRole('button', { name: 'Save' }).click();
+  await row(pageA, ORG.name).waitFor();
+  assert((await row(pageA, ORG.name).innerText()).includes(ORG.slug), 'slug renamed');
+  await screenshot(pageA, '04-organizations');
+
+  await row(pageA, ORG.name).getByRole('link', { name: ORG.name }).click();
+  await heading(pageA, ORG.name);
+  await pageA.getByRole('button', { name: 'Add member' }).click();
+  form = await dialog(pageA, 'Add member');
+  await form.getByLabel('User').selectOption({ label: `${STAFF.name} <${STAFF.email}>` });
+  await form.getByLabel('Role').selectOption('org_operator');
+  await form.getByRole('button', { name: 'Add member' }).click();
+  await pageA.locator('#members tbody tr', { hasText: STAFF.email }).waitFor();
+  await pageA.locator('#members tbody tr', { hasText: STAFF.email }).getByRole('button', { name: /Change role/ }).click();
+  form = await dialog(pageA, 'Change membership');
+  await form.getByLabel('Role').selectOption('org_member');
+  await form.getByRole('button', { name: 'Save' }).click();
+  await pageA.locator('#members tbody tr', { hasText: STAFF.email }).filter({ hasText: 'Member' }).waitFor();
+
+  await pageA.getByRole('button', { name: 'Add identity source' }).click();
+  form = await dialog(pageA, 'Add identity source');
+  await form.getByLabel('Name').fill('Office directory');
+  await form.getByLabel('Configuration (JSON object)').fill('{"url": "ldaps://dc.office.example", "bind_password": "hunter2"}');
+  await form.getByRole('button', { name: 'Add source' }).click();
+  const source = pageA.locator('#identity-sources tbody tr', { hasText: 'Office directory' });
+  await source.waitFor();
+  assert((await source.innerText()).includes('[redacted]'), 'the credential in the configuration is redacted');
+  await screenshot(pageA, '05-organization');
+});
+
+await step('create a resource with a secret; a bad host shows the envelope’s message', async () => {
+  await nav(pageA, 'Resources');
+  await heading(pageA, 'Resources');
+  await pageA.getByRole('button', { name: 'New resource' }).click();
+  const form = await dialog(pageA, 'New resource');
+  await form.getByLabel('Organization').selectOption({ label: ORG.name });
+  await form.getByLabel('Name').fill(RESOURCE.name);
+  await form.getByLabel('Host').fill('not a host name');
+  await form.getByLabel('Clipboard').selectOption('bidirectional');
+  await form.getByRole('button', { name: 'Create resource' }).click();
+  const alert = form.locator('[role=alert]');
+  await alert.waitFor();
+  assert((await alert.getAttribute('data-message-key')) === 'error.invalid_request', 'invalid_request kept in data-message-key');
+  assert((await form.getByLabel('Host').getAttribute('aria-invalid')) === 'true', 'the host field is marked invalid');
+  await form.getByLabel('Host').fill(RESOURCE.host);
+  await form.getByRole('button', { name: 'Create resource' }).click();
+  const secret = await dialog(pageA, `Set the secret of ${RESOURCE.name}`);
+  await secret.getByLabel('Username').fill('office\\sam');
+  await secret.getByLabel('Password').fill('remote-desktop-password');
+  await secret.getByRole('button', { name: 'Save secret' }).click();
+  await row(pageA, RESOURCE.name).filter({ hasText: 'Rotate secret' }).waitFor();
+  const text = await row(pageA, RESOURCE.name).innerText();
+  assert(text.includes(':3389') && text.includes('Both directions'), `resource row: ${text}`);
+  assert(!(await pageA.content()).includes('remote-desktop-password'), 'the password never appears');
+  await row(pageA, RESOURCE.name).getByRole('button', { name: 'Edit' }).click();
+  const edit = await dialog(pageA, `Edit ${RESOURCE.name}`);
+  await edit.getByLabel('Pinned certificate fingerprint').fill(`sha256:${'AB'.repeat(32)}`);
+  await edit.getByLabel('Port').fill('3390');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await row(pageA, RESOURCE.name).filter({ hasText: 'pinned' }).filter({ hasText: '3390' }).waitFor();
+  await screenshot(pageA, '06-resources');
+});
+
+const CLICK = { x: 301, y: 203 };
+
+await step('start a session: the canvas shows the test pattern', async () => {
+  await nav(pageA, 'My desktops');
+  await heading(pageA, 'My desktops');
+  await screenshot(pageA, '07-my-desktops');
+  await row(pageA, RESOURCE.name).getByRole('button', { name: 'Connect' }).click();
+  await waitConnected(pageA);
+  await expectPixels(pageA, 'the test pattern', [[10, 10], [100, 50], [255, 200], [300, 100], [620, 470]].map(([x, y]) => [x, y, pattern(x, y)]));
+  await pageA.locator('#latency[data-ms]').waitFor();
+  await screenshot(pageA, '08-viewer');
+});
+
+await step('click and type: the square and the bar appear at the remote coordinates', async () => {
+  const point = await clientPoint(pageA, CLICK.x, CLICK.y);
+  await pageA.mouse.move(point.x, point.y);
+  await pageA.mouse.down();
+  const white = [255, 255, 255, 255];
+  await expectPixels(pageA, 'the white square', [
+    [CLICK.x, CLICK.y, white],
+    [CLICK.x + 7, CLICK.y + 7, white],
+    [CLICK.x - 1, CLICK.y + 3, pattern(CLICK.x - 1, CLICK.y + 3)],
+    [CLICK.x + 8, CLICK.y + 3, pattern(CLICK.x + 8, CLICK.y + 3)],
+    [CLICK.x + 3, CLICK.y - 1, pattern(CLICK.x + 3, CLICK.y - 1)],
+    [CLICK.x + 3, CLICK.y + 8, pattern(CLICK.x + 3, CLICK.y + 8)],
+  ]);
+  await screenshot(pageA, '09-viewer-click');
+  await pageA.mouse.up();
+  await expectPixels(pageA, 'the released (red) square', [[CLICK.x + 4, CLICK.y + 4, [255, 0, 0, 255]]]);
+  assert(await pageA.evaluate(() => document.activeElement?.id === 'remote-canvas'), 'the canvas has the focus');
+  await pageA.keyboard.press('KeyA');
+  await expectPixels(pageA, 'the blue key bar', [[20, 1, [0, 0, 255, 255]], [600, 3, [0, 0, 255, 255]], [20, 5, pattern(20, 5)]]);
+});
+
+await step('grayscale toggle repaints in gray and back', async () => {
+  await pageA.getByRole('button', { name: 'Grayscale' }).click();
+  await until('a gray pixel', async () => {
+    const [[r, g, b]] = await pixels(pageA, [[200, 100]]);
+    return r === g && g === b;
+  });
+  await pageA.getByRole('button', { name: 'Grayscale' }).click();
+  await expectPixels(pageA, 'colour again', [[200, 100, pattern(200, 100)]]);
+});
+
+await step('clipboard: text sent to the remote side comes back as its clipboard', async () => {
+  await pageA.locator('#clipboard-panel summary').click();
+  await pageA.getByLabel('Text to send to the remote desktop').fill('hello from e2e');
+  await pageA.getByRole('button', { name: 'Send to remote' }).click();
+  await until('the remote clipboard', async () => (await pageA.locator('#clipboard-in').inputValue()) === 'HELLO FROM E2E');
+  await pageA.locator('#files-panel summary').click();
+  assert(await pageA.getByLabel('Upload a file').isDisabled(), 'file upload is shown disabled');
+});
+
+await step('a dropped socket reconnects by itself', async () => {
+  await pageA.evaluate(() => document.getElementById('viewer').rapViewer.socket.close(4000, 'test'));
+  await until('reconnecting', async () => ['reconnecting', 'connecting'].includes(await viewerState(pageA)), 5_000);
+  await waitConnected(pageA);
+  await expectPixels(pageA, 'the square still there', [[CLICK.x + 4, CLICK.y + 4, [255, 0, 0, 255]], [400, 300, pattern(400, 300)]]);
+});
+
+await step('detach and resume', async () => {
+  await pageA.getByRole('button', { name: 'Detach' }).click();
+  await heading(pageA, 'My desktops');
+  const session = pageA.locator('#my-sessions tbody tr', { hasText: RESOURCE.name });
+  await session.filter({ hasText: 'detached' }).waitFor();
+  await screenshot(pageA, '10-my-sessions');
+  await session.getByRole('button', { name: 'Resume' }).click();
+  await waitConnected(pageA);
+  // The desktop stayed up: the marks from before are still on it.
+  await expectPixels(pageA, 'the desktop as it was', [[CLICK.x + 4, CLICK.y + 4, [255, 0, 0, 255]], [20, 1, [0, 0, 255, 255]], [500, 400, pattern(500, 400)]]);
+});
+
+await step('admin pages: live sessions, workers, audit log, installation', async () => {
+  const sessionId = await pageA.locator('#viewer').getAttribute('data-session-id');
+  await nav(pageA, 'Sessions');
+  await heading(pageA, 'Live sessions');
+  // Leaving the viewer closed its socket: the session is detached now.
+  const live = row(pageA, RESOURCE.name);
+  await live.waitFor();
+  await screenshot(pageA, '11-sessions');
+  await nav(pageA, 'Workers');
+  await heading(pageA, 'Workers');
+  await pageA.locator('#workers tbody tr').first().waitFor();
+  await screenshot(pageA, '12-workers');
+  await nav(pageA, 'Audit log');
+  await heading(pageA, 'Audit log');
+  await pageA.getByLabel('Session').fill(sessionId);
+  await pageA.getByRole('button', { name: 'Apply' }).click();
+  await pageA.locator('#audit tbody tr', { hasText: 'session.created' }).waitFor();
+  await screenshot(pageA, '13-audit');
+  await nav(pageA, 'Installation');
+  await heading(pageA, 'Installation');
+  const facts = await pageA.locator('#installation-facts').innerText();
+  assert(facts.includes('legacy') && facts.includes('development'), `installation facts: ${facts}`);
+  await screenshot(pageA, '14-installation');
+  // Back to the desktop.
+  await nav(pageA, 'My desktops');
+  await pageA.locator('#my-sessions tbody tr', { hasText: RESOURCE.name }).getByRole('button', { name: 'Resume' }).click();
+  await waitConnected(pageA);
+});
+
+await step('takeover from a second browser: the first shows the notice and takes control back', async () => {
+  contextB = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  pageB = await contextB.newPage();
+  pageB.setDefaultTimeout(TIMEOUT);
+  watchConsole(pageB, 'B');
+  await signIn(pageB, OWNER, 'E2E second browser');
+  await pageB.locator('#my-sessions tbody tr', { hasText: RESOURCE.name }).getByRole('button', { name: 'Take over' }).click();
+  await waitConnected(pageB);
+  await expectPixels(pageB, 'the same desktop in the second browser', [[CLICK.x + 4, CLICK.y + 4, [255, 0, 0, 255]], [123, 321, pattern(123, 321)]]);
+
+  const notice = pageA.locator('#taken-over');
+  await notice.waitFor();
+  assert((await notice.getAttribute('data-message-key')) === 'event.session_taken_over', 'the notice keeps its message key');
+  assert((await notice.innerText()).includes('Another device took over'), `notice text: ${await notice.innerText()}`);
+  assert((await viewerState(pageA)) === 'viewing', 'the first browser only watches now');
+  await screenshot(pageA, '15-taken-over');
+
+  // Input from the second browser reaches the desktop, and the first sees it.
+  const point = await clientPoint(pageB, 700, 500);
+  await pageB.mouse.move(point.x, point.y);
+  await pageB.mouse.down();
+  await expectPixels(pageA, 'the second browser’s click, seen by the first', [[702, 502, [255, 255, 255, 255]]]);
+  await pageB.mouse.up();
+
+  await pageA.getByRole('button', { name: 'Take back control' }).click();
+  await waitConnected(pageA);
+  await pageB.locator('#taken-over').waitFor();
+});
+
+await step('shadow from the sessions page: read-only, and the controller sees the viewer count', async () => {
+  await nav(pageB, 'Sessions');
+  await heading(pageB, 'Live sessions');
+  const live = row(pageB, RESOURCE.name);
+  await until('the controller in the sessions list', async () => (await live.innerText()).includes('since'));
+  await live.getByRole('button', { name: 'Shadow' }).click();
+  await waitConnected(pageB, 'viewing');
+  await pageB.getByText('Read-only', { exact: true }).waitFor();
+  await until('the viewer count', async () => /1 watching/.test(await pageA.locator('#viewers').innerText()));
+  await screenshot(pageB, '16-shadow');
+  await screenshot(pageA, '17-viewer-watched');
+});
+
+await step('resize the remote desktop to the window', async () => {
+  await pageA.setViewportSize({ width: 1100, height: 760 });
+  const before = await pageA.evaluate(() => [document.getElementById('remote-canvas').width, document.getElementById('remote-canvas').height]);
+  await pageA.getByRole('button', { name: 'Resize remote to window' }).click();
+  const size = await until('the new remote size', () =>
+    pageA.evaluate(([w0, h0]) => {
+      const canvas = document.getElementById('remote-canvas');
+      const stage = document.getElementById('viewer-stage');
+      const want = [Math.floor(stage.clientWidth / 2) * 2, Math.floor(stage.clientHeight / 2) * 2];
+      return canvas.width === want[0] && canvas.height === want[1] && (want[0] !== w0 || want[1] !== h0) ? want : null;
+    }, before),
+  );
+  const [w, h] = size;
+  await expectPixels(pageA, 'the pattern at the new size', [[w - 3, h - 3, pattern(w - 3, h - 3)], [CLICK.x + 4, CLICK.y + 4, pattern(CLICK.x + 4, CLICK.y + 4)]]);
+});
+
+await step('terminate: the session ends for every viewer', async () => {
+  await pageA.getByRole('button', { name: 'Terminate' }).click();
+  const confirm = pageA.getByRole('alertdialog');
+  await confirm.getByRole('button', { name: 'Terminate' }).click();
+  await heading(pageA, 'My desktops');
+  await until('the shadow viewer ends', async () => (await viewerState(pageB)) === 'ended');
+  await pageB.locator('#viewer-notices [data-message-key="event.session_ended"]').waitFor();
+  await until('no open session', async () => (await pageA.locator('#my-sessions tbody tr', { hasText: RESOURCE.name }).count()) === 0);
+});
+
+await step('sign out', async () => {
+  await pageA.getByRole('button', { name: 'Sign out' }).click();
+  await heading(pageA, 'Sign in');
+  assert(await pageA.evaluate(() => localStorage.getItem('rap.auth') === null), 'tokens forgotten');
+});
+
+await browser.close().catch(() => {});
+
+const passed = results.filter((result) => result.ok).length;
+const failed = results.length - passed;
+console.log(`screenshots: ${shots.length} in ${ARTIFACTS}`);
+console.log(`time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
