@@ -5,7 +5,7 @@
 //!
 //! Usage: rdp-test-server [port=0] [security=tls|hybrid] [user=test] [password=secret]
 //!                        [codecs=<comma list for server_codecs_capabilities, e.g. "remotefx:off">]
-//!                        [size=1024x768] [cert_out=/path/cert.pem]
+//!                        [size=1024x768] [cert_out=/path/cert.pem] [animate=full|office]
 //! Stdout protocol (one line each): `LISTENING 127.0.0.1:PORT`, `CERT_SHA256 <hex>`,
 //! `INPUT KEY <KeyboardEvent:?>`, `INPUT MOUSE <MouseEvent:?>`, `CLIPBOARD_FROM_CLIENT <text>`,
 //! `CONNECTION_ERROR <err>`, `DISCONNECTED`.
@@ -49,6 +49,9 @@ enum Cmd {
 struct Shared {
     size: DesktopSize,
     tx: Option<UnboundedSender<Cmd>>,
+    /// `full`: repaint the whole screen continuously; `office`: type a
+    /// glyph every 100 ms and repaint a page every 2 s; empty: static.
+    animate: String,
 }
 
 /// Same pattern as worker::scripted::pattern_pixel ([x%256, y%256, 128, 255] in RGBA), sent as BGRA:
@@ -92,7 +95,7 @@ impl RdpServerDisplay for PatternDisplay {
             shared.tx = Some(tx);
             shared.size
         };
-        Ok(Box::new(PatternUpdates { first: Some(full_frame(size)), rx, shared: Arc::clone(&self.0) }))
+        Ok(Box::new(PatternUpdates { first: Some(full_frame(size)), rx, shared: Arc::clone(&self.0), step: 0 }))
     }
     fn request_layout(&mut self, layout: DisplayControlMonitorLayout) {
         // Client display-control resize request (runs inside spawn_blocking).
@@ -110,6 +113,42 @@ struct PatternUpdates {
     first: Option<DisplayUpdate>,
     rx: UnboundedReceiver<Cmd>,
     shared: Arc<Mutex<Shared>>,
+    step: u32,
+}
+
+/// A `width`×`height` block at (`x`, `y`) of one colour, as BGRA.
+fn block(x: u16, y: u16, width: u16, height: u16, bgra: [u8; 4]) -> DisplayUpdate {
+    let data: Vec<u8> = std::iter::repeat_n(bgra, usize::from(width) * usize::from(height)).flatten().collect();
+    DisplayUpdate::Bitmap(BitmapUpdate {
+        x,
+        y,
+        width: NonZeroU16::new(width).expect("width > 0"),
+        height: NonZeroU16::new(height).expect("height > 0"),
+        format: PixelFormat::BgrA32,
+        data: data.into(),
+        stride: NonZeroUsize::new(usize::from(width) * 4).expect("stride > 0"),
+    })
+}
+
+/// Animation step `step`, after waiting for its time.
+async fn animation(step: u32, mode: &str, size: DesktopSize) -> Option<DisplayUpdate> {
+    let shade = (step % 200) as u8;
+    match mode {
+        "full" => {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            Some(block(0, 0, size.width, size.height, [shade, 255 - shade, 64, 255]))
+        }
+        "office" => {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if step % 20 == 0 {
+                Some(block(0, 0, size.width.min(1600), size.height.min(900), [250, 250, 250 - shade / 8, 255]))
+            } else {
+                let x = 20 + (step % 100) as u16 * 12 % size.width.saturating_sub(40).max(1);
+                Some(block(x, 40, 12, 20, [30, 30, 30, 255]))
+            }
+        }
+        _ => None,
+    }
 }
 
 #[async_trait::async_trait]
@@ -118,7 +157,21 @@ impl RdpServerDisplayUpdates for PatternUpdates {
         if let Some(frame) = self.first.take() {
             return Ok(Some(frame));
         }
-        match self.rx.recv().await {
+        let (mode, size) = {
+            let shared = self.shared.lock().expect("lock");
+            (shared.animate.clone(), shared.size)
+        };
+        let command = if mode.is_empty() {
+            self.rx.recv().await
+        } else {
+            self.step = self.step.wrapping_add(1);
+            let step = self.step;
+            tokio::select! {
+                command = self.rx.recv() => command,
+                update = animation(step, &mode, size) => return Ok(update),
+            }
+        };
+        match command {
             Some(Cmd::Resize(width, height)) => {
                 let size = DesktopSize { width, height };
                 self.shared.lock().expect("lock").size = size;
@@ -218,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
     let codec_list: Vec<&str> = codec_args.split(',').filter(|s| !s.is_empty()).collect();
     let codecs = server_codecs_capabilities(&codec_list).map_err(anyhow::Error::msg)?;
 
-    let shared = Arc::new(Mutex::new(Shared { size, tx: None }));
+    let shared = Arc::new(Mutex::new(Shared { size, tx: None, animate: arg("animate", "") }));
     let clip_text = Arc::new(Mutex::new(String::new()));
     let builder = RdpServer::builder().with_addr(addr);
     let builder = if arg("security", "tls") == "hybrid" {
