@@ -32,6 +32,7 @@ struct Inner {
     frames_sent: Counter,
     bytes_sent: Counter,
     workers: Gauge,
+    screen_updates: Counter,
 }
 
 impl Metrics {
@@ -53,6 +54,12 @@ impl Metrics {
         registry.register("frame_bytes_sent", "Render frame bytes sent to viewers", bytes_sent.clone());
         let workers = Gauge::default();
         registry.register("workers", "Registered worker slots", workers.clone());
+        let screen_updates = Counter::default();
+        registry.register(
+            "screen_updates",
+            "Remote desktop updates decoded into session screens",
+            screen_updates.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -62,6 +69,7 @@ impl Metrics {
                 frames_sent,
                 bytes_sent,
                 workers,
+                screen_updates,
             }),
         }
     }
@@ -79,6 +87,14 @@ impl Metrics {
 
     pub fn set_active_sessions(&self, count: i64) {
         self.inner.active_sessions.set(count);
+    }
+
+    /// Brings the screen-updates counter up to `total` (read at scrape time).
+    pub fn set_screen_updates(&self, total: u64) {
+        let seen = self.inner.screen_updates.get();
+        if total > seen {
+            self.inner.screen_updates.inc_by(total - seen);
+        }
     }
 
     pub fn viewer_attached(&self) {

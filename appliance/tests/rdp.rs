@@ -197,6 +197,10 @@ async fn a_real_rdp_desktop_reaches_the_viewer_and_input_reaches_the_desktop() {
         }
     }
 
+    let metrics = rdp.app.get("/metrics").await.text().await.expect("metrics");
+    let decoded = metrics.lines().find_map(|line| line.strip_prefix("rap_screen_updates_total "));
+    assert!(decoded.is_some_and(|count| count.parse::<u64>().is_ok_and(|count| count > 0)), "{metrics}");
+
     let click = json!({"type": "input.mouse", "payload": {"x": 40, "y": 30, "buttons": 1}});
     socket.send(Message::text(click.to_string())).await.expect("send");
     assert!(server.saw("Move { x: 40, y: 30 }").await, "the pointer moved on the server");

@@ -40,6 +40,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "Session gauges not refreshed"),
     }
+    state.metrics().set_screen_updates(state.broker().live().queues.screens.published());
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics().render())
         .into_response()
 }

@@ -59,6 +59,8 @@ pub struct PayloadKey {
 
 /// A session's framebuffer. Cheap to share; all methods take `&self`.
 pub struct Screen {
+    /// Updates published by every screen of this appliance (metrics).
+    published: Arc<std::sync::atomic::AtomicU64>,
     pixels: RwLock<Pixels>,
     changed: watch::Sender<u64>,
     /// Recently compressed payloads, so ten viewers of one update compress
@@ -118,6 +120,10 @@ impl Canvas<'_> {
 
 impl Screen {
     pub fn new(width: u16, height: u16) -> Arc<Self> {
+        Self::counted(width, height, Arc::default())
+    }
+
+    fn counted(width: u16, height: u16, published: Arc<std::sync::atomic::AtomicU64>) -> Arc<Self> {
         let pixels = Pixels {
             width,
             height,
@@ -127,6 +133,7 @@ impl Screen {
             horizon: 1,
         };
         Arc::new(Self {
+            published,
             pixels: RwLock::new(pixels),
             changed: watch::channel(1).0,
             payloads: Mutex::new(VecDeque::new()),
@@ -168,6 +175,7 @@ impl Screen {
             }
             seq
         };
+        self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.changed.send_replace(seq);
     }
 
@@ -301,6 +309,7 @@ fn merge_into(rects: &mut Vec<Rect>, rect: Rect) {
 #[derive(Clone, Default)]
 pub struct Screens {
     inner: Arc<Mutex<HashMap<Uuid, Arc<Screen>>>>,
+    published: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Screens {
@@ -310,7 +319,7 @@ impl Screens {
 
     /// Creates (or replaces) the screen of `session_id`.
     pub fn open(&self, session_id: Uuid, width: u16, height: u16) -> Arc<Screen> {
-        let screen = Screen::new(width, height);
+        let screen = Screen::counted(width, height, self.published.clone());
         self.lock().insert(session_id, screen.clone());
         screen
     }
@@ -321,6 +330,11 @@ impl Screens {
 
     pub fn close(&self, session_id: Uuid) {
         self.lock().remove(&session_id);
+    }
+
+    /// Screen updates published so far (decoded remote desktop updates).
+    pub fn published(&self) -> u64 {
+        self.published.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
