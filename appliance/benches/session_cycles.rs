@@ -11,21 +11,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
+mod support;
+
+use support::Appliance;
+
+struct Client(Appliance);
 
 impl Client {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
-        response.json().await.unwrap()
+        self.0.call(method, path, body).await
     }
 
     async fn cycle(&self, resource: &str) {
@@ -50,37 +44,9 @@ impl Client {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().to_string_lossy().into_owned();
-        let config = rap_appliance::Config::from_pairs([
-            ("APP_DATA_DIR", data.as_str()),
-            ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"),
-            ("RAP_WORKER_SLOTS", "200"),
-            ("RAP_WORKER_RUNTIME", "scripted"),
-        ])
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(rap_appliance::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        let http = reqwest::Client::new();
-        let owner = json!({"email": "owner@example.com", "password": "owner password 1", "display_name": "Owner"});
-        http.post(format!("{base}/api/v1/installation/bootstrap-owner")).json(&owner).send().await.unwrap();
-        let login: Value = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"email": "owner@example.com", "password": "owner password 1"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let client =
-            std::sync::Arc::new(Client { http, base, token: login["access_token"].as_str().unwrap().to_owned() });
-        let me = client.call(reqwest::Method::GET, "/api/v1/auth/me", None).await;
-        let org = me["memberships"][0]["organization_id"].clone();
+        let appliance = Appliance::start(&[("RAP_WORKER_SLOTS", "200"), ("RAP_WORKER_RUNTIME", "scripted")]).await;
+        let org = appliance.org.clone();
+        let client = std::sync::Arc::new(Client(appliance));
         let resource = client
             .call(
                 reqwest::Method::POST,
@@ -132,7 +98,7 @@ fn main() {
             concurrent.as_secs_f64(),
             parallel / baseline
         );
-        let _ = stop.send(());
-        server.await.unwrap().unwrap();
+        let Ok(Client(appliance)) = std::sync::Arc::try_unwrap(client) else { panic!("all cycles finished") };
+        appliance.stop().await;
     });
 }

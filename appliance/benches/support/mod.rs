@@ -1,0 +1,67 @@
+//! An appliance on 127.0.0.1:0 with a bootstrapped owner, driven through its
+//! HTTP API, for the benchmarks that measure whole requests.
+
+use serde_json::{Value, json};
+
+pub struct Appliance {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+    /// The owner's organization.
+    pub org: Value,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl Appliance {
+    /// Starts an appliance with `settings` on top of a fresh data directory
+    /// and insecure bootstrap, and logs its first owner in.
+    pub async fn start(settings: &[(&str, &str)]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let data_dir = data.path().to_string_lossy().into_owned();
+        let mut pairs = vec![("APP_DATA_DIR", data_dir.as_str()), ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")];
+        pairs.extend_from_slice(settings);
+        let config = rap_appliance::Config::from_pairs(pairs).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(rap_appliance::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::new();
+        let owner = json!({"email": "owner@example.com", "password": "owner password 1", "display_name": "Owner"});
+        http.post(format!("{base}/api/v1/installation/bootstrap-owner")).json(&owner).send().await.unwrap();
+        let login: Value = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "owner@example.com", "password": "owner password 1"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["access_token"].as_str().unwrap().to_owned();
+        let mut appliance = Self { http, base, token, org: Value::Null, stop, server, _data: data };
+        let me = appliance.call(reqwest::Method::GET, "/api/v1/auth/me", None).await;
+        appliance.org = me["memberships"][0]["organization_id"].clone();
+        appliance
+    }
+
+    /// Sends an authenticated request and returns its JSON body; any
+    /// non-success status fails the benchmark.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
