@@ -212,6 +212,23 @@ async fn a_real_rdp_desktop_reaches_the_viewer_and_input_reaches_the_desktop() {
     socket.send(Message::text(arrow.to_string())).await.expect("send");
     assert!(server.saw("Pressed { code: 75, extended: true }").await, "ArrowLeft arrived as extended 0x4B");
 
+    // A bigger browser window asks the desktop to follow (display control);
+    // the viewer learns the new size once the server has reactivated.
+    let resize = json!({"type": "display.resize", "payload": {"width": 640, "height": 480}});
+    socket.send(Message::text(resize.to_string())).await.expect("send");
+    assert!(server.saw("LAYOUT_REQUEST 640x480").await, "the server got the layout request");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the viewer never learned the new size");
+        let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), socket.next()).await else { continue };
+        let Message::Text(text) = message else { continue };
+        let envelope: Value = serde_json::from_str(&text).expect("json");
+        if envelope["type"] == "display.size" && envelope["payload"]["width"] == 640 {
+            assert_eq!(envelope["payload"]["height"], 480, "{envelope}");
+            break;
+        }
+    }
+
     json_of(
         rdp.app.send(Method::POST, &format!("/api/v1/sessions/{session}/terminate"), Some(&rdp.admin), None).await,
         200,
