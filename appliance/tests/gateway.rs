@@ -288,6 +288,8 @@ async fn takeover_tells_the_old_controller_and_takes_its_input() {
     let (mut old, _) = live.attach(&token, "binary_v1", "full_color").await;
     next_frame(&mut old).await;
 
+    // The first frame can arrive before the broker records `active`.
+    live.wait_state(&session, "active").await;
     let taken = live.command(&session, "takeover").await;
     let (mut new, attached) =
         live.attach(taken["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
@@ -395,6 +397,7 @@ async fn a_slow_viewer_does_not_slow_a_fast_one() {
     // The first socket becomes a viewer after a takeover and then stops reading.
     let (mut slow, _) = live.attach(&token, "binary_v1", "full_color").await;
     next_frame(&mut slow).await;
+    live.wait_state(&session, "active").await;
     let taken = live.command(&session, "takeover").await;
     let (mut fast, _) =
         live.attach(taken["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
@@ -423,6 +426,7 @@ async fn an_admin_can_watch_without_control_and_the_controller_sees_it() {
     let (mut controller, _) = live.attach(&token, "binary_v1", "full_color").await;
     next_frame(&mut controller).await;
 
+    live.wait_state(&session, "active").await;
     let shadow = live.command(&session, "shadow").await;
     assert_eq!(shadow["session"]["state"], "active", "watching changes nothing");
     let (mut viewer, attached) =
@@ -636,6 +640,7 @@ async fn every_viewer_is_told_when_the_desktop_changes_size() {
     let (session, token) = live.start("pc1.office.lan", (320, 200)).await;
     let (mut controller, _) = live.attach(&token, "binary_v1", "full_color").await;
     next_frame(&mut controller).await;
+    live.wait_state(&session, "active").await;
     let shadow = live.command(&session, "shadow").await;
     let (mut viewer, _) =
         live.attach(shadow["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
