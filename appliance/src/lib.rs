@@ -29,6 +29,7 @@ pub mod secrets;
 pub mod sessionbroker;
 pub mod sessiongateway;
 pub mod state;
+pub mod transfer;
 pub mod worker;
 
 use std::future::Future;

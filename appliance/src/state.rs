@@ -84,6 +84,13 @@ impl AppState {
         let organizations = OrganizationService::new(repositories.clone(), gate.clone());
         let resources = ResourceService::new(repositories.clone(), gate.clone(), secrets.clone(), config.app_env);
         let audit = AuditService::new(repositories.clone(), gate.clone());
+        let transfers = crate::transfer::TransferDirs::new(config.data_dir.join("transfers"));
+        let stale = transfers.clone();
+        match tokio::task::spawn_blocking(move || stale.sweep()).await.context("sweeping transfers")? {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "Removed transfer folders of sessions from an earlier run"),
+            Err(error) => tracing::warn!(%error, "Transfer folders of an earlier run not removed"),
+        }
         let broker_live = BrokerLive {
             attach_tokens: Arc::new(MemoryTtlMap::new(ATTACH_TOKENS_CAPACITY)),
             controllers: Arc::new(MemoryTtlMap::new(CONTROLLERS_CAPACITY)),
@@ -93,6 +100,7 @@ impl AppState {
                 inputs: Arc::new(MemoryQueues::new(INPUT_QUEUE_DEPTH)),
                 events: Arc::new(MemoryQueues::new(EVENT_QUEUE_DEPTH)),
                 screens: Default::default(),
+                transfers,
             },
         };
         let worker_kind = match config.broker.runtime {

@@ -129,3 +129,145 @@ async fn a_session_on_xrdp_from_login_to_terminate() {
     assert_eq!(ended["session"]["state"], "terminated");
     app.stop().await.expect("clean stop");
 }
+
+/// The `KeyboardEvent.code` that types `c` on a US layout, and whether it
+/// needs Shift.
+fn key_for(c: char) -> (String, bool) {
+    match c {
+        'a'..='z' => (format!("Key{}", c.to_ascii_uppercase()), false),
+        'A'..='Z' => (format!("Key{c}"), true),
+        '0'..='9' => (format!("Digit{c}"), false),
+        ' ' => ("Space".into(), false),
+        '.' => ("Period".into(), false),
+        '/' => ("Slash".into(), false),
+        '-' => ("Minus".into(), false),
+        '_' => ("Minus".into(), true),
+        '>' => ("Period".into(), true),
+        '\n' => ("Enter".into(), false),
+        other => panic!("no key for {other:?}"),
+    }
+}
+
+/// Types `text` into the remote session as physical key presses.
+async fn type_text(socket: &mut Socket, text: &str) {
+    let press = |code: &str, down: bool| json!({"type": "input.key", "payload": {"code": code, "down": down}});
+    for c in text.chars() {
+        let (code, shift) = key_for(c);
+        let mut keys = vec![];
+        if shift {
+            keys.push(press("ShiftLeft", true));
+        }
+        keys.extend([press(&code, true), press(&code, false)]);
+        if shift {
+            keys.push(press("ShiftLeft", false));
+        }
+        for key in keys {
+            socket.send(Message::text(key.to_string())).await.expect("send");
+        }
+    }
+}
+
+/// The next text message of one of `kinds`, skipping frames.
+async fn next_of(socket: &mut Socket, kinds: &[&str], within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        assert!(Instant::now() < deadline, "none of {kinds:?} in {within:?}");
+        let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(2), socket.next()).await else { continue };
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("json");
+            if kinds.iter().any(|kind| value["type"] == *kind) {
+                return value;
+            }
+        }
+    }
+}
+
+/// A file uploaded over the WebSocket is on the remote desktop's
+/// redirected drive; the remote user copies it into `ToClient`, and it
+/// comes back as a download, byte for byte. Needs xrdp's chansrv with FUSE
+/// (`.ci/run` installs `fuse`).
+#[tokio::test]
+async fn files_cross_the_redirected_drive_on_xrdp() {
+    let Ok(spec) = std::env::var("RAP_ACCEPTANCE_XRDP") else {
+        eprintln!("RAP_ACCEPTANCE_XRDP is not set: the xrdp acceptance test runs in .ci/run");
+        return;
+    };
+    let mut parts = spec.split_whitespace();
+    let (Some(address), Some(user), Some(password)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("RAP_ACCEPTANCE_XRDP is `host:port user password`")
+    };
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    if !std::path::Path::new("/dev/fuse").exists() {
+        eprintln!("no /dev/fuse on this machine: xrdp cannot mount redirected drives, so this test cannot run");
+        return;
+    }
+    let app = legacy_app_with_owner(&[("RAP_WORKER_RUNTIME", "rdp")]).await;
+    let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
+    let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
+    let body = json!({"organization_id": org, "name": "xrdp files", "protocol": "rdp", "host": host,
+        "port": port.parse::<u16>().expect("port"), "certificate_verification_mode": "ignore",
+        "policy": {"file_transfer_mode": "bidirectional"}});
+    let resource = id(&json_of(app.post("/api/v1/resources", Some(&admin), body).await, 201).await);
+    let secret = json!({"username": user, "password": password});
+    json_of(
+        app.send(Method::PUT, &format!("/api/v1/resources/{resource}/secret"), Some(&admin), Some(secret)).await,
+        200,
+    )
+    .await;
+    let started = json_of(
+        app.post("/api/v1/sessions", Some(&admin), json!({"resource_id": resource, "width": 1024, "height": 768}))
+            .await,
+        201,
+    )
+    .await;
+    let session = id(&started["session"]);
+    wait_state(&app, &admin, &session, "active").await;
+    let mut socket = attach(&app.addr, started["attach"]["attach_token"].as_str().expect("token")).await;
+    non_blank_frame(&mut socket).await;
+
+    let content = format!("uploaded through RAP at {:?}\n", Instant::now());
+    let transfer_id = uuid::Uuid::new_v4().to_string();
+    let start = json!({"transfer_id": transfer_id, "file_name": "up.txt", "size": content.len()});
+    socket.send(Message::text(json!({"type": "file_upload.start", "payload": start}).to_string())).await.expect("send");
+    next_of(&mut socket, &["file_upload.progress"], Duration::from_secs(10)).await;
+    let chunk = json!({"transfer_id": transfer_id, "offset": 0,
+        "data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, content.as_bytes())});
+    socket.send(Message::text(json!({"type": "file_upload.chunk", "payload": chunk}).to_string())).await.expect("send");
+    let uploaded =
+        next_of(&mut socket, &["file_upload.completed", "file_upload.blocked"], Duration::from_secs(10)).await;
+    assert_eq!(uploaded["type"], "file_upload.completed", "{uploaded}");
+
+    // xrdp mounts the redirected drive at ~/thinclient_drives/<name>, with
+    // the 7-character DOS name (`RAP_Tra`; Windows shows the whole name);
+    // the xterm starts in the home directory. Chansrv may take a moment.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    type_text(&mut socket, "cp thinclient_drives/RAP_Tra/up.txt thinclient_drives/RAP_Tra/ToClient/down.txt\n").await;
+    let offered = loop {
+        let offered = next_of(&mut socket, &["file_download.available"], Duration::from_secs(30)).await;
+        if offered["payload"]["files"].as_array().is_some_and(|files| !files.is_empty()) {
+            break offered;
+        }
+    };
+    assert_eq!(offered["payload"]["files"][0]["file_name"], "down.txt", "{offered}");
+    let transfer_id = uuid::Uuid::new_v4().to_string();
+    let start = json!({"transfer_id": transfer_id, "file_name": "down.txt"});
+    socket
+        .send(Message::text(json!({"type": "file_download.start", "payload": start}).to_string()))
+        .await
+        .expect("send");
+    let chunk = next_of(&mut socket, &["file_download.chunk", "file_download.blocked"], Duration::from_secs(10)).await;
+    let data = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        chunk["payload"]["data"].as_str().unwrap_or_else(|| panic!("a chunk: {chunk}")),
+    )
+    .expect("base64");
+    assert_eq!(String::from_utf8_lossy(&data), content, "the file came back through the remote desktop");
+    let ack = json!({"transfer_id": transfer_id, "offset": data.len()});
+    socket.send(Message::text(json!({"type": "file_download.ack", "payload": ack}).to_string())).await.expect("send");
+    next_of(&mut socket, &["file_download.completed"], Duration::from_secs(10)).await;
+
+    json_of(app.send(Method::POST, &format!("/api/v1/sessions/{session}/terminate"), Some(&admin), None).await, 200)
+        .await;
+    app.stop().await.expect("clean stop");
+}

@@ -13,17 +13,17 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, json_of, legacy_app_with_owner};
 use crate::tenancy::id;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-struct Live {
-    app: TestApp,
-    admin: String,
-    org: String,
+pub(crate) struct Live {
+    pub(crate) app: TestApp,
+    pub(crate) admin: String,
+    pub(crate) org: String,
 }
 
-async fn live(settings: &[(&str, &str)]) -> Live {
+pub(crate) async fn live(settings: &[(&str, &str)]) -> Live {
     let app = legacy_app_with_owner(settings).await;
     let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
     let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
@@ -33,7 +33,7 @@ async fn live(settings: &[(&str, &str)]) -> Live {
 
 impl Live {
     /// Starts a session on a scripted host and returns (session id, attach token).
-    async fn start(&self, host: &str, size: (u16, u16)) -> (String, String) {
+    pub(crate) async fn start(&self, host: &str, size: (u16, u16)) -> (String, String) {
         let body = json!({"organization_id": self.org, "name": host, "protocol": "rdp", "host": host});
         let resource = id(&json_of(self.app.post("/api/v1/resources", Some(&self.admin), body).await, 201).await);
         let body = json!({"resource_id": resource, "width": size.0, "height": size.1});
@@ -41,7 +41,7 @@ impl Live {
         (id(&started["session"]), started["attach"]["attach_token"].as_str().expect("token").to_owned())
     }
 
-    async fn command(&self, session: &str, command: &str) -> Value {
+    pub(crate) async fn command(&self, session: &str, command: &str) -> Value {
         json_of(
             self.app
                 .send(Method::POST, &format!("/api/v1/sessions/{session}/{command}"), Some(&self.admin), None)
@@ -51,16 +51,16 @@ impl Live {
         .await
     }
 
-    async fn connect(&self) -> Socket {
+    pub(crate) async fn connect(&self) -> Socket {
         let url = format!("ws://{}/api/v1/gateway/ws", self.app.addr);
         tokio_tungstenite::connect_async(url).await.expect("connect").0
     }
 
-    async fn attach(&self, token: &str, transport: &str, color_mode: &str) -> (Socket, Value) {
+    pub(crate) async fn attach(&self, token: &str, transport: &str, color_mode: &str) -> (Socket, Value) {
         self.attach_with(token, json!({"render_transport": transport, "color_mode": color_mode})).await
     }
 
-    async fn attach_with(&self, token: &str, options: Value) -> (Socket, Value) {
+    pub(crate) async fn attach_with(&self, token: &str, options: Value) -> (Socket, Value) {
         let mut socket = self.connect().await;
         let mut payload = options;
         payload["attach_token"] = json!(token);
@@ -71,7 +71,7 @@ impl Live {
         (socket, attached)
     }
 
-    async fn wait_state(&self, session: &str, state: &str) {
+    pub(crate) async fn wait_state(&self, session: &str, state: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
             let current =
@@ -86,7 +86,7 @@ impl Live {
 }
 
 /// The next message that is not a ping or pong, waiting at most [`WAIT`].
-async fn next_message(socket: &mut Socket) -> Message {
+pub(crate) async fn next_message(socket: &mut Socket) -> Message {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
@@ -100,7 +100,7 @@ async fn next_message(socket: &mut Socket) -> Message {
     }
 }
 
-async fn next_json(socket: &mut Socket) -> Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     match next_message(socket).await {
         Message::Text(text) => serde_json::from_str(&text).expect("json"),
         other => panic!("expected text, got {other:?}"),
@@ -108,7 +108,7 @@ async fn next_json(socket: &mut Socket) -> Value {
 }
 
 /// Reads until a JSON message of `kind`, skipping frames and others.
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+pub(crate) async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(Instant::now() < deadline, "no {kind} message in time");
@@ -123,14 +123,14 @@ async fn next_of(socket: &mut Socket, kind: &str) -> Value {
 
 /// One decoded rectangle of a render update.
 #[derive(Debug)]
-struct Frame {
+pub(crate) struct Frame {
     rect: Rect,
     color_mode: ColorMode,
     last: bool,
     pixels: Vec<u8>,
 }
 
-async fn next_frame(socket: &mut Socket) -> Frame {
+pub(crate) async fn next_frame(socket: &mut Socket) -> Frame {
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(Instant::now() < deadline, "no frame in time");
@@ -555,22 +555,25 @@ async fn without_a_signing_key_there_is_no_data_plane_offer() {
 /// A session on a resource with `clipboard_mode`, its controller socket
 /// past the first frame.
 async fn clipboard_session(live: &Live, mode: &str) -> Socket {
-    let body = json!({"organization_id": live.org, "name": format!("PC {mode}"), "protocol": "rdp", "host": "pc1.office.lan",
-        "policy": {"clipboard_mode": mode}});
-    let resource = id(&json_of(live.app.post("/api/v1/resources", Some(&live.admin), body).await, 201).await);
-    let started = json_of(
-        live.app
-            .post("/api/v1/sessions", Some(&live.admin), json!({"resource_id": resource, "width": 128, "height": 128}))
-            .await,
-        201,
-    )
-    .await;
-    let session = id(&started["session"]);
-    live.wait_state(&session, "active").await;
-    let (mut socket, _) =
-        live.attach(started["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
-    next_frame(&mut socket).await;
-    socket
+    live.session_with_policy(json!({"clipboard_mode": mode})).await.0
+}
+
+impl Live {
+    /// An active session on a resource with `policy`: its controller
+    /// socket past the first frame, the session id, and `session.attached`.
+    pub(crate) async fn session_with_policy(&self, policy: Value) -> (Socket, String, Value) {
+        let body = json!({"organization_id": self.org, "name": format!("PC {policy}"), "protocol": "rdp",
+            "host": "pc1.office.lan", "policy": policy});
+        let resource = id(&json_of(self.app.post("/api/v1/resources", Some(&self.admin), body).await, 201).await);
+        let body = json!({"resource_id": resource, "width": 128, "height": 128});
+        let started = json_of(self.app.post("/api/v1/sessions", Some(&self.admin), body).await, 201).await;
+        let session = id(&started["session"]);
+        self.wait_state(&session, "active").await;
+        let (mut socket, attached) =
+            self.attach(started["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+        next_frame(&mut socket).await;
+        (socket, session, attached)
+    }
 }
 
 fn clipboard(text: &str, sequence_id: u64) -> Message {

@@ -6,6 +6,7 @@ mod acceptance;
 mod auth;
 mod binary;
 mod envelope;
+mod files;
 mod gateway;
 mod installation;
 mod rdp;

@@ -297,8 +297,11 @@ async fn a_server_that_goes_away_fails_the_session_and_nothing_else() {
 async fn clipboard_text_crosses_the_rdp_channel_both_ways_under_policy() {
     let mut server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
     let rdp = rdp_app().await;
+    // File transfer on too: the drive channel rides along, and a server
+    // that does not serve drives (IronRDP's) must not mind it.
     let body = json!({"organization_id": rdp.org, "name": "Clipboard", "protocol": "rdp", "host": "127.0.0.1", "port": server.port,
-        "certificate_verification_mode": "ignore", "policy": {"clipboard_mode": "bidirectional"}});
+        "certificate_verification_mode": "ignore",
+        "policy": {"clipboard_mode": "bidirectional", "file_transfer_mode": "bidirectional"}});
     let resource = id(&json_of(rdp.app.post("/api/v1/resources", Some(&rdp.admin), body).await, 201).await);
     let secret = json!({"username": "test", "password": "secret"});
     json_of(

@@ -13,6 +13,6 @@ mod service;
 pub mod state;
 
 pub use service::{
-    AttachGrant, AttachOffer, Broker, BrokerError, BrokerLive, BrokerSettings, ClipboardMode, ControllerBinding,
+    AttachGrant, AttachOffer, Broker, BrokerError, BrokerLive, BrokerSettings, ControllerBinding, PolicyMode,
     SessionNotice, SessionView, StartRequest,
 };

@@ -856,10 +856,35 @@ impl Broker {
         }
     }
 
-    /// The clipboard policy of the session's resource.
-    pub async fn clipboard_mode(&self, session: &SessionRecord) -> Option<ClipboardMode> {
+    /// Records a finished file transfer: who, which file, how big, its
+    /// SHA-256; never its contents. A failed write is logged, not fatal:
+    /// the file has already moved.
+    pub async fn audit_file_transfer(&self, session_id: Uuid, actor: Uuid, action: &str, details: serde_json::Value) {
+        let Some(session) = self.session(session_id).await else { return };
+        let event = audit::with(
+            self.event(&RequestContext::default(), Some(actor), action, &session, Outcome::Success),
+            details,
+        );
+        if let Err(error) = self.inner.repositories.audit.append(event).await {
+            tracing::error!(%session_id, %error, action, "File transfer audit event not written");
+        }
+    }
+
+    /// The session's resource policy as stored.
+    pub async fn policy(&self, session: &SessionRecord) -> Option<rap_storage::repo::ResourcePolicyRecord> {
         let resource = self.inner.repositories.resources.get(session.resource_id).await.ok().flatten()?;
-        ClipboardMode::parse(&resource.policy.clipboard_mode)
+        Some(resource.policy)
+    }
+
+    /// The clipboard policy of the session's resource.
+    pub async fn clipboard_mode(&self, session: &SessionRecord) -> Option<PolicyMode> {
+        PolicyMode::parse(&self.policy(session).await?.clipboard_mode)
+    }
+
+    /// The file transfer policy of the session's resource, read at each
+    /// request so an admin's change applies to running sessions too.
+    pub async fn file_transfer_mode(&self, session: &SessionRecord) -> Option<PolicyMode> {
+        PolicyMode::parse(&self.policy(session).await?.file_transfer_mode)
     }
 
     /// Every worker with its open leases (platform admins only; the route
@@ -951,16 +976,17 @@ impl Transition {
     }
 }
 
-/// Which way clipboard text may cross (the resource's `clipboard_mode`).
+/// Which way clipboard text or files may cross (a resource's
+/// `clipboard_mode` and `file_transfer_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClipboardMode {
+pub enum PolicyMode {
     Disabled,
     ClientToServer,
     ServerToClient,
     Bidirectional,
 }
 
-impl ClipboardMode {
+impl PolicyMode {
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "disabled" => Some(Self::Disabled),

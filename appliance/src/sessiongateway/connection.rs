@@ -28,6 +28,8 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest text a client may type in one `input.unicode`.
 const MAX_UNICODE_CHARS: usize = 4096;
+/// How often a controller's socket looks for new files to offer.
+const DOWNLOAD_LIST_INTERVAL: Duration = Duration::from_secs(2);
 /// Largest clipboard text accepted, in bytes.
 const MAX_CLIPBOARD_BYTES: usize = 512 * 1024;
 
@@ -41,10 +43,10 @@ mod close {
     pub const GOING_AWAY: u16 = 1001;
 }
 
-type Sink = SplitSink<WebSocket, Message>;
+pub(super) type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
-async fn send_text(sink: &mut Sink, text: String) -> bool {
+pub(super) async fn send_text(sink: &mut Sink, text: String) -> bool {
     sink.send(Message::Text(Utf8Bytes::from(text))).await.is_ok()
 }
 
@@ -203,14 +205,15 @@ pub(crate) async fn serve(
         last_heard: Instant::now(),
         last_clipboard_hash: None,
         size: None,
+        files: Default::default(),
     };
     connection.run(sink, stream, shutdown).await;
 }
 
-struct Connection {
-    state: AppState,
-    grant: AttachGrant,
-    trace_id: String,
+pub(super) struct Connection {
+    pub(super) state: AppState,
+    pub(super) grant: AttachGrant,
+    pub(super) trace_id: String,
     transport: RenderTransport,
     color_mode: ColorMode,
     compression: Compression,
@@ -224,6 +227,7 @@ struct Connection {
     last_clipboard_hash: Option<String>,
     /// The screen size this client was last told.
     size: Option<(u16, u16)>,
+    pub(super) files: super::files::FileTransfers,
 }
 
 /// Why the loop ended.
@@ -235,11 +239,11 @@ enum Ending {
 }
 
 impl Connection {
-    fn session_id(&self) -> Uuid {
+    pub(super) fn session_id(&self) -> Uuid {
         self.grant.session_id
     }
 
-    async fn is_controller(&self) -> bool {
+    pub(super) async fn is_controller(&self) -> bool {
         self.grant.role == "controller"
             && self
                 .state
@@ -258,6 +262,10 @@ impl Connection {
             close_with(&mut sink, close::ATTACH_REFUSED, "session_not_found").await;
             return;
         };
+        // What the viewer may offer its user (enforced again on each use).
+        let policy = broker.policy(&session).await.map(
+            |policy| json!({"clipboard_mode": policy.clipboard_mode, "file_transfer_mode": policy.file_transfer_mode}),
+        );
         let Some(screen) = self.wait_for_screen(&mut sink, &mut notices, session).await else { return };
         let (width, height) = screen.size();
         let attached = json!({
@@ -269,6 +277,7 @@ impl Connection {
             "render_transport": self.transport,
             "color_mode": self.color_mode,
             "compression": self.compression,
+            "policy": policy,
         });
         if !send_text(&mut sink, envelope::envelope("session.attached", attached)).await {
             return;
@@ -368,6 +377,8 @@ impl Connection {
         let mut ping = tokio::time::interval(ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut changed = screen.watch();
+        let mut offer_check = tokio::time::interval(DOWNLOAD_LIST_INTERVAL);
+        offer_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first frame is the whole screen.
         if !self.send_damage(sink, screen).await {
             return Ending::TransportLost;
@@ -416,6 +427,11 @@ impl Connection {
                         return Ending::TransportLost;
                     }
                     if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return Ending::TransportLost;
+                    }
+                }
+                _ = offer_check.tick(), if self.grant.role == "controller" => {
+                    if !self.offer_downloads(sink, false).await {
                         return Ending::TransportLost;
                     }
                 }
@@ -489,6 +505,13 @@ impl Connection {
             }
         };
         let input = match message {
+            ClientMessage::FileUploadStart(_)
+            | ClientMessage::FileUploadChunk(_)
+            | ClientMessage::FileUploadCancel(_)
+            | ClientMessage::FileDownloadList
+            | ClientMessage::FileDownloadStart(_)
+            | ClientMessage::FileDownloadAck(_)
+            | ClientMessage::FileDownloadCancel(_) => return self.on_file_message(sink, message).await,
             ClientMessage::Ping => return send_text(sink, json!({"type": "pong"}).to_string()).await,
             ClientMessage::Attach(_) => {
                 return send_text(
@@ -629,6 +652,9 @@ impl Connection {
                 send_text(sink, envelope::envelope("session.state", payload)).await
             }
             SessionNotice::TakenOver { attachment_id, by_user_id, .. } if attachment_id == self.grant.attachment_id => {
+                if !self.end_transfers(sink).await {
+                    return false;
+                }
                 let notice = event(
                     "session_taken_over",
                     "Another device took over this session; you can still watch it.",

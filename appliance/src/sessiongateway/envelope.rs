@@ -73,6 +73,46 @@ pub struct ClipboardPayload {
     pub content_hash: Option<String>,
 }
 
+/// `transfer_id` stays text here so a malformed one is refused with the
+/// transfer's own `*.blocked` message rather than a generic parse error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUploadStartPayload {
+    pub transfer_id: String,
+    pub file_name: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUploadChunkPayload {
+    pub transfer_id: String,
+    pub offset: u64,
+    /// Base64 (standard alphabet, padded).
+    pub data: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDownloadStartPayload {
+    pub transfer_id: String,
+    pub file_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDownloadAckPayload {
+    pub transfer_id: String,
+    /// Bytes of the file the client holds so far.
+    pub offset: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferIdPayload {
+    pub transfer_id: String,
+}
+
 /// What a client may send.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", content = "payload", deny_unknown_fields)]
@@ -89,6 +129,20 @@ pub enum ClientMessage {
     Resize(ResizePayload),
     #[serde(rename = "clipboard.text")]
     Clipboard(ClipboardPayload),
+    #[serde(rename = "file_upload.start")]
+    FileUploadStart(FileUploadStartPayload),
+    #[serde(rename = "file_upload.chunk")]
+    FileUploadChunk(FileUploadChunkPayload),
+    #[serde(rename = "file_upload.cancel")]
+    FileUploadCancel(TransferIdPayload),
+    #[serde(rename = "file_download.list")]
+    FileDownloadList,
+    #[serde(rename = "file_download.start")]
+    FileDownloadStart(FileDownloadStartPayload),
+    #[serde(rename = "file_download.ack")]
+    FileDownloadAck(FileDownloadAckPayload),
+    #[serde(rename = "file_download.cancel")]
+    FileDownloadCancel(TransferIdPayload),
     #[serde(rename = "color_mode")]
     ColorMode { color_mode: ColorMode },
     #[serde(rename = "ping")]

@@ -8,6 +8,7 @@
 
 pub(crate) mod connection;
 mod envelope;
+mod files;
 pub(crate) mod routes;
 
 pub use envelope::{RenderTransport, encode_binary_frame};

@@ -161,6 +161,9 @@ pub struct SessionIo {
     cancel: CancellationToken,
     heartbeat_interval: Duration,
     screens: Screens,
+    /// The session's transfer folder, when its policy allows file transfer:
+    /// the runtime shows it to the remote desktop as a drive.
+    pub transfer_dir: Option<std::path::PathBuf>,
 }
 
 impl SessionIo {
@@ -179,6 +182,7 @@ impl SessionIo {
             cancel,
             heartbeat_interval,
             screens: queues.screens.clone(),
+            transfer_dir: None,
         }
     }
 

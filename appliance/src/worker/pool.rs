@@ -12,6 +12,7 @@ use std::time::Duration;
 use rap_storage::StorageError;
 
 use crate::protocol::framebuffer::Screens;
+use crate::transfer::TransferDirs;
 use rap_storage::live::Queues;
 use rap_storage::repo::Repositories;
 use time::OffsetDateTime;
@@ -32,6 +33,8 @@ pub struct WorkerQueues {
     pub events: Arc<dyn Queues<WorkerEvent>>,
     /// Framebuffers of running sessions (pixels stay in process).
     pub screens: Screens,
+    /// Per-session folders for file transfer (the redirected drive).
+    pub transfers: TransferDirs,
 }
 
 /// The running slots; dropping it aborts them.
@@ -105,7 +108,19 @@ impl Slot {
     async fn run_session(&self, assignment: super::Assignment, shutdown: &CancellationToken) {
         let session_id = assignment.session_id;
         let cancel = shutdown.child_token();
-        let io = SessionIo::new(session_id, self.worker_id, &self.queues, cancel.clone(), self.heartbeat_interval);
+        let mut io = SessionIo::new(session_id, self.worker_id, &self.queues, cancel.clone(), self.heartbeat_interval);
+        let transfers_allowed = crate::sessionbroker::PolicyMode::parse(&assignment.file_transfer_mode)
+            .is_some_and(|mode| mode != crate::sessionbroker::PolicyMode::Disabled);
+        if transfers_allowed {
+            let transfers = self.queues.transfers.clone();
+            match tokio::task::spawn_blocking(move || transfers.prepare(session_id)).await {
+                Ok(Ok(dir)) => io.transfer_dir = Some(dir),
+                // The session still runs, without its drive; uploads are
+                // refused with `storage_failed`.
+                Ok(Err(error)) => tracing::warn!(%session_id, %error, "Transfer folder not created"),
+                Err(error) => tracing::warn!(%session_id, %error, "Transfer folder not created"),
+            }
+        }
         tracing::info!(%session_id, worker_id = %self.worker_id, "Session assigned");
         let runtime = self.runtime.clone();
         let mut session = tokio::spawn(async move { runtime.run(assignment, io).await });
@@ -139,6 +154,10 @@ impl Slot {
         }
         self.queues.inputs.purge(&input_queue(session_id)).await;
         self.queues.screens.close(session_id);
+        if transfers_allowed {
+            let transfers = self.queues.transfers.clone();
+            let _ = tokio::task::spawn_blocking(move || transfers.remove(session_id)).await;
+        }
         tracing::info!(%session_id, worker_id = %self.worker_id, "Session left the slot");
     }
 

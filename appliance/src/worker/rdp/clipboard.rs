@@ -14,7 +14,7 @@ use ironrdp_cliprdr::pdu::{
 };
 use ironrdp_cliprdr::{CliprdrClient, CliprdrSvcMessages};
 
-use crate::sessionbroker::ClipboardMode;
+use crate::sessionbroker::PolicyMode;
 use crate::worker::ClipboardText;
 
 /// Largest remote clipboard text passed on, in bytes.
@@ -96,7 +96,7 @@ impl CliprdrBackend for Backend {
 /// The session's clipboard state: the policy, the viewer's last text, and
 /// what came from the server.
 pub struct Clipboard {
-    pub mode: ClipboardMode,
+    pub mode: PolicyMode,
     local: Option<ClipboardText>,
     remote_sequence: u64,
 }
@@ -106,7 +106,7 @@ fn text_format() -> [ClipboardFormat; 1] {
 }
 
 impl Clipboard {
-    pub fn new(mode: ClipboardMode) -> Self {
+    pub fn new(mode: PolicyMode) -> Self {
         Self { mode, local: None, remote_sequence: 0 }
     }
 

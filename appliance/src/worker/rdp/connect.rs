@@ -75,7 +75,7 @@ fn config(assignment: &Assignment) -> Result<Config, String> {
         compression_type: None,
         enable_server_pointer: false,
         pointer_software_rendering: false,
-        client_name: "rap-appliance".into(),
+        client_name: CLIENT_NAME.into(),
         client_build: 0,
         client_dir: String::from("C:\\Windows\\System32\\mstscax.dll"),
         platform: MajorPlatformType::UNIX,
@@ -176,8 +176,14 @@ async fn upgrade(tcp: TcpStream, assignment: &Assignment) -> Result<(TlsStream<T
     Ok((tls, public_key))
 }
 
-/// Connects and logs in; `Err` is a failure reason code.
-pub async fn connect(assignment: &Assignment) -> Result<Connection, String> {
+/// How the appliance names itself to RDP servers (shown as `\\tsclient`'s host).
+const CLIENT_NAME: &str = "rap-appliance";
+/// The device id of the transfer drive (any nonzero id will do).
+const TRANSFER_DRIVE_ID: u32 = 1;
+
+/// Connects and logs in; `Err` is a failure reason code. `transfer_dir`,
+/// when given, is redirected as the drive [`crate::transfer::DRIVE_NAME`].
+pub async fn connect(assignment: &Assignment, transfer_dir: Option<&std::path::Path>) -> Result<Connection, String> {
     let config = config(assignment)?;
     let tcp = TcpStream::connect((assignment.host.trim_start_matches('[').trim_end_matches(']'), assignment.port))
         .await
@@ -194,6 +200,14 @@ pub async fn connect(assignment: &Assignment) -> Result<Connection, String> {
         let (backend, events) = super::clipboard::Backend::new();
         connector = connector.with_static_channel(ironrdp_cliprdr::CliprdrClient::new(Box::new(backend)));
         clipboard = Some(events);
+    }
+    if let Some(dir) = transfer_dir.and_then(|dir| dir.to_str()) {
+        // The server may read and write only inside the session's folder:
+        // the backend resolves every path below it without following links.
+        let backend = super::drive::TransferDrive::new(dir.to_owned());
+        let rdpdr = ironrdp_rdpdr::Rdpdr::new(Box::new(backend), CLIENT_NAME.to_owned())
+            .with_drives(Some(vec![(TRANSFER_DRIVE_ID, crate::transfer::DRIVE_NAME.to_owned())]));
+        connector = connector.with_static_channel(rdpdr);
     }
     let mut framed = TokioFramed::new(tcp);
     let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector).await.map_err(|error| {

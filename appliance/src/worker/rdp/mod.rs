@@ -9,6 +9,7 @@
 
 mod clipboard;
 mod connect;
+mod drive;
 mod keymap;
 
 use std::time::Duration;
@@ -41,7 +42,7 @@ impl SessionRuntime for RdpRuntime {
     }
 
     async fn run(&self, assignment: Assignment, io: SessionIo) -> SessionEnd {
-        let connecting = connect::connect(&assignment);
+        let connecting = connect::connect(&assignment, io.transfer_dir.as_deref());
         let connected = tokio::select! {
             () = io.cancelled() => return SessionEnd::Cancelled,
             connected = tokio::time::timeout(connect::CONNECT_TIMEOUT, connecting) => connected,
@@ -52,8 +53,8 @@ impl SessionRuntime for RdpRuntime {
             Err(_) => return SessionEnd::Failed("connect_timeout".into()),
         };
         tracing::info!(session_id = %io.session_id, "RDP connected");
-        let clipboard_mode = crate::sessionbroker::ClipboardMode::parse(&assignment.clipboard_mode)
-            .unwrap_or(crate::sessionbroker::ClipboardMode::Disabled);
+        let clipboard_mode = crate::sessionbroker::PolicyMode::parse(&assignment.clipboard_mode)
+            .unwrap_or(crate::sessionbroker::PolicyMode::Disabled);
         match run_session(connection, &io, clipboard_mode).await {
             Ok(end) | Err(end) => end,
         }
@@ -193,7 +194,7 @@ impl InputState {
 async fn run_session(
     connection: connect::Connection,
     io: &SessionIo,
-    clipboard_mode: crate::sessionbroker::ClipboardMode,
+    clipboard_mode: crate::sessionbroker::PolicyMode,
 ) -> Result<SessionEnd, SessionEnd> {
     let connect::Connection { mut framed, result, clipboard: clipboard_events } = connection;
     let mut clipboard = clipboard::Clipboard::new(clipboard_mode);
