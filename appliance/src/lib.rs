@@ -118,7 +118,9 @@ async fn start_workers(state: &AppState, shutdown: CancellationToken) -> Option<
     let config = state.config();
     let runtime: std::sync::Arc<dyn worker::SessionRuntime> = match config.broker.runtime {
         config::WorkerRuntimeKind::Scripted => std::sync::Arc::new(worker::scripted::ScriptedRuntime),
-        config::WorkerRuntimeKind::Rdp => std::sync::Arc::new(worker::rdp::RdpRuntime),
+        config::WorkerRuntimeKind::Rdp => {
+            std::sync::Arc::new(worker::rdp::RdpRuntime::new(config.broker.trusted_cas.clone()))
+        }
     };
     let repositories = state.repositories();
     let prepared = async {

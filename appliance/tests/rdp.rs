@@ -118,7 +118,13 @@ struct Rdp {
 }
 
 async fn rdp_app() -> Rdp {
-    let app = legacy_app_with_owner(&[("RAP_WORKER_RUNTIME", "rdp"), ("RAP_WORKER_SLOTS", "2")]).await;
+    rdp_app_with(&[]).await
+}
+
+async fn rdp_app_with(settings: &[(&str, &str)]) -> Rdp {
+    let mut all = vec![("RAP_WORKER_RUNTIME", "rdp"), ("RAP_WORKER_SLOTS", "2")];
+    all.extend_from_slice(settings);
+    let app = legacy_app_with_owner(&all).await;
     let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
     let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
     let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
@@ -245,6 +251,32 @@ async fn a_wrong_password_fails_the_session_with_invalid_credentials() {
     let failed = rdp.settle(&session).await;
     assert_eq!(failed["state"], "failed");
     assert_eq!(failed["failure_reason"], "invalid_credentials");
+    rdp.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_configured_ca_passes_strict_checks_only_for_the_names_it_vouches_for() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (other_ca, own_ca) = (dir.path().join("other-ca.pem"), dir.path().join("own-ca.pem"));
+    let arg = |key: &str, path: &std::path::Path| format!("{key}={}", path.display());
+    // Issued for another host name than the resource's `127.0.0.1`.
+    let elsewhere = RdpServer::start(&[
+        "security=hybrid",
+        "codecs=remotefx:off",
+        &arg("ca_out", &other_ca),
+        "names=desktop.office.lan",
+    ]);
+    let matching = RdpServer::start(&["security=hybrid", "codecs=remotefx:off", &arg("ca_out", &own_ca)]);
+    let trusted = dir.path().join("trusted.pem");
+    let both = [std::fs::read_to_string(&other_ca).expect("ca"), std::fs::read_to_string(&own_ca).expect("ca")];
+    std::fs::write(&trusted, both.concat()).expect("write");
+    let rdp = rdp_app_with(&[("RAP_RDP_TRUSTED_CA_FILE", trusted.to_str().expect("path"))]).await;
+
+    let (mismatch, _) = rdp.start(&elsewhere, "strict", None, "secret").await;
+    let failed = rdp.settle(&mismatch).await;
+    assert_eq!(failed["failure_reason"], "certificate_name_mismatch", "a trusted chain for another name: {failed}");
+    let (good, _) = rdp.start(&matching, "strict", None, "secret").await;
+    assert_eq!(rdp.settle(&good).await["state"], "active", "a chain to a configured CA, for the resource's host");
     rdp.app.stop().await.expect("clean stop");
 }
 

@@ -160,6 +160,10 @@ pub struct BrokerConfig {
     /// The gateway pings every socket this often; two missed intervals
     /// close it and detach its session.
     pub ping_interval: Duration,
+    /// Certificate authorities trusted for `strict` RDP certificate checks
+    /// besides the system's (an office's internal CA), from
+    /// `RAP_RDP_TRUSTED_CA_FILE`.
+    pub trusted_cas: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// The validated configuration the appliance runs with.
@@ -277,6 +281,7 @@ impl Config {
             attach_token_ttl: settings.duration("RAP_ATTACH_TOKEN_TTL", Duration::from_secs(60))?,
             detached_timeout: settings.duration("RAP_DETACHED_SESSION_TIMEOUT", Duration::from_secs(3600))?,
             ping_interval: settings.duration("RAP_GATEWAY_PING_INTERVAL", Duration::from_secs(15))?,
+            trusted_cas: trusted_cas(settings)?,
         };
         if broker.ping_interval < Duration::from_millis(100) {
             return Err(ConfigError::new("RAP_GATEWAY_PING_INTERVAL", "must be at least 100ms"));
@@ -405,6 +410,28 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(rap_storage::sqlite::DATABASE_FILE_NAME)
     }
+}
+
+/// The PEM certificates in `RAP_RDP_TRUSTED_CA_FILE`: at least one, each
+/// a CA webpki accepts as a trust anchor, or the appliance does not start.
+fn trusted_cas(settings: &Settings) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    const NAME: &str = "RAP_RDP_TRUSTED_CA_FILE";
+    let Some(path) = settings.get(NAME) else { return Ok(Vec::new()) };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| ConfigError::new(NAME, format!("cannot read PEM certificates from {path}: {error}")))?;
+    if certificates.is_empty() {
+        return Err(ConfigError::new(NAME, format!("{path} holds no PEM certificate")));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in &certificates {
+        roots.add(certificate.clone()).map_err(|error| {
+            ConfigError::new(NAME, format!("a certificate in {path} is not usable as a CA: {error}"))
+        })?;
+    }
+    Ok(certificates)
 }
 
 /// `id:base64` entries, comma-separated in `SECRET_ENCRYPTION_RETIRED_KEYS`

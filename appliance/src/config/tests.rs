@@ -113,3 +113,17 @@ fn retired_secret_keys_are_listed_by_id() {
         "SECRET_ENCRYPTION_RETIRED_KEYS: must not reuse the active SECRET_ENCRYPTION_KEY_ID"
     );
 }
+
+#[test]
+fn a_trusted_ca_file_must_hold_usable_certificates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "just text").expect("write");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").expect("write");
+    for path in [not_pem.to_str().expect("path"), garbage.to_str().expect("path"), "/nonexistent/ca.pem"] {
+        let error = error_of(&[("RAP_RDP_TRUSTED_CA_FILE", path)]);
+        assert!(error.starts_with("RAP_RDP_TRUSTED_CA_FILE"), "{path}: {error}");
+    }
+    assert!(Config::from_pairs([]).expect("defaults").broker.trusted_cas.is_empty());
+}

@@ -6,6 +6,9 @@
 //! Usage: rdp-test-server [port=0] [security=tls|hybrid] [user=test] [password=secret]
 //!                        [codecs=<comma list for server_codecs_capabilities, e.g. "remotefx:off">]
 //!                        [size=1024x768] [cert_out=/path/cert.pem] [animate=full|office]
+//!                        [ca_out=/path/ca.pem [names=host1,host2]]
+//! With `ca_out`, the certificate is issued for `names` (default `localhost,127.0.0.1`) by a fresh
+//! test CA whose certificate is written there (for strict-checking tests); otherwise it is self-signed.
 //! Stdout protocol (one line each): `LISTENING 127.0.0.1:PORT`, `CERT_SHA256 <hex>`,
 //! `INPUT KEY <KeyboardEvent:?>`, `INPUT MOUSE <MouseEvent:?>`, `CLIPBOARD_FROM_CLIENT <text>`,
 //! `CONNECTION_ERROR <err>`, `DISCONNECTED`.
@@ -255,8 +258,21 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
 
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let names: Vec<String> = arg("names", "localhost,127.0.0.1").split(',').map(str::to_owned).collect();
+    let rcgen::CertifiedKey { cert, signing_key } = match args.get("ca_out") {
+        None => rcgen::generate_simple_self_signed(names)?,
+        Some(ca_out) => {
+            let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            ca_params.distinguished_name.push(rcgen::DnType::CommonName, "RAP test CA");
+            ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+            let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+            std::fs::write(ca_out, ca.as_ref().pem())?;
+            let signing_key = rcgen::KeyPair::generate()?;
+            let cert = rcgen::CertificateParams::new(names)?.signed_by(&signing_key, &ca)?;
+            rcgen::CertifiedKey { cert, signing_key }
+        }
+    };
     if let Some(path) = args.get("cert_out") {
         std::fs::write(path, cert.pem())?; // e.g. for SSL_CERT_FILE=... strict-success tests
     }

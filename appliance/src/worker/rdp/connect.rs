@@ -134,8 +134,69 @@ pub fn fingerprint(der: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(der))
 }
 
+/// The roots `strict` checks trust: the system's and the configured CAs,
+/// read once, off the async workers, at the first strict connection.
+pub struct TrustRoots {
+    configured: Vec<rustls::pki_types::CertificateDer<'static>>,
+    store: tokio::sync::OnceCell<Arc<rustls::RootCertStore>>,
+}
+
+impl TrustRoots {
+    pub fn new(configured: Vec<rustls::pki_types::CertificateDer<'static>>) -> Self {
+        Self { configured, store: tokio::sync::OnceCell::new() }
+    }
+
+    async fn store(&self) -> Arc<rustls::RootCertStore> {
+        let load = || async {
+            let configured = self.configured.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut roots = rustls::RootCertStore::empty();
+                let system = rustls_native_certs::load_native_certs();
+                let (system_roots, _) = roots.add_parsable_certificates(system.certs);
+                let (configured_roots, _) = roots.add_parsable_certificates(configured);
+                tracing::info!(system_roots, configured_roots, "RDP certificate roots loaded");
+                Arc::new(roots)
+            })
+            .await
+            .unwrap_or_else(|_| Arc::new(rustls::RootCertStore::empty()))
+        };
+        self.store.get_or_init(load).await.clone()
+    }
+}
+
+/// TLS with chain and name checked against `roots`.
+async fn strict_upgrade(
+    tcp: TcpStream,
+    host: &str,
+    roots: Arc<rustls::RootCertStore>,
+) -> std::io::Result<(TlsStream<TcpStream>, x509_cert::Certificate)> {
+    use tokio::io::AsyncWriteExt as _;
+    use x509_cert::der::Decode as _;
+    if roots.is_empty() {
+        return Err(std::io::Error::other("no usable roots"));
+    }
+    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    // Each RDP connection stands alone; nothing to resume.
+    config.resumption = rustls::client::Resumption::disabled();
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(std::io::Error::other)?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
+    tls.flush().await?;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or_else(|| std::io::Error::other("no server certificate"))?;
+    let certificate = x509_cert::Certificate::from_der(leaf).map_err(std::io::Error::other)?;
+    Ok((tls, certificate))
+}
+
 /// The TLS stream and the server's public key (which CredSSP binds to).
-async fn upgrade(tcp: TcpStream, assignment: &Assignment) -> Result<(TlsStream<TcpStream>, Vec<u8>), String> {
+async fn upgrade(
+    tcp: TcpStream,
+    assignment: &Assignment,
+    trust: &TrustRoots,
+) -> Result<(TlsStream<TcpStream>, Vec<u8>), String> {
     let host = assignment.host.trim_start_matches('[').trim_end_matches(']').to_owned();
     let upgraded = match (assignment.certificate_verification_mode.as_str(), &assignment.certificate_fingerprint) {
         ("ignore", _) => {
@@ -156,7 +217,7 @@ async fn upgrade(tcp: TcpStream, assignment: &Assignment) -> Result<(TlsStream<T
                 Arc::new(move |leaf: &[u8], _endpoint: &str, _reason: &str| fingerprint(leaf) == expected);
             ironrdp_tls::upgrade_with_certificate_validation_callback(tcp, &host, accepts_pinned).await
         }
-        _ => ironrdp_tls::upgrade_with_certificate_validation(tcp, &host, CertificateValidation::Strict).await,
+        _ => strict_upgrade(tcp, &host, trust.store().await).await,
     };
     let (tls, certificate) = upgraded.map_err(|error| {
         tracing::info!(host = %assignment.host, %error, "TLS handshake failed");
@@ -183,7 +244,11 @@ const TRANSFER_DRIVE_ID: u32 = 1;
 
 /// Connects and logs in; `Err` is a failure reason code. `transfer_dir`,
 /// when given, is redirected as the drive [`crate::transfer::DRIVE_NAME`].
-pub async fn connect(assignment: &Assignment, transfer_dir: Option<&std::path::Path>) -> Result<Connection, String> {
+pub async fn connect(
+    assignment: &Assignment,
+    transfer_dir: Option<&std::path::Path>,
+    trust: &TrustRoots,
+) -> Result<Connection, String> {
     let config = config(assignment)?;
     let tcp = TcpStream::connect((assignment.host.trim_start_matches('[').trim_end_matches(']'), assignment.port))
         .await
@@ -215,7 +280,7 @@ pub async fn connect(assignment: &Assignment, transfer_dir: Option<&std::path::P
         String::from("security_negotiation_failed")
     })?;
     let (tcp, leftover) = framed.into_inner();
-    let (tls, server_public_key) = upgrade(tcp, assignment).await?;
+    let (tls, server_public_key) = upgrade(tcp, assignment, trust).await?;
     let upgraded = ironrdp_tokio::mark_as_upgraded(should_upgrade, &mut connector);
     let mut framed = TokioFramed::new_with_leftover(tls, leftover);
     let server_name = ServerName::new(assignment.host.clone());

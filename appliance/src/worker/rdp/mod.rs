@@ -33,7 +33,16 @@ pub const MAX_HEIGHT: u16 = 4320;
 /// Input events per second a controller may send before the excess is dropped.
 const MAX_INPUT_PER_SECOND: u32 = 2000;
 
-pub struct RdpRuntime;
+pub struct RdpRuntime {
+    trust: connect::TrustRoots,
+}
+
+impl RdpRuntime {
+    /// `trusted_cas`: CAs trusted for `strict` checks besides the system's.
+    pub fn new(trusted_cas: Vec<rustls::pki_types::CertificateDer<'static>>) -> Self {
+        Self { trust: connect::TrustRoots::new(trusted_cas) }
+    }
+}
 
 #[async_trait]
 impl SessionRuntime for RdpRuntime {
@@ -42,7 +51,7 @@ impl SessionRuntime for RdpRuntime {
     }
 
     async fn run(&self, assignment: Assignment, io: SessionIo) -> SessionEnd {
-        let connecting = connect::connect(&assignment, io.transfer_dir.as_deref());
+        let connecting = connect::connect(&assignment, io.transfer_dir.as_deref(), &self.trust);
         let connected = tokio::select! {
             () = io.cancelled() => return SessionEnd::Cancelled,
             connected = tokio::time::timeout(connect::CONNECT_TIMEOUT, connecting) => connected,
