@@ -1,10 +1,10 @@
 // The remote desktop viewer: a canvas fed by the gateway WebSocket
 // (`binary_v1` frames, zlib-compressed), keyboard and mouse input, scaling
-// and fullscreen, remote resize, latency, grayscale, clipboard, takeover
-// and automatic reconnect.
+// and fullscreen, remote resize, latency, grayscale, clipboard, file
+// transfer, takeover and automatic reconnect.
 
 import * as api from './api.js';
-import { h, setChildren, errorBox, toast, confirmDialog, uid } from './ui.js';
+import { h, setChildren, errorBox, toast, confirmDialog, uid, formatTime } from './ui.js';
 import { decodeFrame } from './frames.js';
 import { go, windowSize } from './app.js';
 
@@ -13,6 +13,64 @@ const PING_INTERVAL_MS = 5_000;
 const PONG_TIMEOUT_MS = 15_000;
 const RECONNECT_MAX_DELAY_MS = 30_000;
 const COLOR_MODE_KEY = 'rap.viewer.color_mode';
+/** Largest file either way (the appliance checks it too). */
+const MAX_FILE_BYTES = 25 * 1024 * 1024;
+/** Bytes per `file_upload.chunk` (the most the appliance takes). */
+const UPLOAD_CHUNK_BYTES = 256 * 1024;
+
+/** Clipboard and file transfer policies in words. */
+const POLICY_WORDS = {
+  disabled: 'disabled',
+  client_to_server: 'from this computer to the remote desktop only',
+  server_to_client: 'from the remote desktop to this computer only',
+  bidirectional: 'both directions',
+};
+const UPLOAD_MODES = ['client_to_server', 'bidirectional'];
+const DOWNLOAD_MODES = ['server_to_client', 'bidirectional'];
+
+/** A byte count for people: 512 B, 3.4 KiB, 12.0 MiB. */
+function humanSize(bytes) {
+  const value = Number(bytes) || 0;
+  if (value < 1024) return `${value} B`;
+  if (value < 1024 * 1024) return `${(value / 1024).toFixed(1)} KiB`;
+  if (value < 1024 ** 3) return `${(value / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(value / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+/** A local refusal shaped like a live-plane `event`. */
+const localEvent = (code, fallback_message) => ({ code, message_key: `event.${code}`, fallback_message });
+
+/** Base64 of a Blob (a file slice). */
+function blobToBase64(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).slice(String(reader.result).indexOf(',') + 1));
+    reader.onerror = () => reject(reader.error ?? new Error('The file could not be read.'));
+    reader.readAsDataURL(blob);
+  });
+}
+
+function base64ToBytes(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let index = 0; index < binary.length; index += 1) bytes[index] = binary.charCodeAt(index);
+  return bytes;
+}
+
+/** A UUID v4 for a transfer (`crypto.randomUUID` needs a secure context). */
+function newTransferId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+async function sha256Hex(blob) {
+  const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
 
 /** Attach blocks handed over by the page that started or resumed a session. */
 const handoffs = new Map();
@@ -59,6 +117,11 @@ class Viewer {
     this.clipboardSequence = Date.now();
     this.clipboardMode = null; // unknown until the resource is read
     this.fileMode = null;
+    this.policyFromSocket = false; // session.attached said: the resource's answer is older
+    this.transfers = new Map(); // transfer id → upload or download (see uploadFiles, startDownload)
+    this.uploadQueue = [];
+    this.offered = null; // the ToClient folder's files, as last offered
+    this.objectUrls = [];
     this.lastError = null;
     this.cleanups = [];
     this.build();
@@ -128,23 +191,72 @@ class Viewer {
       h('div', { class: 'field' }, h('label', { for: 'clipboard-in', text: 'Last text copied on the remote desktop' }), this.clipboardIn),
     );
 
-    // File transfer: the backend does not carry files yet.
+    // Files (PROTOCOL.md "Files"): uploads land in the session's drive
+    // RAP_Transfers, downloads come from its ToClient folder.
     this.filePolicy = h('span', { id: 'file-policy', text: 'checking…' });
+    this.fileBadge = h('span', { class: 'badge badge-viewer', id: 'file-badge', hidden: true });
+    this.fileInput = h('input', {
+      type: 'file',
+      id: 'file-upload',
+      multiple: true,
+      disabled: true,
+      'aria-describedby': 'file-upload-note file-where',
+      onchange: () => {
+        const files = [...this.fileInput.files];
+        this.fileInput.value = '';
+        this.uploadFiles(files);
+      },
+    });
+    this.fileUploadNote = h('p', { id: 'file-upload-note', class: 'alert alert-info file-note', hidden: true });
+    this.dropzone = h(
+      'div',
+      { class: 'dropzone', id: 'file-dropzone', 'aria-disabled': 'true' },
+      h('p', { class: 'dropzone-text', text: 'Drop files here to send them to the remote desktop, or' }),
+      h('label', { for: 'file-upload', class: 'dropzone-label', text: 'Choose files to upload' }),
+      this.fileInput,
+    );
+    this.fileTransfers = h('ul', { class: 'transfers', id: 'file-transfers', 'aria-label': 'File transfers' });
+    this.fileTransfersEmpty = h('p', { class: 'empty', text: 'No transfers yet.' });
+    this.fileDownloads = h('ul', { class: 'offered', id: 'file-downloads', 'aria-label': 'Files offered by the remote desktop' });
+    this.fileDownloadNote = h('p', { id: 'file-download-note', class: 'alert alert-info file-note', hidden: true });
+    this.fileRefresh = button('Check again', () => this.send('file_download.list'), { id: 'file-refresh', title: 'Ask the remote desktop for its ToClient folder now' });
+    this.fileStatus = h('p', { class: 'visually-hidden', id: 'file-status', role: 'status', 'aria-live': 'polite' });
     this.filePanel = h(
       'details',
       { class: 'viewer-panel', id: 'files-panel' },
-      h('summary', { text: 'Files' }),
+      h('summary', {}, 'Files ', this.fileBadge),
+      h('p', { class: 'muted' }, 'File transfer policy for this resource: ', this.filePolicy, '.'),
       h(
-        'fieldset',
-        { disabled: true, class: 'files' },
-        h('legend', { text: 'File transfer' }),
-        h('p', { class: 'alert alert-info', text: 'File transfer is not available on this appliance yet. Uploads and downloads will appear here when it is.' }),
-        h('p', { class: 'muted' }, 'Policy for this resource: ', this.filePolicy),
-        h('div', { class: 'dropzone', 'aria-disabled': 'true', text: 'Drop files here to upload (unavailable)' }),
-        h('label', { for: 'file-upload', text: 'Upload a file' }),
-        h('input', { type: 'file', id: 'file-upload', disabled: true }),
-        h('p', { class: 'muted', text: 'Downloads: none.' }),
+        'p',
+        { class: 'muted', id: 'file-where' },
+        'Uploaded files appear on the remote desktop in the drive ',
+        h('code', { text: 'RAP_Transfers' }),
+        '. To send a file here, save it into ',
+        h('code', { text: 'RAP_Transfers\\ToClient' }),
+        ' on the remote desktop. At most 25 MiB per file.',
       ),
+      h(
+        'section',
+        { class: 'files', 'aria-labelledby': 'file-upload-heading' },
+        h('h3', { id: 'file-upload-heading', text: 'Send to the remote desktop' }),
+        this.fileUploadNote,
+        this.dropzone,
+      ),
+      h(
+        'section',
+        { class: 'files', 'aria-labelledby': 'file-download-heading' },
+        h('div', { class: 'files-head' }, h('h3', { id: 'file-download-heading', text: 'Files from the remote desktop' }), this.fileRefresh),
+        this.fileDownloadNote,
+        this.fileDownloads,
+      ),
+      h(
+        'section',
+        { class: 'files', 'aria-labelledby': 'file-transfers-heading' },
+        h('h3', { id: 'file-transfers-heading', text: 'Transfers' }),
+        this.fileTransfersEmpty,
+        this.fileTransfers,
+      ),
+      this.fileStatus,
     );
 
     this.root = h(
@@ -160,6 +272,7 @@ class Viewer {
     this.root.rapViewer = this;
     setChildren(this.main, this.root);
     this.bindInput();
+    this.bindDropzone();
     this.updateButtons();
 
     const observer = new ResizeObserver(() => this.fit());
@@ -213,6 +326,7 @@ class Viewer {
     this.roleBadge.hidden = this.role !== 'viewer';
     // A shadow viewer never controls: leave out what it cannot use.
     for (const control of [this.resizeButton, this.pasteButton, this.detachButton, this.terminateButton]) control.hidden = this.mode === 'shadow';
+    this.updateFileControls();
   }
 
   // -------------------------------------------------------------- startup
@@ -242,21 +356,27 @@ class Viewer {
       if (resource) {
         this.title.textContent = resource.name;
         document.title = `${resource.name} · RAP Appliance`;
-        this.clipboardMode = resource.policy?.clipboard_mode ?? null;
-        this.fileMode = resource.policy?.file_transfer_mode ?? null;
+        // The policy in `session.attached` is the one that applies (and
+        // staff may not be allowed to read the resource at all).
+        if (!this.policyFromSocket) {
+          this.clipboardMode = resource.policy?.clipboard_mode ?? null;
+          this.fileMode = resource.policy?.file_transfer_mode ?? null;
+        }
       }
-      const describe = {
-        disabled: 'disabled',
-        client_to_server: 'from this computer to the remote desktop only',
-        server_to_client: 'from the remote desktop to this computer only',
-        bidirectional: 'both directions',
-      };
-      this.clipboardNote.textContent = this.clipboardMode ? `Clipboard policy: ${describe[this.clipboardMode] ?? this.clipboardMode}.` : 'Clipboard policy: unknown; the appliance enforces it.';
-      this.filePolicy.textContent = this.fileMode ? describe[this.fileMode] ?? this.fileMode : 'unknown';
-      this.updateButtons();
     } catch {
-      this.clipboardNote.textContent = 'Clipboard policy: unknown; the appliance enforces it.';
+      /* the policies stay unknown until the socket says */
     }
+    if (this.destroyed) return;
+    this.showPolicies();
+    this.updateButtons();
+  }
+
+  /** Puts the clipboard and file policies into words. */
+  showPolicies() {
+    const unknown = 'unknown; the appliance enforces it';
+    this.clipboardNote.textContent = `Clipboard policy: ${this.clipboardMode ? POLICY_WORDS[this.clipboardMode] ?? this.clipboardMode : unknown}.`;
+    this.filePolicy.textContent = this.fileMode ? POLICY_WORDS[this.fileMode] ?? this.fileMode : unknown;
+    this.filePolicy.dataset.mode = this.fileMode ?? '';
   }
 
   /** A fresh attach block: reattach (controller) or shadow (viewer). */
@@ -360,6 +480,12 @@ class Viewer {
         this.colorMode = payload.color_mode ?? this.colorMode;
         this.grayButton.setAttribute('aria-pressed', String(this.colorMode === 'grayscale'));
         this.setCanvasSize(payload.width, payload.height);
+        if (payload.policy) {
+          this.policyFromSocket = true;
+          this.clipboardMode = payload.policy.clipboard_mode ?? null;
+          this.fileMode = payload.policy.file_transfer_mode ?? null;
+          this.showPolicies();
+        }
         if (this.role === 'controller') {
           this.takenOver = false;
           document.getElementById('taken-over')?.remove();
@@ -369,6 +495,7 @@ class Viewer {
         }
         this.startPing();
         this.updateButtons();
+        this.pumpUploads();
         if (this.role === 'controller' && (document.activeElement === document.body || this.main.contains(document.activeElement))) this.canvas.focus({ preventScroll: true });
         break;
       case 'session.state':
@@ -391,6 +518,7 @@ class Viewer {
         this.releaseAll();
         this.role = 'viewer';
         this.setState('viewing', 'Taken over');
+        this.endTransfers('not_controller', 'Another device took over this session.', { waitingToo: true, runningToo: false });
         this.updateButtons();
         this.notice(event ?? 'Another device took over this session.', {
           kind: 'warn',
@@ -418,6 +546,7 @@ class Viewer {
         this.onError(event ?? { code: payload.code, message_key: `error.${payload.code}`, fallback_message: `Error: ${payload.code}` });
         break;
       default:
+        if (type?.startsWith('file_upload.') || type?.startsWith('file_download.')) this.onFileMessage(type, payload, event);
         break;
     }
   }
@@ -435,6 +564,8 @@ class Viewer {
     this.stopPing();
     this.releaseAll(false);
     this.role = null;
+    // The appliance drops a socket's unfinished transfers with it.
+    this.endTransfers('transport_closed', 'The connection dropped before the transfer finished.', { state: 'failed' });
     this.updateButtons();
     if (this.destroyed) return;
     if (this.closingEvent && !this.ended) this.notice(this.closingEvent, { kind: 'warn' });
@@ -457,6 +588,7 @@ class Viewer {
     clearTimeout(this.reconnectTimer);
     clearInterval(this.countdownTimer);
     this.setState('ended', 'Session ended');
+    this.endTransfers('session_ended', 'The session ended before the transfer finished.', { state: 'failed', waitingToo: true });
     this.dropSocket();
     this.role = null;
     this.updateButtons();
@@ -796,6 +928,407 @@ class Viewer {
     toast('The remote desktop copied text: select it in the Clipboard panel to copy it.', 'info');
   }
 
+  // --------------------------------------------------------------- files
+
+  /** What the policy and this socket let the user do with files now. */
+  fileRights() {
+    const connected = this.socket?.readyState === WebSocket.OPEN && this.role !== null && !this.ended;
+    const controlling = connected && this.role === 'controller' && !this.takenOver;
+    // An unknown policy is left to the appliance, which checks every request.
+    const policyUpload = this.fileMode === null || UPLOAD_MODES.includes(this.fileMode);
+    const policyDownload = this.fileMode === null || DOWNLOAD_MODES.includes(this.fileMode);
+    return { connected, controlling, policyUpload, policyDownload, upload: controlling && policyUpload, download: controlling && policyDownload };
+  }
+
+  /** Why files cannot move that way (`upload` or `download`) now; '' if they can. */
+  fileBlockedReason(direction, rights = this.fileRights()) {
+    if (this.fileMode === 'disabled') return 'File transfer is turned off for this resource.';
+    if (direction === 'upload' && !rights.policyUpload) {
+      return 'Uploads are turned off: this resource’s policy only lets files come from the remote desktop to this computer.';
+    }
+    if (direction === 'download' && !rights.policyDownload) {
+      return 'Downloads are turned off: this resource’s policy only lets files go from this computer to the remote desktop.';
+    }
+    if (this.ended) return 'The session has ended.';
+    if (this.mode === 'shadow' || this.takenOver || this.role === 'viewer') return 'This view is read-only: only the device in control of the session can transfer files.';
+    if (!rights.connected) return 'Files move only while the viewer is connected.';
+    return '';
+  }
+
+  updateFileControls() {
+    const rights = this.fileRights();
+    const uploadWhy = this.fileBlockedReason('upload', rights);
+    const downloadWhy = this.fileBlockedReason('download', rights);
+    this.fileInput.disabled = Boolean(uploadWhy);
+    this.dropzone.setAttribute('aria-disabled', String(Boolean(uploadWhy)));
+    this.fileUploadNote.textContent = uploadWhy;
+    this.fileUploadNote.hidden = !uploadWhy;
+    this.fileDownloadNote.textContent = downloadWhy;
+    this.fileDownloadNote.hidden = !downloadWhy;
+    this.fileRefresh.disabled = Boolean(downloadWhy);
+    this.renderOffered();
+  }
+
+  bindDropzone() {
+    const zone = this.dropzone;
+    const hasFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes('Files');
+    const highlight = (on) => zone.classList.toggle('is-over', on);
+    // A file dropped elsewhere on the viewer must not navigate away from the session.
+    for (const type of ['dragover', 'drop']) this.root.addEventListener(type, (event) => hasFiles(event) && event.preventDefault());
+    zone.addEventListener('dragenter', (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      highlight(!this.fileInput.disabled);
+    });
+    zone.addEventListener('dragover', (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = this.fileInput.disabled ? 'none' : 'copy';
+      highlight(!this.fileInput.disabled);
+    });
+    zone.addEventListener('dragleave', (event) => {
+      if (!zone.contains(event.relatedTarget)) highlight(false);
+    });
+    zone.addEventListener('drop', (event) => {
+      event.preventDefault();
+      event.stopPropagation();
+      highlight(false);
+      const files = [...(event.dataTransfer?.files ?? [])];
+      if (!files.length) return;
+      if (this.fileInput.disabled) {
+        this.notice(this.fileBlockedReason('upload') || 'Files cannot be uploaded now.', { kind: 'warn', key: 'event.file_upload_unavailable', id: 'file-drop-refused' });
+        return;
+      }
+      this.uploadFiles(files);
+    });
+  }
+
+  /** Says `text` to screen readers (the visible state is in the transfer list). */
+  announce(text) {
+    this.fileStatus.textContent = '';
+    setTimeout(() => {
+      this.fileStatus.textContent = text;
+    }, 50);
+  }
+
+  /** The files offered for download, or why there are none. */
+  renderOffered() {
+    const rights = this.fileRights();
+    const files = rights.download ? this.offered : null;
+    this.fileBadge.hidden = !files?.length;
+    this.fileBadge.textContent = files?.length ? `${files.length} to download` : '';
+    const signature = JSON.stringify([rights.download, files]);
+    if (signature === this.offeredSignature) return;
+    this.offeredSignature = signature;
+    // Keep the keyboard where it was across a new list.
+    const focused = this.fileDownloads.contains(document.activeElement) ? document.activeElement.closest('li')?.dataset.fileName : null;
+    this.fileDownloads.hidden = !rights.download;
+    if (!rights.download) {
+      setChildren(this.fileDownloads);
+      return;
+    }
+    if (files === null) {
+      setChildren(this.fileDownloads, h('li', { class: 'empty', text: 'Looking at the ToClient folder…' }));
+      return;
+    }
+    if (!files.length) {
+      setChildren(this.fileDownloads, h('li', { class: 'empty', text: 'Nothing to download yet.' }));
+      return;
+    }
+    setChildren(
+      this.fileDownloads,
+      files.map((file) => {
+        const size = humanSize(file.size);
+        const modified = typeof file.modified_at === 'number' ? new Date(file.modified_at * 1000).toISOString() : null;
+        return h(
+          'li',
+          { class: 'offered-file', dataset: { fileName: file.file_name } },
+          h('span', { class: 'file-name', text: file.file_name }),
+          h('span', { class: 'muted file-size', text: size }),
+          modified ? h('time', { class: 'muted', datetime: modified, text: formatTime(modified) }) : null,
+          h('button', {
+            type: 'button',
+            class: 'small secondary',
+            text: 'Download',
+            'aria-label': `Download ${file.file_name} (${size})`,
+            onclick: () => this.startDownload(file),
+          }),
+        );
+      }),
+    );
+    if (focused) [...this.fileDownloads.children].find((item) => item.dataset.fileName === focused)?.querySelector('button')?.focus();
+  }
+
+  /** Adds `transfer` to the list and to `this.transfers`. */
+  addTransfer(transfer) {
+    const what = transfer.direction === 'upload' ? 'Upload' : 'Download';
+    transfer.progress = h('progress', { max: Math.max(1, transfer.size), value: 0, 'aria-label': `${what} of ${transfer.name}` });
+    transfer.stateText = h('span', { class: 'transfer-state' });
+    transfer.cancelButton = h('button', {
+      type: 'button',
+      class: 'small secondary',
+      text: 'Cancel',
+      'aria-label': `Cancel the ${what.toLowerCase()} of ${transfer.name}`,
+      onclick: () => this.cancelTransfer(transfer),
+    });
+    transfer.detail = h('div', { class: 'transfer-detail' });
+    transfer.row = h(
+      'li',
+      { class: 'transfer', tabindex: '-1', dataset: { transferId: transfer.id, direction: transfer.direction } },
+      h('span', { class: 'transfer-name' }, h('span', { class: 'transfer-direction', text: `${what}: ` }), h('span', { class: 'file-name', text: transfer.name })),
+      transfer.progress,
+      transfer.stateText,
+      transfer.cancelButton,
+      transfer.detail,
+    );
+    this.transfers.set(transfer.id, transfer);
+    this.fileTransfers.append(transfer.row);
+    this.fileTransfersEmpty.hidden = true;
+    // Keep the list short: the oldest finished transfers go first.
+    const finished = [...this.transfers.values()].filter((item) => !this.isRunning(item));
+    for (const old of finished.slice(0, Math.max(0, this.transfers.size - 50))) {
+      old.row.remove();
+      this.transfers.delete(old.id);
+    }
+    this.showTransfer(transfer);
+  }
+
+  isRunning(transfer) {
+    return ['waiting', 'uploading', 'downloading'].includes(transfer.state);
+  }
+
+  showTransfer(transfer) {
+    const { state, size, done } = transfer;
+    transfer.row.dataset.state = state;
+    transfer.progress.max = Math.max(1, size);
+    transfer.progress.value = state === 'completed' ? Math.max(1, size) : Math.min(done, size);
+    const percent = size ? Math.floor((done * 100) / size) : 0;
+    const amount = `${percent} % (${humanSize(done)} of ${humanSize(size)})`;
+    const renamed = transfer.finalName && transfer.finalName !== transfer.name ? `: saved as ${transfer.finalName}` : '';
+    transfer.stateText.textContent =
+      {
+        waiting: 'Waiting',
+        uploading: `Uploading… ${amount}`,
+        downloading: `Downloading… ${amount}`,
+        completed: `Completed${renamed}`,
+        refused: 'Refused',
+        cancelled: 'Cancelled',
+        failed: 'Failed',
+      }[state] ?? state;
+    const running = this.isRunning(transfer);
+    if (!running && transfer.row.contains(document.activeElement)) transfer.row.focus();
+    transfer.cancelButton.hidden = !running;
+    setChildren(
+      transfer.detail,
+      (state === 'refused' || state === 'failed') && transfer.event ? errorBox(transfer.event) : null,
+      state === 'completed' && transfer.url ? h('a', { href: transfer.url, download: transfer.name, class: 'save-again', text: `Save ${transfer.name} again` }) : null,
+    );
+  }
+
+  /** Ends `transfer` as `state`, with the `event` that explains a refusal. */
+  finishTransfer(transfer, state, event = null) {
+    transfer.state = state;
+    transfer.event = event;
+    transfer.chunks = null;
+    this.showTransfer(transfer);
+    if (transfer === this.currentUpload) {
+      this.currentUpload = null;
+      queueMicrotask(() => this.pumpUploads());
+    }
+    const what = transfer.direction === 'upload' ? 'Upload' : 'Download';
+    if (state === 'completed') this.announce(`${what} of ${transfer.name} completed.`);
+    else if (state === 'cancelled') this.announce(`${what} of ${transfer.name} cancelled.`);
+    // Refusals and failures are announced by their alert.
+  }
+
+  /**
+   * Ends, as `state`, the transfers this socket can no longer finish: the
+   * running ones (`runningToo`) and the queued uploads (`waitingToo`).
+   */
+  endTransfers(code, message, { state = 'refused', waitingToo = false, runningToo = true } = {}) {
+    for (const transfer of this.transfers.values()) {
+      if (transfer.state === 'waiting' ? waitingToo : runningToo && this.isRunning(transfer)) {
+        this.finishTransfer(transfer, state, localEvent(code, message));
+      }
+    }
+    if (waitingToo) this.uploadQueue = [];
+    this.offered = null;
+  }
+
+  /** Queues `files` for upload; they go one after another. */
+  uploadFiles(files) {
+    for (const file of files) {
+      const transfer = { id: newTransferId(), direction: 'upload', name: file.name, size: file.size, done: 0, state: 'waiting', file };
+      this.addTransfer(transfer);
+      if (file.size > MAX_FILE_BYTES) {
+        this.finishTransfer(transfer, 'refused', localEvent('file_too_large', `${file.name} (${humanSize(file.size)}) is larger than 25 MiB, the most one file transfer can carry.`));
+        continue;
+      }
+      this.uploadQueue.push(transfer);
+    }
+    this.pumpUploads();
+  }
+
+  /** Starts the next queued upload when none is running (the appliance checks the policy). */
+  pumpUploads() {
+    if (this.currentUpload || !this.fileRights().controlling) return;
+    while (this.uploadQueue.length) {
+      const transfer = this.uploadQueue.shift();
+      if (transfer.state !== 'waiting') continue;
+      transfer.state = 'uploading';
+      this.showTransfer(transfer);
+      if (this.send('file_upload.start', { transfer_id: transfer.id, file_name: transfer.name, size: transfer.size })) {
+        this.currentUpload = transfer;
+        return;
+      }
+      this.finishTransfer(transfer, 'failed', localEvent('transport_closed', 'Not connected to the session.'));
+    }
+  }
+
+  /** Sends the chunk of `transfer` that starts at `offset`. */
+  async sendChunk(transfer, offset) {
+    let data;
+    try {
+      data = await blobToBase64(transfer.file.slice(offset, offset + UPLOAD_CHUNK_BYTES));
+    } catch (error) {
+      if (transfer.state !== 'uploading') return;
+      this.send('file_upload.cancel', { transfer_id: transfer.id });
+      this.finishTransfer(transfer, 'failed', localEvent('file_unreadable', `${transfer.name} could not be read: ${error.message}`));
+      return;
+    }
+    if (transfer.state !== 'uploading') return;
+    if (!this.send('file_upload.chunk', { transfer_id: transfer.id, offset, data })) {
+      this.finishTransfer(transfer, 'failed', localEvent('transport_closed', 'The connection dropped before the transfer finished.'));
+    }
+  }
+
+  startDownload(file) {
+    const running = [...this.transfers.values()].find((item) => item.direction === 'download' && item.name === file.file_name && this.isRunning(item));
+    if (running) {
+      running.row.focus();
+      this.announce(`${file.file_name} is already downloading.`);
+      return;
+    }
+    const transfer = { id: newTransferId(), direction: 'download', name: file.file_name, size: file.size, done: 0, state: 'downloading', chunks: [] };
+    this.addTransfer(transfer);
+    if (!this.send('file_download.start', { transfer_id: transfer.id, file_name: file.file_name })) {
+      this.finishTransfer(transfer, 'failed', localEvent('transport_closed', 'Not connected to the session.'));
+    }
+  }
+
+  cancelTransfer(transfer) {
+    if (!this.isRunning(transfer)) return;
+    if (transfer.state === 'uploading') this.send('file_upload.cancel', { transfer_id: transfer.id });
+    if (transfer.state === 'downloading') this.send('file_download.cancel', { transfer_id: transfer.id });
+    this.finishTransfer(transfer, 'cancelled');
+  }
+
+  /** A download is complete: check it and hand it to the browser. */
+  async saveDownload(transfer, { size, sha256 }) {
+    const blob = new Blob(transfer.chunks ?? [], { type: 'application/octet-stream' });
+    transfer.chunks = null;
+    if (blob.size !== size) {
+      this.finishTransfer(transfer, 'failed', localEvent('size_mismatch', `${transfer.name} arrived with ${humanSize(blob.size)} instead of ${humanSize(size)}.`));
+      return;
+    }
+    if (sha256 && crypto.subtle) {
+      const got = await sha256Hex(blob).catch(() => sha256);
+      if (got !== sha256) {
+        this.finishTransfer(transfer, 'failed', localEvent('content_hash_mismatch', `${transfer.name} arrived damaged (its SHA-256 does not match).`));
+        return;
+      }
+    }
+    if (this.destroyed || transfer.state !== 'downloading') return;
+    transfer.url = URL.createObjectURL(blob);
+    this.objectUrls.push(transfer.url);
+    transfer.done = size;
+    this.finishTransfer(transfer, 'completed');
+    const link = h('a', { href: transfer.url, download: transfer.name, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  }
+
+  onFileMessage(type, payload, event) {
+    const transfer = this.transfers.get(payload.transfer_id);
+    const live = transfer && this.isRunning(transfer);
+    switch (type) {
+      case 'file_download.available': {
+        const before = new Set((this.offered ?? []).map((file) => file.file_name));
+        const first = this.offered === null;
+        this.offered = Array.isArray(payload.files) ? payload.files : [];
+        const added = this.offered.filter((file) => !before.has(file.file_name));
+        this.renderOffered();
+        if (!first && added.length) toast(added.length === 1 ? `${added[0].file_name} is ready to download (Files panel).` : `${added.length} files are ready to download (Files panel).`, 'info');
+        break;
+      }
+      case 'file_upload.progress':
+        if (!live || transfer.direction !== 'upload') break;
+        transfer.done = Number(payload.received) || 0;
+        this.showTransfer(transfer);
+        this.sendChunk(transfer, transfer.done);
+        break;
+      case 'file_upload.completed':
+        if (!live || transfer.direction !== 'upload') break;
+        transfer.finalName = payload.file_name ?? transfer.name;
+        transfer.done = payload.size ?? transfer.size;
+        transfer.sha256 = payload.sha256;
+        transfer.row.dataset.sha256 = payload.sha256 ?? '';
+        this.finishTransfer(transfer, 'completed');
+        break;
+      case 'file_download.started':
+        if (!live || transfer.direction !== 'download') break;
+        transfer.size = Number(payload.size) || 0;
+        this.showTransfer(transfer);
+        // An empty file has no chunks: acknowledging nothing finishes it.
+        if (transfer.size === 0) this.send('file_download.ack', { transfer_id: transfer.id, offset: 0 });
+        break;
+      case 'file_download.chunk': {
+        if (!live || transfer.direction !== 'download') break;
+        if (payload.offset !== transfer.done) {
+          this.send('file_download.cancel', { transfer_id: transfer.id });
+          this.finishTransfer(transfer, 'failed', localEvent('unexpected_offset', `${transfer.name}: a piece arrived out of order.`));
+          break;
+        }
+        let bytes;
+        try {
+          bytes = base64ToBytes(payload.data ?? '');
+        } catch {
+          this.send('file_download.cancel', { transfer_id: transfer.id });
+          this.finishTransfer(transfer, 'failed', localEvent('invalid_chunk_data', `${transfer.name}: a piece arrived damaged.`));
+          break;
+        }
+        transfer.chunks.push(bytes);
+        transfer.done += bytes.length;
+        this.send('file_download.ack', { transfer_id: transfer.id, offset: transfer.done });
+        this.showTransfer(transfer);
+        break;
+      }
+      case 'file_download.completed':
+        if (!live || transfer.direction !== 'download') break;
+        this.saveDownload(transfer, payload);
+        break;
+      case 'file_upload.blocked':
+      case 'file_download.blocked': {
+        const reason = payload.reason ?? event?.code ?? 'refused';
+        const notice = event ?? localEvent(reason, `The transfer was refused: ${reason.replaceAll('_', ' ')}.`);
+        if (live) {
+          // A refused chunk leaves the upload open on the appliance: let it go.
+          if (type === 'file_upload.blocked' && payload.received !== null && payload.received !== undefined) this.send('file_upload.cancel', { transfer_id: transfer.id });
+          this.finishTransfer(transfer, 'refused', notice);
+          if (!this.filePanel.open) this.filePanel.open = true;
+        } else if (!transfer) {
+          // Not one of ours (a refused `file_download.list`): say it once.
+          this.notice(notice);
+        }
+        break;
+      }
+      default:
+        // `*.cancelled`: the list already says so.
+        break;
+    }
+  }
+
   async detach() {
     try {
       this.releaseAll();
@@ -834,5 +1367,6 @@ class Viewer {
     this.dropSocket();
     if (document.fullscreenElement === this.root) document.exitFullscreen().catch(() => {});
     for (const cleanup of this.cleanups) cleanup();
+    for (const url of this.objectUrls) URL.revokeObjectURL(url);
   }
 }

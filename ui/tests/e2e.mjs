@@ -1,15 +1,20 @@
 // End-to-end test of the web UI in headless Chromium (Debian's), through
 // the pages only: first run, sign-in, admin console, a session on the
 // scripted desktop drawn on the canvas, input, detach and resume,
-// takeover from a second browser, shadowing, clipboard, reconnect.
+// takeover from a second browser, shadowing, clipboard, file transfer
+// (refused by policy; upload and download), reconnect.
 //
-//   RAP_URL=http://127.0.0.1:18080 node e2e.mjs
+//   RAP_URL=http://127.0.0.1:18080 RAP_DATA_DIR=/path/to/data node e2e.mjs
 //
 // The appliance must be fresh (not bootstrapped) and in development mode.
-// Screenshots go to ./artifacts/. The last line is `e2e: N passed, M failed`.
+// RAP_DATA_DIR is its APP_DATA_DIR: the file steps read uploads from and put
+// downloads into `<RAP_DATA_DIR>/transfers/<session id>/` (without it they
+// fail). Screenshots go to ./artifacts/. The last line is
+// `e2e: N passed, M failed`.
 
 import { chromium } from 'playwright-core';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, access, readdir } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -22,12 +27,14 @@ if (!BASE) {
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const DATA_DIR = process.env.RAP_DATA_DIR;
 const TIMEOUT = 15_000;
 
 const OWNER = { email: 'owner@example.com', name: 'Olivia Owner', password: 'correct horse battery staple' };
 const STAFF = { email: 'staff@example.com', name: 'Sam Staff', password: 'another long password' };
 const ORG = { name: 'E2E Office', slug: 'e2e-office' };
 const RESOURCE = { name: 'Office PC', host: 'office-pc.example' };
+const FILES_RESOURCE = { name: 'Files Desk', host: 'files-desk.example' };
 
 /** The scripted desktop's test pattern at (x, y). */
 const pattern = (x, y) => [x % 256, y % 256, 128, 255];
@@ -369,8 +376,44 @@ await step('clipboard: text sent to the remote side comes back as its clipboard'
   await pageA.getByLabel('Text to send to the remote desktop').fill('hello from e2e');
   await pageA.getByRole('button', { name: 'Send to remote' }).click();
   await until('the remote clipboard', async () => (await pageA.locator('#clipboard-in').inputValue()) === 'HELLO FROM E2E');
+});
+
+await step('files: a policy without uploads disables them, and a forced upload is refused by the appliance', async () => {
+  // The resource was created with file transfer left at "disabled".
   await pageA.locator('#files-panel summary').click();
-  assert(await pageA.getByLabel('Upload a file').isDisabled(), 'file upload is shown disabled');
+  await until('the policy in words', async () => (await pageA.locator('#file-policy').innerText()) === 'disabled');
+  const input = pageA.getByLabel('Choose files to upload');
+  assert(await input.isDisabled(), 'the file input is disabled');
+  assert((await pageA.locator('#file-dropzone').getAttribute('aria-disabled')) === 'true', 'the drop zone is marked disabled');
+  const note = pageA.locator('#file-upload-note');
+  assert(await note.isVisible(), 'the reason is shown');
+  assert((await note.innerText()).includes('File transfer is turned off for this resource.'), `upload note: ${await note.innerText()}`);
+  assert(await pageA.locator('#file-download-note').isVisible(), 'the download reason is shown');
+  assert(await pageA.locator('#file-downloads').isHidden(), 'no download list');
+  assert((await pageA.locator('#file-where').innerText()).includes('RAP_Transfers\\ToClient'), 'where files go is explained');
+
+  // A tampered page gets past the disabled input: the appliance still says no.
+  await pageA.locator('#file-upload').evaluate((element) => element.removeAttribute('disabled'));
+  await pageA.locator('#file-upload').setInputFiles({ name: 'forced.txt', mimeType: 'text/plain', buffer: Buffer.from('not allowed here\n') });
+  const refused = pageA.locator('#file-transfers li[data-direction="upload"][data-state="refused"]', { hasText: 'forced.txt' });
+  await refused.waitFor();
+  const alert = refused.locator('[role=alert]');
+  assert((await alert.getAttribute('data-message-key')) === 'event.policy_denied', `refusal key: ${await alert.getAttribute('data-message-key')}`);
+  assert((await alert.innerText()).includes('policy does not allow uploading files'), `refusal text: ${await alert.innerText()}`);
+  assert((await refused.locator('.transfer-state').innerText()) === 'Refused', 'the row says refused');
+  await screenshot(pageA, '09b-files-refused');
+
+  // A download forced over the viewer's socket is refused too, and said so.
+  await pageA.evaluate(() =>
+    document.getElementById('viewer').rapViewer.send('file_download.start', { transfer_id: crypto.randomUUID(), file_name: 'anything.txt' }),
+  );
+  const notice = pageA.locator('#viewer-notices [data-code="policy_denied"]');
+  await notice.waitFor();
+  assert((await notice.innerText()).includes('policy does not allow downloading files'), `download refusal: ${await notice.innerText()}`);
+  await notice.getByRole('button', { name: 'Dismiss' }).click();
+  await pageA.evaluate(() => document.getElementById('viewer').rapViewer.updateButtons());
+  assert(await input.isDisabled(), 'the file input is disabled again');
+  await pageA.locator('#files-panel summary').click();
 });
 
 await step('a dropped socket reconnects by itself', async () => {
@@ -487,6 +530,141 @@ await step('terminate: the session ends for every viewer', async () => {
   await until('the shadow viewer ends', async () => (await viewerState(pageB)) === 'ended');
   await pageB.locator('#viewer-notices [data-message-key="event.session_ended"]').waitFor();
   await until('no open session', async () => (await pageA.locator('#my-sessions tbody tr', { hasText: RESOURCE.name }).count()) === 0);
+});
+
+await step('files: upload (two files, one after another) and download on a resource that allows both', async () => {
+  assert(DATA_DIR, 'set RAP_DATA_DIR to the appliance’s data directory (run.sh does)');
+  await nav(pageA, 'Resources');
+  await heading(pageA, 'Resources');
+  await pageA.getByRole('button', { name: 'New resource' }).click();
+  const form = await dialog(pageA, 'New resource');
+  await form.getByLabel('Organization').selectOption({ label: ORG.name });
+  await form.getByLabel('Name').fill(FILES_RESOURCE.name);
+  await form.getByLabel('Host').fill(FILES_RESOURCE.host);
+  await form.getByLabel('File transfer').selectOption('bidirectional');
+  await form.getByRole('button', { name: 'Create resource' }).click();
+  const secret = await dialog(pageA, `Set the secret of ${FILES_RESOURCE.name}`);
+  await secret.getByLabel('Username').fill('files\\sam');
+  await secret.getByLabel('Password').fill('files-desktop-password');
+  await secret.getByRole('button', { name: 'Save secret' }).click();
+  await row(pageA, FILES_RESOURCE.name).filter({ hasText: 'Rotate secret' }).waitFor();
+
+  await nav(pageA, 'My desktops');
+  await heading(pageA, 'My desktops');
+  await row(pageA, FILES_RESOURCE.name).getByRole('button', { name: 'Connect' }).click();
+  await waitConnected(pageA);
+  const sessionId = await pageA.locator('#viewer').getAttribute('data-session-id');
+  const folder = path.join(DATA_DIR, 'transfers', sessionId);
+
+  await pageA.locator('#files-panel summary').click();
+  await until('the policy in words', async () => (await pageA.locator('#file-policy').innerText()) === 'both directions');
+  const input = pageA.getByLabel('Choose files to upload');
+  await until('the file input enabled', () => input.isEnabled());
+  assert(await pageA.locator('#file-upload-note').isHidden(), 'no reason shown when uploads are allowed');
+  await pageA.locator('#file-downloads li', { hasText: 'Nothing to download yet.' }).waitFor();
+
+  // Two files at once: a small text and one of several chunks (256 KiB each).
+  const hello = Buffer.from('Hello, remote desktop! Grüße aus dem Browser.\n');
+  const bulk = randomBytes(600 * 1024 + 123);
+  await input.setInputFiles([
+    { name: 'hello.txt', mimeType: 'text/plain', buffer: hello },
+    { name: 'bulk.bin', mimeType: 'application/octet-stream', buffer: bulk },
+  ]);
+  const uploaded = (name) => pageA.locator('#file-transfers li[data-direction="upload"][data-state="completed"]', { hasText: name });
+  await uploaded('hello.txt').waitFor();
+  await uploaded('bulk.bin').waitFor();
+  const sha = (buffer) => createHash('sha256').update(buffer).digest('hex');
+  assert((await uploaded('bulk.bin').getAttribute('data-sha256')) === sha(bulk), 'the appliance hashed the same bytes');
+  assert((await readFile(path.join(folder, 'hello.txt'))).equals(hello), 'hello.txt on disk is what was sent');
+  assert((await readFile(path.join(folder, 'bulk.bin'))).equals(bulk), 'bulk.bin on disk is what was sent');
+  const label = await uploaded('bulk.bin').locator('progress').getAttribute('aria-label');
+  assert(label === 'Upload of bulk.bin', `progress label: ${label}`);
+
+  // The same name again is kept beside the first, under a new name.
+  await input.setInputFiles({ name: 'hello.txt', mimeType: 'text/plain', buffer: Buffer.from('second\n') });
+  await pageA.locator('#file-transfers li[data-state="completed"]', { hasText: 'saved as hello (1).txt' }).waitFor();
+  assert((await readFile(path.join(folder, 'hello (1).txt'), 'utf8')) === 'second\n', 'the second hello.txt on disk');
+
+  // Dropped on the drop zone: a file larger than 25 MiB is refused before
+  // a byte goes out, the small one beside it goes.
+  await pageA.locator('#file-dropzone').evaluate((zone) => {
+    const files = new DataTransfer();
+    files.items.add(new File([new Uint8Array(25 * 1024 * 1024 + 1)], 'huge.bin'));
+    files.items.add(new File(['dropped\n'], 'dropped.txt', { type: 'text/plain' }));
+    zone.dispatchEvent(new DragEvent('dragenter', { dataTransfer: files, bubbles: true, cancelable: true }));
+    zone.dispatchEvent(new DragEvent('drop', { dataTransfer: files, bubbles: true, cancelable: true }));
+  });
+  await uploaded('dropped.txt').waitFor();
+  assert((await readFile(path.join(folder, 'dropped.txt'), 'utf8')) === 'dropped\n', 'the dropped file on disk');
+  const huge = pageA.locator('#file-transfers li[data-state="refused"]', { hasText: 'huge.bin' });
+  await huge.waitFor();
+  assert((await huge.locator('[role=alert]').innerText()).includes('is larger than 25 MiB'), 'the size refusal is explained');
+
+  // Cancel, from the keyboard, an upload held after its start.
+  await pageA.evaluate(() => {
+    const viewer = document.getElementById('viewer').rapViewer;
+    viewer.heldSendChunk = viewer.sendChunk;
+    viewer.sendChunk = () => {};
+  });
+  await input.setInputFiles({ name: 'cancelled.bin', mimeType: 'application/octet-stream', buffer: randomBytes(300_000) });
+  const cancelling = pageA.locator('#file-transfers li[data-state="uploading"]', { hasText: 'cancelled.bin' });
+  await cancelling.waitFor();
+  await until('the part file', async () => (await readdir(folder)).some((name) => name.startsWith('.rap-upload-')));
+  await cancelling.getByRole('button', { name: 'Cancel the upload of cancelled.bin' }).focus();
+  await pageA.keyboard.press('Enter');
+  await pageA.locator('#file-transfers li[data-state="cancelled"]', { hasText: 'cancelled.bin' }).waitFor();
+  await pageA.evaluate(() => {
+    const viewer = document.getElementById('viewer').rapViewer;
+    viewer.sendChunk = viewer.heldSendChunk;
+  });
+  await until('the part file gone', async () => !(await readdir(folder)).some((name) => name.startsWith('.rap-upload-')));
+  assert(!(await readdir(folder)).includes('cancelled.bin'), 'nothing under the cancelled name');
+
+  // The remote user saves files into ToClient: they are offered, and download.
+  const report = Buffer.from('Quarterly report\nline two\n');
+  const big = randomBytes(1_300_000);
+  await writeFile(path.join(folder, 'ToClient', 'report.txt'), report);
+  await writeFile(path.join(folder, 'ToClient', 'big.bin'), big);
+  for (const [name, content] of [['report.txt', report], ['big.bin', big]]) {
+    const offered = pageA.locator('#file-downloads li', { hasText: name });
+    await offered.waitFor();
+    const [download] = await Promise.all([pageA.waitForEvent('download'), offered.getByRole('button', { name: `Download ${name}` }).click()]);
+    assert(download.suggestedFilename() === name, `downloaded as ${download.suggestedFilename()}`);
+    const got = await readFile(await download.path());
+    assert(got.equals(content), `${name}: ${got.length} bytes downloaded, expected ${content.length}`);
+    await pageA.locator('#file-transfers li[data-direction="download"][data-state="completed"]', { hasText: name }).waitFor();
+  }
+  assert((await pageA.locator('#file-downloads li', { hasText: 'big.bin' }).innerText()).includes('1.2 MiB'), 'sizes for people');
+  await pageA.evaluate(() => document.getElementById('toasts').replaceChildren());
+  await pageA.locator('#files-panel').scrollIntoViewIfNeeded();
+  await screenshot(pageA, '18-files');
+  // The whole panel (an open panel scrolls inside the viewer).
+  await pageA.locator('#files-panel').evaluate((panel) => (panel.style.maxHeight = 'none'));
+  await pageA.locator('#files-panel').screenshot({ path: path.join(ARTIFACTS, '19-files-panel.png') });
+  shots.push(path.join(ARTIFACTS, '19-files-panel.png'));
+  await pageA.locator('#files-panel').evaluate((panel) => (panel.style.maxHeight = ''));
+});
+
+await step('files: after a takeover the panel is read-only; the folder goes with the session', async () => {
+  const sessionId = await pageA.locator('#viewer').getAttribute('data-session-id');
+  await pageB.goto(`${BASE}/#/`);
+  await heading(pageB, 'My desktops');
+  await pageB.locator('#my-sessions tbody tr', { hasText: FILES_RESOURCE.name }).getByRole('button', { name: 'Take over' }).click();
+  await waitConnected(pageB);
+  await pageA.locator('#taken-over').waitFor();
+  await until('the file input disabled', () => pageA.getByLabel('Choose files to upload').isDisabled());
+  assert((await pageA.locator('#file-upload-note').innerText()).includes('read-only'), 'the read-only reason is shown');
+  assert(await pageA.locator('#file-downloads').isHidden(), 'no download list for a viewer');
+  // The new controller is offered what is in ToClient.
+  await pageB.locator('#files-panel summary').click();
+  await pageB.locator('#file-downloads li', { hasText: 'report.txt' }).waitFor();
+
+  await pageB.getByRole('button', { name: 'Terminate' }).click();
+  await pageB.getByRole('alertdialog').getByRole('button', { name: 'Terminate' }).click();
+  await heading(pageB, 'My desktops');
+  const folder = path.join(DATA_DIR, 'transfers', sessionId);
+  await until('the transfer folder removed', () => access(folder).then(() => false, () => true));
+  await pageA.locator('#viewer-notices [data-message-key="event.session_ended"]').waitFor();
 });
 
 await step('sign out', async () => {

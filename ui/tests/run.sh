@@ -6,7 +6,8 @@
 # Starts the binary on a free loopback port with a temporary data directory
 # (insecure bootstrap allowed, development mode, the scripted runtime
 # standing in for remote desktops), waits for /readyz, runs e2e.mjs in
-# headless Chromium, and stops the appliance.
+# headless Chromium (RAP_DATA_DIR tells it the data directory, for the file
+# transfer steps), and stops the appliance.
 # Screenshots and the appliance's log go to ui/tests/artifacts/.
 set -euo pipefail
 
@@ -69,4 +70,4 @@ if [ -z "$ready" ]; then
 fi
 
 cd "$HERE"
-RAP_URL="$URL" node e2e.mjs
+RAP_URL="$URL" RAP_DATA_DIR="$DATA/data" node e2e.mjs
