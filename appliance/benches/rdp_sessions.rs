@@ -3,7 +3,9 @@
 //! animate their desktops, and decodes every update into the session's
 //! screen. Measures the appliance's CPU time per decoded update, its CPU
 //! share and its resident memory; the baseline is the same sessions on a
-//! static desktop (what an idle connected session costs).
+//! static desktop (what an idle connected session costs). First, before
+//! anything else has grown the heap, it measures the resident memory each
+//! connected 1080p session adds, against the raw framebuffer's size.
 //!
 //! Run: `cargo bench -p rap-appliance --bench rdp_sessions`
 
@@ -124,6 +126,28 @@ async fn connect(appliance: &Appliance, server: &Server, width: u16, height: u16
     }
 }
 
+/// Resident memory each of `count` connected, drawn `size` sessions adds
+/// (MiB), measured in a process that has not run sessions before.
+async fn memory_per_session(appliance: &Appliance, binary: &PathBuf, count: usize, size: (u16, u16)) -> f64 {
+    let servers: Vec<Server> =
+        (0..count).map(|_| Server::start(binary, &format!("{}x{}", size.0, size.1), "static")).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = resident_mib();
+    let mut sessions = Vec::new();
+    for server in &servers {
+        sessions.push(connect(appliance, server, size.0, size.1).await);
+    }
+    // Every session has decoded its first whole screen.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let added = (resident_mib() - before) / count as f64;
+    for session in &sessions {
+        appliance.call(reqwest::Method::POST, &format!("/api/v1/sessions/{session}/terminate"), None).await;
+    }
+    drop(servers);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    added
+}
+
 /// Connects `count` sessions to servers drawing `animate`, measures one
 /// window, and terminates them. Returns (updates/s, CPU share, CPU µs
 /// per update, resident MiB).
@@ -160,7 +184,16 @@ fn main() {
     let binary = server_binary();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let appliance = Appliance::start(&[("RAP_WORKER_SLOTS", "16"), ("RAP_WORKER_RUNTIME", "rdp")]).await;
+        let appliance = Appliance::start(&[("RAP_WORKER_SLOTS", "64"), ("RAP_WORKER_RUNTIME", "rdp")]).await;
+        let (count, size) = (10, (1920u16, 1080u16));
+        let added = memory_per_session(&appliance, &binary, count, size).await;
+        let framebuffer = f64::from(size.0) * f64::from(size.1) * 4.0 / (1024.0 * 1024.0);
+        println!(
+            "resident memory per connected {}x{} session ({count} sessions): {added:.1} MiB = {:.2}× the raw framebuffer ({framebuffer:.1} MiB)",
+            size.0,
+            size.1,
+            added / framebuffer
+        );
         println!(
             "real RDP sessions (TLS + NLA, bitmap updates) decoded by the appliance, {}-s windows",
             WINDOW.as_secs()
@@ -172,6 +205,7 @@ fn main() {
         let scenarios = [
             ("baseline: static desktop", 10, (1280, 720), "static"),
             ("office work (typing, page every 2 s)", 10, (1280, 720), "office"),
+            ("office work (typing, page every 2 s)", 50, (1280, 720), "office"),
             ("full-screen repaint, 1920×1080", 1, (1920, 1080), "full"),
         ];
         let mut baseline = None;

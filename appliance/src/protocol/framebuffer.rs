@@ -22,10 +22,43 @@ const DAMAGE_LOG: usize = 512;
 /// Past this many separate rectangles, send their bounding box instead.
 const MAX_RECTS: usize = 16;
 
+/// Where a screen's pixels live: RGBA8 rows, `width * 4` bytes apart.
+/// Either the screen's own buffer or one a decoder paints into directly,
+/// so a session holds its desktop once rather than a decoder's copy plus
+/// the screen's.
+pub trait PixelStore: Send + Sync + 'static {
+    fn rgba(&self) -> &[u8];
+    /// The pixels for [`Canvas`] painting; `None` for a decoder's store,
+    /// which only its decoder writes (through [`Screen::decode_into`]).
+    fn rgba_mut(&mut self) -> Option<&mut [u8]>;
+    /// `false` when the alpha bytes are left unspecified (decoders): reads
+    /// then return opaque pixels.
+    fn alpha_is_set(&self) -> bool;
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+
+impl PixelStore for Vec<u8> {
+    fn rgba(&self) -> &[u8] {
+        self
+    }
+
+    fn rgba_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self)
+    }
+
+    fn alpha_is_set(&self) -> bool {
+        true
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
 struct Pixels {
     width: u16,
     height: u16,
-    rgba: Vec<u8>,
+    rgba: Box<dyn PixelStore>,
     seq: u64,
     /// (sequence, rectangle) of recent updates, oldest first.
     log: VecDeque<(u64, Rect)>,
@@ -90,9 +123,10 @@ impl Canvas<'_> {
             return;
         }
         let stride = usize::from(self.pixels.width) * 4;
+        let Some(target) = self.pixels.rgba.rgba_mut() else { return };
         for row in usize::from(rect.y)..usize::from(rect.y) + usize::from(rect.height) {
             let start = row * stride + usize::from(rect.x) * 4;
-            for pixel in self.pixels.rgba[start..start + usize::from(rect.width) * 4].chunks_exact_mut(4) {
+            for pixel in target[start..start + usize::from(rect.width) * 4].chunks_exact_mut(4) {
                 pixel.copy_from_slice(&rgba);
             }
         }
@@ -109,10 +143,11 @@ impl Canvas<'_> {
         let stride = usize::from(self.pixels.width) * 4;
         let source_stride = usize::from(rect.width) * 4;
         let row_bytes = usize::from(clipped.width) * 4;
+        let Some(pixels) = self.pixels.rgba.rgba_mut() else { return };
         for row in 0..usize::from(clipped.height) {
             let target = (usize::from(clipped.y) + row) * stride + usize::from(clipped.x) * 4;
             let source = (usize::from(clipped.y - rect.y) + row) * source_stride + usize::from(clipped.x - rect.x) * 4;
-            self.pixels.rgba[target..target + row_bytes].copy_from_slice(&rgba[source..source + row_bytes]);
+            pixels[target..target + row_bytes].copy_from_slice(&rgba[source..source + row_bytes]);
         }
         self.touched.push(clipped);
     }
@@ -120,18 +155,17 @@ impl Canvas<'_> {
 
 impl Screen {
     pub fn new(width: u16, height: u16) -> Arc<Self> {
-        Self::counted(width, height, Arc::default())
+        Self::counted(width, height, Box::new(opaque_black(width, height)), Arc::default())
     }
 
-    fn counted(width: u16, height: u16, published: Arc<std::sync::atomic::AtomicU64>) -> Arc<Self> {
-        let pixels = Pixels {
-            width,
-            height,
-            rgba: opaque_black(width, height),
-            seq: 1,
-            log: VecDeque::with_capacity(DAMAGE_LOG),
-            horizon: 1,
-        };
+    fn counted(
+        width: u16,
+        height: u16,
+        store: Box<dyn PixelStore>,
+        published: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Arc<Self> {
+        let pixels =
+            Pixels { width, height, rgba: store, seq: 1, log: VecDeque::with_capacity(DAMAGE_LOG), horizon: 1 };
         Arc::new(Self {
             published,
             pixels: RwLock::new(pixels),
@@ -160,38 +194,53 @@ impl Screen {
             let mut canvas = Canvas { pixels: &mut pixels, touched: Vec::new() };
             paint(&mut canvas);
             let touched = std::mem::take(&mut canvas.touched);
-            if touched.is_empty() {
-                return;
+            match record(&mut pixels, touched) {
+                Some(seq) => seq,
+                None => return,
             }
-            pixels.seq += 1;
-            let seq = pixels.seq;
-            for rect in touched {
-                if pixels.log.len() == DAMAGE_LOG
-                    && let Some((dropped, _)) = pixels.log.pop_front()
-                {
-                    pixels.horizon = dropped;
-                }
-                pixels.log.push_back((seq, rect));
-            }
-            seq
         };
         self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.changed.send_replace(seq);
     }
 
-    /// A new size: the screen is cleared and every viewer gets it whole.
-    pub fn resize(&self, width: u16, height: u16) {
+    /// Lets a decoder paint straight into its own store `S` (installed with
+    /// [`Self::replace_store`]); the rectangles it returns become one
+    /// update. `None` if the screen holds another kind of store.
+    pub fn decode_into<S: PixelStore, R>(&self, decode: impl FnOnce(&mut S) -> (R, Vec<Rect>)) -> Option<R> {
+        let (result, seq) = {
+            let mut pixels = self.write();
+            let store = pixels.rgba.as_any_mut().downcast_mut::<S>()?;
+            let (result, damage) = decode(store);
+            let (width, height) = (pixels.width, pixels.height);
+            let touched = damage.into_iter().map(|rect| rect.clipped(width, height)).filter(|rect| !rect.is_empty());
+            (result, record(&mut pixels, touched.collect()))
+        };
+        if let Some(seq) = seq {
+            self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.changed.send_replace(seq);
+        }
+        Some(result)
+    }
+
+    /// A new size with new pixels (a decoder's store, or the screen's own):
+    /// every viewer gets the screen whole.
+    pub fn replace_store(&self, width: u16, height: u16, store: Box<dyn PixelStore>) {
         let seq = {
             let mut pixels = self.write();
             pixels.width = width;
             pixels.height = height;
-            pixels.rgba = opaque_black(width, height);
+            pixels.rgba = store;
             pixels.seq += 1;
             pixels.log.clear();
             pixels.horizon = pixels.seq;
             pixels.seq
         };
         self.changed.send_replace(seq);
+    }
+
+    /// A new size: the screen is cleared and every viewer gets it whole.
+    pub fn resize(&self, width: u16, height: u16) {
+        self.replace_store(width, height, Box::new(opaque_black(width, height)));
     }
 
     /// Completes when anything changed since it was last seen by `receiver`.
@@ -263,9 +312,10 @@ impl Screen {
             ColorMode::Grayscale => 1,
         };
         let mut out = Vec::with_capacity(rect.area() as usize * bytes_per_pixel);
+        let rgba = pixels.rgba.rgba();
         for row in usize::from(rect.y)..usize::from(rect.y) + usize::from(rect.height) {
             let start = row * stride + usize::from(rect.x) * 4;
-            let line = &pixels.rgba[start..start + usize::from(rect.width) * 4];
+            let line = &rgba[start..start + usize::from(rect.width) * 4];
             match mode {
                 ColorMode::FullColor => out.extend_from_slice(line),
                 ColorMode::Grayscale => {
@@ -273,8 +323,31 @@ impl Screen {
                 }
             }
         }
+        if mode == ColorMode::FullColor && !pixels.rgba.alpha_is_set() {
+            for pixel in out.chunks_exact_mut(4) {
+                pixel[3] = 255;
+            }
+        }
         (seq, out)
     }
+}
+
+/// Logs `touched` as one update; its sequence, or `None` if nothing changed.
+fn record(pixels: &mut Pixels, touched: Vec<Rect>) -> Option<u64> {
+    if touched.is_empty() {
+        return None;
+    }
+    pixels.seq += 1;
+    let seq = pixels.seq;
+    for rect in touched {
+        if pixels.log.len() == DAMAGE_LOG
+            && let Some((dropped, _)) = pixels.log.pop_front()
+        {
+            pixels.horizon = dropped;
+        }
+        pixels.log.push_back((seq, rect));
+    }
+    Some(seq)
 }
 
 fn opaque_black(width: u16, height: u16) -> Vec<u8> {
@@ -319,7 +392,12 @@ impl Screens {
 
     /// Creates (or replaces) the screen of `session_id`.
     pub fn open(&self, session_id: Uuid, width: u16, height: u16) -> Arc<Screen> {
-        let screen = Screen::counted(width, height, self.published.clone());
+        self.open_with(session_id, width, height, Box::new(opaque_black(width, height)))
+    }
+
+    /// [`Self::open`] over a decoder's own pixels.
+    pub fn open_with(&self, session_id: Uuid, width: u16, height: u16, store: Box<dyn PixelStore>) -> Arc<Screen> {
+        let screen = Screen::counted(width, height, store, self.published.clone());
         self.lock().insert(session_id, screen.clone());
         screen
     }
@@ -418,5 +496,55 @@ mod tests {
         screen.update(|canvas| canvas.put(Rect::new(2, 3, 3, 2), &block));
         // Only column 2..4 of row 3 is on screen: pixels 0 and 1 of the block's first row.
         assert_eq!(screen.read_rect(Rect::new(2, 3, 2, 1), ColorMode::FullColor), [0, 0, 0, 255, 1, 0, 0, 255]);
+    }
+}
+
+#[cfg(test)]
+mod decoder_store_tests {
+    use super::*;
+
+    /// A decoder's own buffer, alpha left at zero as real decoders may.
+    struct Decoded(Vec<u8>);
+
+    impl PixelStore for Decoded {
+        fn rgba(&self) -> &[u8] {
+            &self.0
+        }
+        fn rgba_mut(&mut self) -> Option<&mut [u8]> {
+            None
+        }
+        fn alpha_is_set(&self) -> bool {
+            false
+        }
+        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn a_decoder_paints_in_place_and_viewers_read_opaque_pixels() {
+        let screens = Screens::default();
+        let screen = screens.open_with(Uuid::new_v4(), 4, 2, Box::new(Decoded(vec![0; 4 * 2 * 4])));
+        let seen = screen.damage_since(0).expect("first frame").seq;
+        let painted = screen.decode_into(|store: &mut Decoded| {
+            store.0[..4].copy_from_slice(&[10, 20, 30, 0]);
+            ("decoded", vec![Rect::new(0, 0, 1, 1), Rect::new(3, 1, 5, 5)])
+        });
+        assert_eq!(painted, Some("decoded"));
+        let damage = screen.damage_since(seen).expect("damage");
+        assert_eq!(damage.rects, [Rect::new(0, 0, 1, 1), Rect::new(3, 1, 1, 1)], "clipped to the screen");
+        assert_eq!(screen.read_rect(Rect::new(0, 0, 2, 1), ColorMode::FullColor), [10, 20, 30, 255, 0, 0, 0, 255]);
+        assert_eq!(screens.published(), 1);
+        // A decode that changed nothing is not an update.
+        assert_eq!(screen.decode_into(|_: &mut Decoded| ((), Vec::new())), Some(()));
+        assert_eq!(screen.damage_since(damage.seq), None);
+        // Painting with the wrong store type is refused, not misread.
+        assert_eq!(screen.decode_into(|_: &mut Vec<u8>| ((), Vec::new())), None);
+        // Canvas painting cannot touch a decoder's pixels.
+        screen.update(|canvas| canvas.fill(Rect::new(0, 0, 4, 2), [255, 255, 255, 255]));
+        assert_eq!(screen.read_rect(Rect::new(0, 0, 1, 1), ColorMode::FullColor), [10, 20, 30, 255]);
+        screen.replace_store(2, 2, Box::new(Decoded(vec![0; 2 * 2 * 4])));
+        assert_eq!(screen.size(), (2, 2));
+        assert!(screen.damage_since(damage.seq).expect("resized").full);
     }
 }

@@ -192,6 +192,17 @@ impl SessionIo {
         self.screens.open(self.session_id, width, height)
     }
 
+    /// [`Self::open_screen`] over a decoder's own pixels (one copy of the
+    /// desktop per session).
+    pub fn open_screen_with(
+        &self,
+        width: u16,
+        height: u16,
+        store: Box<dyn crate::protocol::framebuffer::PixelStore>,
+    ) -> Arc<Screen> {
+        self.screens.open_with(self.session_id, width, height, store)
+    }
+
     /// Reports an event to the broker.
     pub async fn report(&self, kind: WorkerEventKind) -> Result<(), QueueError> {
         let event = WorkerEvent { session_id: self.session_id, worker_id: self.worker_id, kind };

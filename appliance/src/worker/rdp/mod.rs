@@ -17,14 +17,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_input::{Database, MouseButton, MousePosition, Operation, Scancode, WheelRotations};
-use ironrdp_pdu::geometry::InclusiveRectangle;
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput, GracefulDisconnectReason};
 use ironrdp_tokio::FramedWrite as _;
 
 use super::{Assignment, SessionEnd, SessionInput, SessionIo, SessionRuntime, WorkerEventKind};
 use crate::protocol::frame::Rect;
-use crate::protocol::framebuffer::Screen;
+use crate::protocol::framebuffer::{PixelStore, Screen};
 
 /// The largest desktop a session may have (8K); a server asking for more
 /// is refused before anything is allocated.
@@ -70,32 +69,68 @@ impl SessionRuntime for RdpRuntime {
     }
 }
 
-/// Copies the updated regions of `image` into the screen as one update.
-fn copy_regions(image: &DecodedImage, regions: &[InclusiveRectangle], screen: &Screen) {
-    if regions.is_empty() {
-        return;
+/// The decoder's image is the session screen's pixels: IronRDP paints
+/// into it and viewers read from it, so a session holds its desktop once.
+struct Desktop(DecodedImage);
+
+impl PixelStore for Desktop {
+    fn rgba(&self) -> &[u8] {
+        self.0.data()
     }
-    let (width, height, stride, data) = (image.width(), image.height(), image.stride(), image.data());
-    screen.update(|canvas| {
-        for region in regions {
-            let right = region.right.min(width.saturating_sub(1));
-            let bottom = region.bottom.min(height.saturating_sub(1));
-            if region.left > right || region.top > bottom {
-                continue;
+
+    fn rgba_mut(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+
+    // The decoder leaves alpha unspecified; reads make it opaque.
+    fn alpha_is_set(&self) -> bool {
+        false
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+fn desktop(width: u16, height: u16) -> Box<Desktop> {
+    Box::new(Desktop(DecodedImage::new(PixelFormat::RgbA32, width, height)))
+}
+
+/// The screen rectangles of the outputs' graphics updates.
+fn damage(outputs: &[ActiveStageOutput]) -> Vec<Rect> {
+    outputs
+        .iter()
+        .filter_map(|output| match output {
+            ActiveStageOutput::GraphicsUpdate(region) if region.left <= region.right && region.top <= region.bottom => {
+                Some(Rect::new(region.left, region.top, region.right - region.left + 1, region.bottom - region.top + 1))
             }
-            let (w, h) = (right - region.left + 1, bottom - region.top + 1);
-            let mut rgba = Vec::with_capacity(usize::from(w) * usize::from(h) * 4);
-            for y in region.top..=bottom {
-                let start = usize::from(y) * stride + usize::from(region.left) * 4;
-                rgba.extend_from_slice(&data[start..start + usize::from(w) * 4]);
-            }
-            // The decoder leaves alpha unspecified; the screen is opaque.
-            for pixel in rgba.chunks_exact_mut(4) {
-                pixel[3] = 255;
-            }
-            canvas.put(Rect::new(region.left, region.top, w, h), &rgba);
-        }
-    });
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `work` (decoding, milliseconds for a full 1080p frame) without
+/// holding up the other tasks of a multi-threaded runtime's worker.
+fn decoding<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
+/// Decodes into the screen; the outputs, with their damage already shown.
+fn decode(
+    screen: &Screen,
+    step: impl FnOnce(&mut DecodedImage) -> ironrdp_session::SessionResult<Vec<ActiveStageOutput>>,
+) -> Result<Vec<ActiveStageOutput>, ironrdp_session::SessionError> {
+    decoding(|| {
+        screen.decode_into(|desktop: &mut Desktop| {
+            let outputs = step(&mut desktop.0);
+            let rects = outputs.as_ref().map(|outputs| damage(outputs)).unwrap_or_default();
+            (outputs, rects)
+        })
+    })
+    .unwrap_or_else(|| Err(ironrdp_session::general_err!("the session screen holds no decoder image")))
 }
 
 fn disconnect_reason(reason: &GracefulDisconnectReason) -> String {
@@ -211,7 +246,6 @@ async fn run_session(
     if size.width > MAX_WIDTH || size.height > MAX_HEIGHT || size.width == 0 || size.height == 0 {
         return Err(SessionEnd::Failed("desktop_too_large".into()));
     }
-    let mut image = DecodedImage::new(PixelFormat::RgbA32, size.width, size.height);
     let (mut refresh_ok, mut suppress_ok) = (result.refresh_rect_support, result.suppress_output_support);
     let factory = result.activation_factory;
     let mut stage: ActiveStage = ActiveStageBuilder {
@@ -225,7 +259,7 @@ async fn run_session(
         pointer_software_rendering: false,
     }
     .build();
-    let screen = io.open_screen(size.width, size.height);
+    let screen = io.open_screen_with(size.width, size.height, desktop(size.width, size.height));
     let mut input = InputState::new(size.width, size.height);
     if io.report(WorkerEventKind::Connected { width: size.width, height: size.height }).await.is_err() {
         return Err(SessionEnd::Failed("event_queue_full".into()));
@@ -254,7 +288,7 @@ async fn run_session(
                     tracing::info!(session_id = %io.session_id, %error, "RDP connection lost");
                     SessionEnd::Failed("connection_lost".into())
                 })?;
-                stage.process(&mut image, action, &frame, framed.last_read_at()).map_err(|error| {
+                decode(&screen, |image| stage.process(image, action, &frame, framed.last_read_at())).map_err(|error| {
                     tracing::warn!(session_id = %io.session_id, %error, "RDP protocol error");
                     SessionEnd::Failed("protocol_error".into())
                 })?
@@ -282,30 +316,24 @@ async fn run_session(
                 }
                 let operations = input.operations(&next);
                 let events = input.database.apply(operations);
-                stage.process_fastpath_input(&mut image, &events).map_err(|_| SessionEnd::Failed("protocol_error".into()))?
+                decode(&screen, |image| stage.process_fastpath_input(image, &events)).map_err(|_| SessionEnd::Failed("protocol_error".into()))?
             }
         };
-        let mut regions = Vec::new();
         for output in outputs {
             match output {
                 ActiveStageOutput::ResponseFrame(frame) if !frame.is_empty() => {
                     framed.write_all(&frame).await.map_err(write_failed)?;
                 }
-                ActiveStageOutput::GraphicsUpdate(region) => regions.push(region),
                 ActiveStageOutput::Terminate(reason) => {
-                    copy_regions(&image, &regions, &screen);
                     return Ok(SessionEnd::Disconnected(disconnect_reason(&reason)));
                 }
                 ActiveStageOutput::DeactivateAll => {
-                    copy_regions(&image, &regions, &screen);
-                    regions.clear();
                     let (width, height, refresh, suppress) =
                         connect::reactivate(&factory, &mut framed, &mut stage).await.map_err(SessionEnd::Failed)?;
                     if width > MAX_WIDTH || height > MAX_HEIGHT || width == 0 || height == 0 {
                         return Err(SessionEnd::Failed("desktop_too_large".into()));
                     }
-                    image = DecodedImage::new(PixelFormat::RgbA32, width, height);
-                    screen.resize(width, height);
+                    screen.replace_store(width, height, desktop(width, height));
                     input.width = width;
                     input.height = height;
                     (refresh_ok, suppress_ok) = (refresh, suppress);
@@ -316,7 +344,6 @@ async fn run_session(
                 _ => {}
             }
         }
-        copy_regions(&image, &regions, &screen);
         while let Some(event) = clipboard_events.as_ref().and_then(|events| events.try_recv().ok()) {
             let Some(channel) = stage.get_svc_processor_mut::<ironrdp_cliprdr::CliprdrClient>() else { break };
             let (messages, remote) = clipboard.on_event(channel, event);
@@ -333,7 +360,7 @@ async fn run_session(
             }
         }
         if stage.take_bitmap_recovery_request()
-            && let Ok(frames) = stage.request_full_redraw(image.width(), image.height(), refresh_ok, suppress_ok)
+            && let Ok(frames) = stage.request_full_redraw(input.width, input.height, refresh_ok, suppress_ok)
         {
             for frame in frames {
                 framed.write_all(&frame).await.map_err(write_failed)?;
