@@ -54,11 +54,20 @@ async fn wait_state(app: &crate::support::TestApp, token: &str, session: &str, w
     }
 }
 
-#[tokio::test]
-async fn a_session_on_xrdp_from_login_to_terminate() {
+/// An xrdp session through a fresh appliance: the app, the admin's token,
+/// the session id and its controller socket past a drawn frame. `None`
+/// (after saying why) when no xrdp is configured.
+struct XrdpSession {
+    app: crate::support::TestApp,
+    admin: String,
+    session: String,
+    socket: Socket,
+}
+
+async fn xrdp_session(policy: Value) -> Option<XrdpSession> {
     let Ok(spec) = std::env::var("RAP_ACCEPTANCE_XRDP") else {
         eprintln!("RAP_ACCEPTANCE_XRDP is not set: the xrdp acceptance test runs in .ci/run");
-        return;
+        return None;
     };
     let mut parts = spec.split_whitespace();
     let (Some(address), Some(user), Some(password)) = (parts.next(), parts.next(), parts.next()) else {
@@ -71,7 +80,7 @@ async fn a_session_on_xrdp_from_login_to_terminate() {
     let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
     let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
     let body = json!({"organization_id": org, "name": "xrdp", "protocol": "rdp", "host": host, "port": port.parse::<u16>().expect("port"),
-        "certificate_verification_mode": "ignore"});
+        "certificate_verification_mode": "ignore", "policy": policy});
     let resource = id(&json_of(app.post("/api/v1/resources", Some(&admin), body).await, 201).await);
     let secret = json!({"username": user, "password": password});
     json_of(
@@ -91,6 +100,12 @@ async fn a_session_on_xrdp_from_login_to_terminate() {
     let mut socket = attach(&app.addr, started["attach"]["attach_token"].as_str().expect("token")).await;
     let first = non_blank_frame(&mut socket).await;
     eprintln!("xrdp: first non-blank frame after {first} bytes");
+    Some(XrdpSession { app, admin, session, socket })
+}
+
+#[tokio::test]
+async fn a_session_on_xrdp_from_login_to_terminate() {
+    let Some(XrdpSession { app, admin, session, mut socket }) = xrdp_session(json!({})).await else { return };
 
     // Type into the remote session: the desktop answers with new pixels.
     for code in ["KeyE", "KeyC", "KeyH", "KeyO", "Space", "KeyH", "KeyI", "Enter"] {
@@ -188,43 +203,12 @@ async fn next_of(socket: &mut Socket, kinds: &[&str], within: Duration) -> Value
 /// (`.ci/run` installs `fuse`).
 #[tokio::test]
 async fn files_cross_the_redirected_drive_on_xrdp() {
-    let Ok(spec) = std::env::var("RAP_ACCEPTANCE_XRDP") else {
-        eprintln!("RAP_ACCEPTANCE_XRDP is not set: the xrdp acceptance test runs in .ci/run");
-        return;
-    };
-    let mut parts = spec.split_whitespace();
-    let (Some(address), Some(user), Some(password)) = (parts.next(), parts.next(), parts.next()) else {
-        panic!("RAP_ACCEPTANCE_XRDP is `host:port user password`")
-    };
-    let (host, port) = address.rsplit_once(':').expect("host:port");
     if !std::path::Path::new("/dev/fuse").exists() {
         eprintln!("no /dev/fuse on this machine: xrdp cannot mount redirected drives, so this test cannot run");
         return;
     }
-    let app = legacy_app_with_owner(&[("RAP_WORKER_RUNTIME", "rdp")]).await;
-    let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
-    let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
-    let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
-    let body = json!({"organization_id": org, "name": "xrdp files", "protocol": "rdp", "host": host,
-        "port": port.parse::<u16>().expect("port"), "certificate_verification_mode": "ignore",
-        "policy": {"file_transfer_mode": "bidirectional"}});
-    let resource = id(&json_of(app.post("/api/v1/resources", Some(&admin), body).await, 201).await);
-    let secret = json!({"username": user, "password": password});
-    json_of(
-        app.send(Method::PUT, &format!("/api/v1/resources/{resource}/secret"), Some(&admin), Some(secret)).await,
-        200,
-    )
-    .await;
-    let started = json_of(
-        app.post("/api/v1/sessions", Some(&admin), json!({"resource_id": resource, "width": 1024, "height": 768}))
-            .await,
-        201,
-    )
-    .await;
-    let session = id(&started["session"]);
-    wait_state(&app, &admin, &session, "active").await;
-    let mut socket = attach(&app.addr, started["attach"]["attach_token"].as_str().expect("token")).await;
-    non_blank_frame(&mut socket).await;
+    let policy = json!({"file_transfer_mode": "bidirectional"});
+    let Some(XrdpSession { app, admin, session, mut socket }) = xrdp_session(policy).await else { return };
 
     let content = format!("uploaded through RAP at {:?}\n", Instant::now());
     let transfer_id = uuid::Uuid::new_v4().to_string();
