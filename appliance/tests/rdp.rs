@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, json_of, legacy_app_with_owner};
 use crate::tenancy::id;
 
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// Builds the test server once per test run (the first build takes a while).
 fn server_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -152,6 +154,26 @@ impl Rdp {
         let body = json!({"resource_id": resource, "width": 320, "height": 200});
         let started = json_of(self.app.post("/api/v1/sessions", Some(&self.admin), body).await, 201).await;
         (id(&started["session"]), started["attach"]["attach_token"].as_str().expect("token").to_owned())
+    }
+
+    /// An active session on `server` (any certificate, the right password)
+    /// under `policy`, and its controller socket (`binary_v1`).
+    async fn attached(&self, server: &RdpServer, policy: Value) -> Socket {
+        let body = json!({"organization_id": self.org, "name": "Policy", "protocol": "rdp", "host": "127.0.0.1",
+            "port": server.port, "certificate_verification_mode": "ignore", "policy": policy});
+        let resource = id(&json_of(self.app.post("/api/v1/resources", Some(&self.admin), body).await, 201).await);
+        let secret = json!({"username": "test", "password": "secret"});
+        let path = format!("/api/v1/resources/{resource}/secret");
+        json_of(self.app.send(Method::PUT, &path, Some(&self.admin), Some(secret)).await, 200).await;
+        let body = json!({"resource_id": resource, "width": 320, "height": 200});
+        let started = json_of(self.app.post("/api/v1/sessions", Some(&self.admin), body).await, 201).await;
+        let session = id(&started["session"]);
+        assert_eq!(self.settle(&session).await["state"], "active");
+        let url = format!("ws://{}/api/v1/gateway/ws", self.app.addr);
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let attach = json!({"type": "attach", "payload": {"attach_token": started["attach"]["attach_token"], "render_transport": "binary_v1"}});
+        socket.send(Message::text(attach.to_string())).await.expect("send");
+        socket
     }
 
     async fn settle(&self, session: &str) -> Value {
@@ -331,31 +353,8 @@ async fn clipboard_text_crosses_the_rdp_channel_both_ways_under_policy() {
     let rdp = rdp_app().await;
     // File transfer on too: the drive channel rides along, and a server
     // that does not serve drives (IronRDP's) must not mind it.
-    let body = json!({"organization_id": rdp.org, "name": "Clipboard", "protocol": "rdp", "host": "127.0.0.1", "port": server.port,
-        "certificate_verification_mode": "ignore",
-        "policy": {"clipboard_mode": "bidirectional", "file_transfer_mode": "bidirectional"}});
-    let resource = id(&json_of(rdp.app.post("/api/v1/resources", Some(&rdp.admin), body).await, 201).await);
-    let secret = json!({"username": "test", "password": "secret"});
-    json_of(
-        rdp.app
-            .send(Method::PUT, &format!("/api/v1/resources/{resource}/secret"), Some(&rdp.admin), Some(secret))
-            .await,
-        200,
-    )
-    .await;
-    let started = json_of(
-        rdp.app
-            .post("/api/v1/sessions", Some(&rdp.admin), json!({"resource_id": resource, "width": 320, "height": 200}))
-            .await,
-        201,
-    )
-    .await;
-    let session = id(&started["session"]);
-    assert_eq!(rdp.settle(&session).await["state"], "active");
-    let url = format!("ws://{}/api/v1/gateway/ws", rdp.app.addr);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-    let attach = json!({"type": "attach", "payload": {"attach_token": started["attach"]["attach_token"], "render_transport": "binary_v1"}});
-    socket.send(Message::text(attach.to_string())).await.expect("send");
+    let policy = json!({"clipboard_mode": "bidirectional", "file_transfer_mode": "bidirectional"});
+    let mut socket = rdp.attached(&server, policy).await;
 
     // Browser → server.
     let copy = json!({"type": "clipboard.text", "payload": {"text": "from the browser", "sequence_id": 1}});
@@ -378,5 +377,47 @@ async fn clipboard_text_crosses_the_rdp_channel_both_ways_under_policy() {
     };
     assert_eq!(received["payload"]["text"], "from the server");
     assert_eq!(received["payload"]["origin"], "server");
+    rdp.app.stop().await.expect("clean stop");
+}
+
+/// The next `clipboard.text` or `error` within `wait`, skipping frames.
+async fn clipboard_or_error(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await {
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("json");
+            if value["type"] == "clipboard.text" || value["type"] == "error" {
+                return Some(value);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn clipboard_policy_holds_on_the_rdp_channel_in_each_direction() {
+    let rdp = rdp_app().await;
+
+    // In only: the browser's text reaches the server, the server's stays there.
+    let mut server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
+    let mut inbound = rdp.attached(&server, json!({"clipboard_mode": "client_to_server"})).await;
+    let copy = json!({"type": "clipboard.text", "payload": {"text": "for the server", "sequence_id": 1}});
+    inbound.send(Message::text(copy.to_string())).await.expect("send");
+    assert!(server.saw("CLIPBOARD_FROM_CLIENT for the server").await);
+    server.command("COPY stays remote");
+    assert_eq!(clipboard_or_error(&mut inbound, Duration::from_secs(3)).await, None, "nothing comes out");
+
+    // Out only: the server's text arrives, the browser's is refused.
+    let mut server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
+    let mut outbound = rdp.attached(&server, json!({"clipboard_mode": "server_to_client"})).await;
+    // Give the channel time to come up before the server copies.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.command("COPY for the browser");
+    let received = clipboard_or_error(&mut outbound, Duration::from_secs(15)).await.expect("the server's text");
+    assert_eq!(received["payload"]["text"], "for the browser", "{received}");
+    outbound.send(Message::text(copy.to_string())).await.expect("send");
+    let refused = clipboard_or_error(&mut outbound, Duration::from_secs(5)).await.expect("a refusal");
+    assert_eq!(refused["event"]["code"], "policy_denied");
+    assert!(!server.saw("CLIPBOARD_FROM_CLIENT").await, "the server never got the browser's text");
     rdp.app.stop().await.expect("clean stop");
 }
