@@ -12,23 +12,14 @@
 // fail). Screenshots go to ./artifacts/. The last line is
 // `e2e: N passed, M failed`.
 
-import { chromium } from 'playwright-core';
 import { mkdir, readFile, writeFile, access, readdir } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import * as lib from './lib.mjs';
+import { ARTIFACTS, pattern, assert, until, heading, nav, row, dialog, pixels, viewerState, waitConnected, expectPixels, clientPoint } from './lib.mjs';
 
-const BASE = process.env.RAP_URL?.replace(/\/$/, '');
-if (!BASE) {
-  console.error('e2e: set RAP_URL to the appliance base URL');
-  console.log('e2e: 0 passed, 1 failed');
-  process.exit(2);
-}
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ARTIFACTS = path.join(HERE, 'artifacts');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const BASE = lib.baseUrl('e2e');
 const DATA_DIR = process.env.RAP_DATA_DIR;
-const TIMEOUT = 15_000;
 
 const OWNER = { email: 'owner@example.com', name: 'Olivia Owner', password: 'correct horse battery staple' };
 const STAFF = { email: 'staff@example.com', name: 'Sam Staff', password: 'another long password' };
@@ -36,190 +27,24 @@ const ORG = { name: 'E2E Office', slug: 'e2e-office' };
 const RESOURCE = { name: 'Office PC', host: 'office-pc.example' };
 const FILES_RESOURCE = { name: 'Files Desk', host: 'files-desk.example' };
 
-/** The scripted desktop's test pattern at (x, y). */
-const pattern = (x, y) => [x % 256, y % 256, 128, 255];
-
-// ------------------------------------------------------------- harness
-
-const results = [];
-let failedOnce = false;
-const started = Date.now();
-
-async function step(name, body) {
-  if (failedOnce) {
-    results.push({ name, ok: false });
-    console.log(`skip ${name} (an earlier step failed)`);
-    return;
-  }
-  const t0 = Date.now();
-  try {
-    await body();
-    results.push({ name, ok: true });
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (error) {
-    failedOnce = true;
-    results.push({ name, ok: false });
-    console.log(`FAIL ${name} (${Date.now() - t0} ms)\n     ${String(error?.stack ?? error).split('\n').slice(0, 6).join('\n     ')}`);
-    await Promise.all(
-      pages().map((page, index) => page.screenshot({ path: path.join(ARTIFACTS, `failure-${index}.png`) }).catch(() => {})),
-    );
-  }
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-async function until(description, probe, timeout = TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await probe();
-      if (last) return last;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${description} (last: ${JSON.stringify(last?.message ?? last)})`);
-}
-
-const shots = [];
-async function screenshot(page, name) {
-  const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
-  shots.push(file);
-}
-
-// --------------------------------------------------------------- helpers
-
 let browser;
-let contextA;
-let contextB;
 let pageA;
 let pageB;
 const pages = () => [pageA, pageB].filter(Boolean);
 
-function watchConsole(page, label) {
-  page.on('pageerror', (error) => console.log(`     [${label} page error] ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') console.log(`     [${label} console] ${message.text()}`);
-  });
-}
-
-async function heading(page, text) {
-  await page.getByRole('heading', { level: 1, name: text }).waitFor({ timeout: TIMEOUT });
-}
-
-async function signIn(page, user, deviceName) {
-  await page.goto(`${BASE}/#/login`);
-  await heading(page, 'Sign in');
-  await page.getByLabel('Email').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByLabel('Device name').fill(deviceName);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await heading(page, 'My desktops');
-}
-
-/** Follows a link of the main navigation. */
-function nav(page, name) {
-  return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
-}
-
-function row(page, text) {
-  return page.locator('tbody tr', { hasText: text });
-}
-
-async function dialog(page, title) {
-  const locator = page.getByRole('dialog', { name: title });
-  await locator.waitFor({ timeout: TIMEOUT });
-  return locator;
-}
-
-/** Pixels of the remote canvas (in remote coordinates). */
-async function pixels(page, points) {
-  return page.evaluate((list) => {
-    const canvas = document.getElementById('remote-canvas');
-    const context = canvas.getContext('2d');
-    return list.map(([x, y]) => Array.from(context.getImageData(x, y, 1, 1).data));
-  }, points);
-}
-
-async function viewerState(page) {
-  return page.locator('#connection-state').getAttribute('data-state');
-}
-
-async function waitConnected(page, state = 'connected') {
-  await until(`viewer state ${state}`, async () => (await viewerState(page)) === state);
-  await until('a painted frame', async () => Number((await page.locator('#remote-canvas').getAttribute('data-frames')) ?? 0) > 0);
-}
-
-const same = (a, b) => a.length === b.length && a.every((value, index) => value === b[index]);
-
-/** Waits until every point shows its expected colour. */
-async function expectPixels(page, description, expected) {
-  await until(description, async () => {
-    const got = await pixels(page, expected.map(([x, y]) => [x, y]));
-    const bad = expected.findIndex(([, , colour], index) => !same(got[index], colour));
-    return bad === -1 ? true : Promise.reject(new Error(`(${expected[bad][0]},${expected[bad][1]}) is ${got[bad]}, expected ${expected[bad][2]}`));
-  });
-}
-
-/** Client coordinates of the remote pixel (x, y) (its centre). */
-async function clientPoint(page, x, y) {
-  return page.evaluate(
-    ([rx, ry]) => {
-      const canvas = document.getElementById('remote-canvas');
-      const rect = canvas.getBoundingClientRect();
-      return { x: rect.left + ((rx + 0.5) * rect.width) / canvas.width, y: rect.top + ((ry + 0.5) * rect.height) / canvas.height };
-    },
-    [x, y],
-  );
-}
+// The harness (steps, screenshots, the final line) and the page helpers are in lib.mjs.
+const { step, screenshot, finish, shots } = lib.createRun({ label: 'e2e', failurePrefix: 'failure', pages });
+const signIn = (page, user, deviceName) => lib.signIn(page, BASE, user, deviceName);
 
 // ----------------------------------------------------------------- steps
 
 await mkdir(ARTIFACTS, { recursive: true });
+browser = await lib.launchChromium('e2e');
 
-try {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-} catch (error) {
-  console.log(`FAIL launch Chromium at ${CHROMIUM}: ${error.message}`);
-  console.log('e2e: 0 passed, 1 failed');
-  process.exit(1);
-}
-
-contextA = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-pageA = await contextA.newPage();
-pageA.setDefaultTimeout(TIMEOUT);
-watchConsole(pageA, 'A');
+pageA = await lib.openPage(browser, { width: 1280, height: 860 }, 'A');
 
 await step('first run shows the owner bootstrap and creates the owner', async () => {
-  await pageA.goto(`${BASE}/`);
-  await heading(pageA, 'Set up this appliance');
-  assert(pageA.url().endsWith('#/setup'), `expected #/setup, got ${pageA.url()}`);
-  await screenshot(pageA, '01-setup');
-  await pageA.getByLabel('Email').fill(OWNER.email);
-  await pageA.getByLabel('Display name').fill(OWNER.name);
-  await pageA.getByLabel(/^Password/).fill(OWNER.password);
-  await pageA.getByLabel('Repeat password').fill(OWNER.password);
-  await pageA.getByRole('button', { name: 'Create owner' }).click();
-  await heading(pageA, 'My desktops');
-  await pageA.locator('#account', { hasText: OWNER.name }).waitFor();
+  await lib.bootstrapOwner(pageA, BASE, OWNER, { onSetupPage: () => screenshot(pageA, '01-setup') });
 });
 
 await step('sign out, a refused sign-in shows the fallback message, sign in with a device name', async () => {
@@ -465,10 +290,7 @@ await step('admin pages: live sessions, workers, audit log, installation', async
 });
 
 await step('takeover from a second browser: the first shows the notice and takes control back', async () => {
-  contextB = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  pageB = await contextB.newPage();
-  pageB.setDefaultTimeout(TIMEOUT);
-  watchConsole(pageB, 'B');
+  pageB = await lib.openPage(browser, { width: 1280, height: 860 }, 'B');
   await signIn(pageB, OWNER, 'E2E second browser');
   await pageB.locator('#my-sessions tbody tr', { hasText: RESOURCE.name }).getByRole('button', { name: 'Take over' }).click();
   await waitConnected(pageB);
@@ -673,11 +495,4 @@ await step('sign out', async () => {
   assert(await pageA.evaluate(() => localStorage.getItem('rap.auth') === null), 'tokens forgotten');
 });
 
-await browser.close().catch(() => {});
-
-const passed = results.filter((result) => result.ok).length;
-const failed = results.length - passed;
-console.log(`screenshots: ${shots.length} in ${ARTIFACTS}`);
-console.log(`time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-console.log(`e2e: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await finish(browser);

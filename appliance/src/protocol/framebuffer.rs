@@ -10,7 +10,9 @@
 //! the whole screen.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -174,12 +176,12 @@ impl Screen {
         })
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Pixels> {
-        self.pixels.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn write(&self) -> RwLockWriteGuard<'_, Pixels> {
+        self.pixels.write()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Pixels> {
-        self.pixels.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn read(&self) -> RwLockReadGuard<'_, Pixels> {
+        self.pixels.read()
     }
 
     pub fn size(&self) -> (u16, u16) {
@@ -213,7 +215,12 @@ impl Screen {
             let (result, damage) = decode(store);
             let (width, height) = (pixels.width, pixels.height);
             let touched = damage.into_iter().map(|rect| rect.clipped(width, height)).filter(|rect| !rect.is_empty());
-            (result, record(&mut pixels, touched.collect()))
+            let seq = record(&mut pixels, touched.collect());
+            // A decoder with the next update already buffered would take the
+            // lock straight back and starve the viewers waiting to read:
+            // hand it to them first.
+            RwLockWriteGuard::unlock_fair(pixels);
+            (result, seq)
         };
         if let Some(seq) = seq {
             self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
