@@ -269,10 +269,26 @@ async fn a_real_rdp_desktop_reaches_the_viewer_and_input_reaches_the_desktop() {
 async fn a_wrong_password_fails_the_session_with_invalid_credentials() {
     let server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
     let rdp = rdp_app().await;
-    let (session, _) = rdp.start(&server, "ignore", None, "not-the-password").await;
+    let (session, token) = rdp.start(&server, "ignore", None, "not-the-password").await;
     let failed = rdp.settle(&session).await;
     assert_eq!(failed["state"], "failed");
     assert_eq!(failed["failure_reason"], "invalid_credentials");
+    // A viewer arriving now is told why, in words, with the code kept.
+    let url = format!("ws://{}/api/v1/gateway/ws", rdp.app.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let attach = json!({"type": "attach", "payload": {"attach_token": token}});
+    socket.send(Message::text(attach.to_string())).await.expect("send");
+    let ended = loop {
+        let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("no session.state before close") };
+        let value: Value = serde_json::from_str(&text).expect("json");
+        if value["type"] == "session.state" {
+            break value;
+        }
+    };
+    assert_eq!(ended["event"]["code"], "session_failed");
+    assert_eq!(ended["event"]["details"]["reason"], "invalid_credentials");
+    let message = ended["event"]["fallback_message"].as_str().expect("message");
+    assert!(message.contains("credentials"), "{message}");
     rdp.app.stop().await.expect("clean stop");
 }
 

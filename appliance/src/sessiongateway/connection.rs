@@ -101,6 +101,37 @@ async fn read_attach(stream: &mut Stream) -> Result<AttachPayload, (&'static str
     }
 }
 
+/// What a failed session's reason code means to the person in front of the
+/// viewer (the code stays in `details.reason` for localisation).
+fn failure_message(reason: Option<&str>) -> &'static str {
+    match reason.unwrap_or_default() {
+        "invalid_credentials" => {
+            "The remote computer refused the sign-in stored for this resource. Ask an administrator to update its credentials."
+        }
+        "secret_unavailable" => {
+            "The credentials for this resource could not be read. Ask an administrator to set them again."
+        }
+        "certificate_untrusted" => {
+            "The remote computer's certificate is not trusted. An administrator can pin it or trust its CA."
+        }
+        "certificate_name_mismatch" => {
+            "The remote computer's certificate is for another name than this resource's host."
+        }
+        "tls_failed" => "A secure connection to the remote computer could not be set up.",
+        "connection_refused" => "The remote computer refused the connection. Is remote desktop enabled on it?",
+        "host_unreachable" | "connection_failed" => "The remote computer could not be reached from the appliance.",
+        "connect_timeout" => "The remote computer did not answer in time.",
+        "connection_lost" => "The connection to the remote computer was lost.",
+        "desktop_too_large" => "The remote desktop is larger than the appliance accepts.",
+        "protocol_error" | "redirect_unsupported" => "The remote computer sent something the appliance cannot handle.",
+        "worker_lost" | "worker_panicked" | "worker_busy" | "event_queue_full" => {
+            "The appliance lost this session's connection worker. Start the session again."
+        }
+        "appliance_restarted" => "The appliance restarted, which ended this session.",
+        _ => "The remote session failed.",
+    }
+}
+
 /// Where a socket came in, which decides how it must attach.
 #[derive(Debug, Clone, Copy)]
 pub enum Entry {
@@ -349,7 +380,7 @@ impl Connection {
 
     async fn send_ended(&self, sink: &mut Sink, state: SessionState, reason: Option<String>) {
         let (code, message) = match state {
-            SessionState::Failed => ("session_failed", "The remote session failed."),
+            SessionState::Failed => ("session_failed", failure_message(reason.as_deref())),
             _ => ("session_ended", "The remote session has ended."),
         };
         let notice = event(code, message, json!({"reason": reason}), &self.trace_id);
