@@ -250,6 +250,8 @@ async fn who_may_start_and_see_sessions() {
     assert_envelope(desk.app.get_as("/api/v1/sessions?state=sleeping", &desk.staff).await, 400, "invalid_request")
         .await;
     assert_envelope(desk.app.get_as("/api/v1/sessions/not-a-uuid", &desk.staff).await, 400, "invalid_request").await;
+    assert_envelope(desk.command(&desk.staff, "not-a-uuid", "detach").await, 400, "invalid_request").await;
+    assert_envelope(desk.command(&desk.staff, &session, "hibernate").await, 404, "not_found").await;
     let by_admin = json_of(desk.command(&desk.admin, &session, "terminate").await, 200).await;
     assert_eq!(by_admin["session"]["state"], "terminated");
     assert_envelope(desk.app.get_as("/api/v1/workers", &desk.staff).await, 403, "forbidden").await;

@@ -22,11 +22,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/sessions", get(list).post(start))
         .route("/api/v1/sessions/{id}", get(show))
-        .route("/api/v1/sessions/{id}/attach", post(attach))
-        .route("/api/v1/sessions/{id}/takeover", post(takeover))
-        .route("/api/v1/sessions/{id}/shadow", post(shadow))
-        .route("/api/v1/sessions/{id}/detach", post(detach))
-        .route("/api/v1/sessions/{id}/terminate", post(terminate))
+        .route("/api/v1/sessions/{id}/{command}", post(command))
         .route("/api/v1/workers", get(workers))
 }
 
@@ -262,81 +258,41 @@ async fn show(
 }
 
 /// The three ways to get an attach block for an existing session.
-#[derive(Clone, Copy)]
-enum Offer {
-    Attach,
-    Takeover,
-    Shadow,
-}
-
-async fn offer(
-    state: AppState,
-    context: crate::audit::RequestContext,
-    principal: crate::auth::Principal,
-    id: String,
-    kind: Offer,
+/// `POST /api/v1/sessions/{id}/{command}`: the session commands. Attach,
+/// takeover and shadow answer with a new attach block; detach and
+/// terminate with the session.
+async fn command(
+    State(state): State<AppState>,
+    Context(context): Context,
+    CurrentUser(principal): CurrentUser,
+    Path((id, command)): Path<(String, String)>,
 ) -> Response {
     let id = match path_id(&id, "id") {
         Ok(id) => id,
         Err(error) => return error.into_response(),
     };
     let broker = state.broker();
-    let outcome = match kind {
-        Offer::Attach => broker.attach(&principal, id, &context).await,
-        Offer::Takeover => broker.takeover(&principal, id, &context).await,
-        Offer::Shadow => broker.shadow(&principal, id, &context).await,
+    let offered = match command.as_str() {
+        "attach" => broker.attach(&principal, id, &context).await,
+        "takeover" => broker.takeover(&principal, id, &context).await,
+        "shadow" => broker.shadow(&principal, id, &context).await,
+        "detach" | "terminate" => {
+            let ended = if command == "detach" {
+                broker.detach(&principal, id, &context).await
+            } else {
+                broker.terminate(&principal, id, &context).await
+            };
+            return match ended {
+                Ok(session) => ApiJson(SessionResponse { session: session.into() }).into_response(),
+                Err(error) => failure(error),
+            };
+        }
+        _ => return ApiError::not_found().into_response(),
     };
-    match outcome {
+    match offered {
         Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
         Err(error) => failure(error),
     }
-}
-
-async fn attach(
-    State(state): State<AppState>,
-    Context(context): Context,
-    CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
-) -> Response {
-    offer(state, context, principal, id, Offer::Attach).await
-}
-
-async fn takeover(
-    State(state): State<AppState>,
-    Context(context): Context,
-    CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
-) -> Response {
-    offer(state, context, principal, id, Offer::Takeover).await
-}
-
-async fn shadow(
-    State(state): State<AppState>,
-    Context(context): Context,
-    CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
-) -> Response {
-    offer(state, context, principal, id, Offer::Shadow).await
-}
-
-async fn detach(
-    State(state): State<AppState>,
-    Context(context): Context,
-    CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
-) -> Result<ApiJson<SessionResponse>, ApiError> {
-    let id = path_id(&id, "id")?;
-    Ok(ApiJson(SessionResponse { session: state.broker().detach(&principal, id, &context).await?.into() }))
-}
-
-async fn terminate(
-    State(state): State<AppState>,
-    Context(context): Context,
-    CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
-) -> Result<ApiJson<SessionResponse>, ApiError> {
-    let id = path_id(&id, "id")?;
-    Ok(ApiJson(SessionResponse { session: state.broker().terminate(&principal, id, &context).await?.into() }))
 }
 
 #[derive(Serialize)]
