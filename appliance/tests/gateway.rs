@@ -586,7 +586,12 @@ fn clipboard(text: &str, sequence_id: u64) -> Message {
 
 /// Whether a `clipboard.text` arrives within a short wait.
 async fn clipboard_arrives(socket: &mut Socket) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+    clipboard_or_error(socket, Duration::from_millis(400)).await
+}
+
+/// The next `clipboard.text` or `error` within `wait`, skipping frames.
+pub(crate) async fn clipboard_or_error(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
     while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await {
         if let Message::Text(text) = message {
             let value: Value = serde_json::from_str(&text).expect("json");

@@ -13,10 +13,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::gateway::{Socket, clipboard_or_error};
 use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, json_of, legacy_app_with_owner};
 use crate::tenancy::id;
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Builds the test server once per test run (the first build takes a while).
 fn server_binary() -> PathBuf {
@@ -394,20 +393,6 @@ async fn clipboard_text_crosses_the_rdp_channel_both_ways_under_policy() {
     assert_eq!(received["payload"]["text"], "from the server");
     assert_eq!(received["payload"]["origin"], "server");
     rdp.app.stop().await.expect("clean stop");
-}
-
-/// The next `clipboard.text` or `error` within `wait`, skipping frames.
-async fn clipboard_or_error(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + wait;
-    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await {
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(&text).expect("json");
-            if value["type"] == "clipboard.text" || value["type"] == "error" {
-                return Some(value);
-            }
-        }
-    }
-    None
 }
 
 #[tokio::test]
