@@ -269,14 +269,15 @@ async fn a_wrong_password_fails_the_session_with_invalid_credentials() {
     let server = RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off"]);
     let rdp = rdp_app().await;
     let (session, token) = rdp.start(&server, "ignore", None, "not-the-password").await;
-    let failed = rdp.settle(&session).await;
-    assert_eq!(failed["state"], "failed");
-    assert_eq!(failed["failure_reason"], "invalid_credentials");
-    // A viewer arriving now is told why, in words, with the code kept.
+    // The viewer attaches at once, as the UI does, and waits for the desktop.
     let url = format!("ws://{}/api/v1/gateway/ws", rdp.app.addr);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
     let attach = json!({"type": "attach", "payload": {"attach_token": token}});
     socket.send(Message::text(attach.to_string())).await.expect("send");
+    let failed = rdp.settle(&session).await;
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["failure_reason"], "invalid_credentials");
+    // It is told why, in words, with the code kept.
     let ended = loop {
         let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("no session.state before close") };
         let value: Value = serde_json::from_str(&text).expect("json");

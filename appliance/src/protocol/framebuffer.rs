@@ -80,6 +80,15 @@ pub struct Damage {
     pub full: bool,
 }
 
+/// Whether a read may wait while a decoder paints the screen. Viewers'
+/// async tasks say [`Wait::No`] and retry on the blocking pool, so a long
+/// decode never parks an async worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Yes,
+    No,
+}
+
 /// Encoded payloads kept for other viewers at the same screen state.
 const PAYLOAD_CACHE: usize = 16;
 
@@ -257,35 +266,33 @@ impl Screen {
 
     /// The damage since `seen` (0 = never sent anything).
     pub fn damage_since(&self, seen: u64) -> Option<Damage> {
-        let pixels = self.read();
-        if seen >= pixels.seq {
-            return None;
+        self.damage_since_with(seen, Wait::Yes).flatten()
+    }
+
+    /// [`Self::damage_since`], or `None` when `wait` is [`Wait::No`] and a
+    /// decoder holds the screen.
+    pub fn damage_since_with(&self, seen: u64, wait: Wait) -> Option<Option<Damage>> {
+        let pixels = self.read_with(wait)?;
+        Some(damage_in(&pixels, seen))
+    }
+
+    /// A read guard, or `None` rather than waiting when `wait` is [`Wait::No`].
+    fn read_with(&self, wait: Wait) -> Option<RwLockReadGuard<'_, Pixels>> {
+        match wait {
+            Wait::Yes => Some(self.read()),
+            Wait::No => self.pixels.try_read(),
         }
-        let whole = Rect::new(0, 0, pixels.width, pixels.height);
-        if seen < pixels.horizon {
-            return Some(Damage {
-                seq: pixels.seq,
-                width: pixels.width,
-                height: pixels.height,
-                rects: vec![whole],
-                full: true,
-            });
-        }
-        let mut rects: Vec<Rect> = Vec::new();
-        for (_, rect) in pixels.log.iter().filter(|(seq, _)| *seq > seen) {
-            merge_into(&mut rects, *rect);
-        }
-        if rects.len() > MAX_RECTS {
-            let bounds = rects.iter().fold(Rect::new(0, 0, 0, 0), |bounds, rect| bounds.union(rect));
-            rects = vec![bounds];
-        }
-        let full = rects.len() == 1 && rects[0] == whole;
-        Some(Damage { seq: pixels.seq, width: pixels.width, height: pixels.height, rects, full })
     }
 
     /// The screen's current sequence.
     pub fn seq(&self) -> u64 {
         self.read().seq
+    }
+
+    /// [`Self::seq`], or `None` when `wait` is [`Wait::No`] and a decoder
+    /// holds the screen.
+    pub fn seq_with(&self, wait: Wait) -> Option<u64> {
+        Some(self.read_with(wait)?.seq)
     }
 
     /// A payload encoded earlier for exactly this state, rectangle and mode.
@@ -310,7 +317,13 @@ impl Screen {
 
     /// [`Self::read_rect`] with the sequence the pixels are from.
     pub fn read_rect_at(&self, rect: Rect, mode: ColorMode) -> (u64, Vec<u8>) {
-        let pixels = self.read();
+        self.read_rect_with(rect, mode, Wait::Yes).unwrap_or_default()
+    }
+
+    /// [`Self::read_rect_at`], or `None` when `wait` is [`Wait::No`] and a
+    /// decoder holds the screen.
+    pub fn read_rect_with(&self, rect: Rect, mode: ColorMode, wait: Wait) -> Option<(u64, Vec<u8>)> {
+        let pixels = self.read_with(wait)?;
         let seq = pixels.seq;
         let rect = rect.clipped(pixels.width, pixels.height);
         let stride = usize::from(pixels.width) * 4;
@@ -335,8 +348,35 @@ impl Screen {
                 pixel[3] = 255;
             }
         }
-        (seq, out)
+        Some((seq, out))
     }
+}
+
+/// What a viewer at `seen` must send to catch up with `pixels`.
+fn damage_in(pixels: &Pixels, seen: u64) -> Option<Damage> {
+    if seen >= pixels.seq {
+        return None;
+    }
+    let whole = Rect::new(0, 0, pixels.width, pixels.height);
+    if seen < pixels.horizon {
+        return Some(Damage {
+            seq: pixels.seq,
+            width: pixels.width,
+            height: pixels.height,
+            rects: vec![whole],
+            full: true,
+        });
+    }
+    let mut rects: Vec<Rect> = Vec::new();
+    for (_, rect) in pixels.log.iter().filter(|(seq, _)| *seq > seen) {
+        merge_into(&mut rects, *rect);
+    }
+    if rects.len() > MAX_RECTS {
+        let bounds = rects.iter().fold(Rect::new(0, 0, 0, 0), |bounds, rect| bounds.union(rect));
+        rects = vec![bounds];
+    }
+    let full = rects.len() == 1 && rects[0] == whole;
+    Some(Damage { seq: pixels.seq, width: pixels.width, height: pixels.height, rects, full })
 }
 
 /// Logs `touched` as one update; its sequence, or `None` if nothing changed.

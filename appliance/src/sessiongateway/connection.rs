@@ -16,7 +16,7 @@ use super::envelope::{
     event,
 };
 use crate::protocol::frame::{ColorMode, Compression, Rect, zlib};
-use crate::protocol::framebuffer::{PayloadKey, Screen};
+use crate::protocol::framebuffer::{PayloadKey, Screen, Wait};
 use crate::sessionbroker::state::SessionState;
 use crate::sessionbroker::{AttachGrant, SessionNotice};
 use crate::state::AppState;
@@ -65,14 +65,30 @@ async fn compress(payload: Vec<u8>) -> Vec<u8> {
     tokio::task::spawn_blocking(move || zlib(&payload)).await.unwrap_or_default()
 }
 
+/// Reads the screen without parking an async worker: at once when no
+/// decoder holds it, otherwise on the blocking pool, where waiting is fine.
+async fn read_screen<R: Send + 'static>(
+    screen: &Arc<Screen>,
+    read: impl Fn(&Screen, Wait) -> Option<R> + Send + 'static,
+) -> R {
+    if let Some(value) = read(screen, Wait::No) {
+        return value;
+    }
+    let screen = screen.clone();
+    let waited = tokio::task::spawn_blocking(move || read(&screen, Wait::Yes));
+    // INVARIANT: a waiting read always reads; only a panic in `read` (a
+    // bug) could lose it, and then this socket's task ends with it.
+    waited.await.ok().flatten().expect("a screen read that may wait returns a value")
+}
+
 /// The compressed current pixels of `rect`, shared with every other viewer
 /// asking for the same state of the same rectangle.
-async fn compressed(screen: &Screen, rect: Rect, color_mode: ColorMode) -> Arc<Vec<u8>> {
-    let key = PayloadKey { seq: screen.seq(), rect, color_mode };
+async fn compressed(screen: &Arc<Screen>, rect: Rect, color_mode: ColorMode) -> Arc<Vec<u8>> {
+    let key = PayloadKey { seq: read_screen(screen, |screen, wait| screen.seq_with(wait)).await, rect, color_mode };
     if let Some(payload) = screen.cached_payload(key) {
         return payload;
     }
-    let (seq, pixels) = screen.read_rect_at(rect, color_mode);
+    let (seq, pixels) = read_screen(screen, move |screen, wait| screen.read_rect_with(rect, color_mode, wait)).await;
     let payload = Arc::new(compress(pixels).await);
     screen.remember_payload(PayloadKey { seq, rect, color_mode }, payload.clone());
     payload
@@ -117,14 +133,20 @@ fn failure_message(reason: Option<&str>) -> &'static str {
         "certificate_name_mismatch" => {
             "The remote computer's certificate is for another name than this resource's host."
         }
-        "tls_failed" => "A secure connection to the remote computer could not be set up.",
+        "tls_failed" | "security_negotiation_failed" => {
+            "A secure connection to the remote computer could not be set up."
+        }
+        "credentials_missing" => "This resource has no credentials to sign in with. Ask an administrator to set them.",
+        "server_denied" => "The remote computer refused the session.",
+        "reactivation_timeout" => "The remote computer stopped answering while changing the display.",
+        "codec_setup_failed" => "The remote computer's graphics could not be set up.",
         "connection_refused" => "The remote computer refused the connection. Is remote desktop enabled on it?",
         "host_unreachable" | "connection_failed" => "The remote computer could not be reached from the appliance.",
         "connect_timeout" => "The remote computer did not answer in time.",
         "connection_lost" => "The connection to the remote computer was lost.",
         "desktop_too_large" => "The remote desktop is larger than the appliance accepts.",
         "protocol_error" | "redirect_unsupported" => "The remote computer sent something the appliance cannot handle.",
-        "worker_lost" | "worker_panicked" | "worker_busy" | "event_queue_full" => {
+        "worker_lost" | "worker_panicked" | "worker_busy" | "worker_unavailable" | "event_queue_full" => {
             "The appliance lost this session's connection worker. Start the session again."
         }
         "appliance_restarted" => "The appliance restarted, which ended this session.",
@@ -346,9 +368,12 @@ impl Connection {
         let screens = &self.state.broker().live().queues.screens;
         let deadline = tokio::time::Instant::now() + SCREEN_TIMEOUT;
         let mut state = SessionState::parse(&session.state);
+        // The reason of a failure that happens while this socket waits
+        // comes with the notice, not with the record read before.
+        let mut reason = session.failure_reason.clone();
         loop {
             if state.is_some_and(SessionState::is_terminal) {
-                self.send_ended(sink, state.unwrap_or(SessionState::Terminated), session.failure_reason.clone()).await;
+                self.send_ended(sink, state.unwrap_or(SessionState::Terminated), reason).await;
                 return None;
             }
             if let Some(screen) = screens.get(self.session_id()) {
@@ -356,8 +381,9 @@ impl Connection {
             }
             let notice = tokio::time::timeout_at(deadline, notices.next()).await;
             match notice {
-                Ok(Some(Delivery::Message(SessionNotice::StateChanged { state: changed, .. }))) => {
-                    state = Some(changed)
+                Ok(Some(Delivery::Message(SessionNotice::StateChanged { state: changed, reason: why, .. }))) => {
+                    state = Some(changed);
+                    reason = why.or(reason);
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
@@ -480,8 +506,11 @@ impl Connection {
 
     /// Sends everything that changed since this viewer's last frame, read
     /// now: the latest pixels, however many updates happened meanwhile.
-    async fn send_damage(&mut self, sink: &mut Sink, screen: &Screen) -> bool {
-        let Some(damage) = screen.damage_since(self.seen) else { return true };
+    async fn send_damage(&mut self, sink: &mut Sink, screen: &Arc<Screen>) -> bool {
+        let seen = self.seen;
+        let Some(damage) = read_screen(screen, move |screen, wait| screen.damage_since_with(seen, wait)).await else {
+            return true;
+        };
         let size = (damage.width, damage.height);
         if self.size.is_some_and(|known| known != size) {
             // The remote desktop changed size: say so before its frames.
@@ -498,7 +527,10 @@ impl Connection {
             let payload = if encoding.is_compressed() {
                 compressed(screen, rect, self.color_mode).await
             } else {
-                Arc::new(screen.read_rect(rect, self.color_mode))
+                let color_mode = self.color_mode;
+                let (_, pixels) =
+                    read_screen(screen, move |screen, wait| screen.read_rect_with(rect, color_mode, wait)).await;
+                Arc::new(pixels)
             };
             let last = index + 1 == count;
             let (message, bytes) = match self.transport {
@@ -716,6 +748,31 @@ impl Connection {
                 let payload = json!({"session_id": self.session_id(), "viewers": viewers, "count": viewers.len()});
                 send_text(sink, envelope::envelope("session.viewers", payload)).await
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_message;
+
+    /// Every failure reason PROTOCOL.md documents gets words of its own.
+    #[test]
+    fn each_documented_failure_reason_is_explained() {
+        let protocol = include_str!("../../../docs/PROTOCOL.md");
+        let section = protocol.split("- Failure reasons").nth(1).expect("the failure reasons list");
+        let section = section.split("- `GET /api/v1/workers`").next().expect("its end");
+        let reasons: Vec<&str> = section
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|code| code.chars().all(|c| c.is_ascii_lowercase() || c == '_') && code.contains('_'))
+            .filter(|code| !["failure_reason", "remote_logoff"].contains(code))
+            .collect();
+        assert!(reasons.len() >= 18, "{reasons:?}");
+        let generic = failure_message(None);
+        for reason in reasons {
+            assert_ne!(failure_message(Some(reason)), generic, "{reason} has no message of its own");
         }
     }
 }

@@ -102,7 +102,11 @@ fn damage(outputs: &[ActiveStageOutput]) -> Vec<Rect> {
         .iter()
         .filter_map(|output| match output {
             ActiveStageOutput::GraphicsUpdate(region) if region.left <= region.right && region.top <= region.bottom => {
-                Some(Rect::new(region.left, region.top, region.right - region.left + 1, region.bottom - region.top + 1))
+                // Inclusive edges: a region reaching 65535 is one wider than
+                // u16 holds; the screen clips it anyway.
+                let width = (u32::from(region.right) - u32::from(region.left) + 1).min(u32::from(u16::MAX));
+                let height = (u32::from(region.bottom) - u32::from(region.top) + 1).min(u32::from(u16::MAX));
+                Some(Rect::new(region.left, region.top, width as u16, height as u16))
             }
             _ => None,
         })
@@ -118,19 +122,30 @@ fn decoding<R>(work: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Decodes into the screen; the outputs, with their damage already shown.
+/// How heavy a step on the session's image is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Decoding server PDUs (graphics, channels): off the async worker.
+    Decoding,
+    Light,
+}
+
+/// Runs `step` on the screen's image; its outputs, with their damage
+/// already shown to viewers.
 fn decode(
     screen: &Screen,
+    work: Work,
     step: impl FnOnce(&mut DecodedImage) -> ironrdp_session::SessionResult<Vec<ActiveStageOutput>>,
 ) -> Result<Vec<ActiveStageOutput>, ironrdp_session::SessionError> {
-    decoding(|| {
+    let run = || {
         screen.decode_into(|desktop: &mut Desktop| {
             let outputs = step(&mut desktop.0);
             let rects = outputs.as_ref().map(|outputs| damage(outputs)).unwrap_or_default();
             (outputs, rects)
         })
-    })
-    .unwrap_or_else(|| Err(ironrdp_session::general_err!("the session screen holds no decoder image")))
+    };
+    let outputs = if work == Work::Decoding { decoding(run) } else { run() };
+    outputs.unwrap_or_else(|| Err(ironrdp_session::general_err!("the session screen holds no decoder image")))
 }
 
 fn disconnect_reason(reason: &GracefulDisconnectReason) -> String {
@@ -288,7 +303,7 @@ async fn run_session(
                     tracing::info!(session_id = %io.session_id, %error, "RDP connection lost");
                     SessionEnd::Failed("connection_lost".into())
                 })?;
-                decode(&screen, |image| stage.process(image, action, &frame, framed.last_read_at())).map_err(|error| {
+                decode(&screen, Work::Decoding, |image| stage.process(image, action, &frame, framed.last_read_at())).map_err(|error| {
                     tracing::warn!(session_id = %io.session_id, %error, "RDP protocol error");
                     SessionEnd::Failed("protocol_error".into())
                 })?
@@ -316,7 +331,9 @@ async fn run_session(
                 }
                 let operations = input.operations(&next);
                 let events = input.database.apply(operations);
-                decode(&screen, |image| stage.process_fastpath_input(image, &events)).map_err(|_| SessionEnd::Failed("protocol_error".into()))?
+                // Input touches the image only for a software pointer (off),
+                // so there is no decoding to move off the async worker.
+                decode(&screen, Work::Light, |image| stage.process_fastpath_input(image, &events)).map_err(|_| SessionEnd::Failed("protocol_error".into()))?
             }
         };
         for output in outputs {
