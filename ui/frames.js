@@ -40,15 +40,60 @@ export function parseHeader(buffer) {
   };
 }
 
-/** Inflates a zlib stream (RFC 1950) with the browser's own decoder. */
-export async function inflate(bytes) {
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+/** Bytes per pixel of each encoding's (inflated) payload. */
+export function bytesPerPixel(encoding) {
+  if (encoding === Encoding.RAW_RGBA8 || encoding === Encoding.ZLIB_RGBA8) return 4;
+  if (encoding === Encoding.RAW_GRAY8 || encoding === Encoding.ZLIB_GRAY8) return 1;
+  throw new Error(`unknown frame encoding ${encoding}`);
 }
 
-/** Gray8 pixels as RGBA8. */
+/**
+ * Inflates a zlib stream (RFC 1950) with the browser's own decoder straight
+ * into a buffer of the `expected` size (width × height × bytes per pixel):
+ * no list of chunks to join, no copy at the end. Throws when the stream
+ * inflates to more or fewer bytes, or is not a valid zlib stream.
+ */
+export async function inflateInto(bytes, expected) {
+  const out = new Uint8Array(expected);
+  const stream = new DecompressionStream('deflate');
+  const writer = stream.writable.getWriter();
+  // Their failures surface again, as the reader's.
+  writer.write(bytes).catch(() => {});
+  writer.close().catch(() => {});
+  const reader = stream.readable.getReader();
+  let offset = 0;
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      throw new Error(`the compressed payload is damaged (${error?.message ?? error})`);
+    }
+    if (chunk.done) break;
+    const { value } = chunk;
+    if (offset + value.length > expected) {
+      reader.cancel().catch(() => {});
+      throw new Error(`the payload inflates to more than the ${expected} bytes its size calls for`);
+    }
+    out.set(value, offset);
+    offset += value.length;
+  }
+  if (offset !== expected) throw new Error(`the payload inflates to ${offset} bytes instead of ${expected}`);
+  return out;
+}
+
+// Gray expands to RGBA 4 bytes at a time where the platform is little-endian
+// (every browser platform in practice); byte by byte otherwise.
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Gray8 pixels as RGBA8 (opaque). */
 export function grayToRgba(gray, pixels) {
   const rgba = new Uint8ClampedArray(pixels * 4);
+  if (LITTLE_ENDIAN) {
+    const words = new Uint32Array(rgba.buffer);
+    for (let index = 0; index < pixels; index += 1) words[index] = 0xff000000 | (gray[index] * 0x010101);
+    return rgba;
+  }
   for (let index = 0, out = 0; index < pixels; index += 1, out += 4) {
     const value = gray[index];
     rgba[out] = value;
@@ -61,24 +106,22 @@ export function grayToRgba(gray, pixels) {
 
 /**
  * Decodes one frame message into `{x, y, width, height, seq, last,
- * colorMode, rgba}` where `rgba` holds width×height RGBA8 pixels.
+ * colorMode, encoding, rgba}` where `rgba` holds exactly width×height
+ * RGBA8 pixels (for raw RGBA8, a view into `buffer`). Throws (rejects) on a
+ * malformed frame, including a payload of the wrong size.
  */
 export async function decodeFrame(buffer) {
   const header = parseHeader(buffer);
   const { encoding, width, height } = header;
   const pixels = width * height;
+  const expected = pixels * bytesPerPixel(encoding);
   let bytes = header.payload;
-  if (encoding === Encoding.ZLIB_RGBA8 || encoding === Encoding.ZLIB_GRAY8) bytes = await inflate(bytes);
-  let rgba;
-  if (encoding === Encoding.RAW_RGBA8 || encoding === Encoding.ZLIB_RGBA8) {
-    if (bytes.length < pixels * 4) throw new Error('RGBA payload too short');
-    rgba = new Uint8ClampedArray(bytes.buffer, bytes.byteOffset, pixels * 4);
-  } else if (encoding === Encoding.RAW_GRAY8 || encoding === Encoding.ZLIB_GRAY8) {
-    if (bytes.length < pixels) throw new Error('gray payload too short');
-    rgba = grayToRgba(bytes, pixels);
-  } else {
-    throw new Error(`unknown frame encoding ${encoding}`);
+  if (encoding === Encoding.ZLIB_RGBA8 || encoding === Encoding.ZLIB_GRAY8) {
+    bytes = await inflateInto(bytes, expected);
+  } else if (bytes.length < expected) {
+    throw new Error(`the payload holds ${bytes.length} bytes, short of the ${expected} its size calls for`);
   }
+  const rgba = bytesPerPixel(encoding) === 4 ? new Uint8ClampedArray(bytes.buffer, bytes.byteOffset, expected) : grayToRgba(bytes, pixels);
   const { payload, ...rest } = header;
   void payload;
   return { ...rest, rgba };

@@ -5,7 +5,7 @@
 
 import * as api from './api.js';
 import { h, setChildren, errorBox, toast, confirmDialog, uid, formatTime } from './ui.js';
-import { decodeFrame } from './frames.js';
+import { FramePipeline } from './frame-pipeline.js';
 import { go, windowSize } from './app.js';
 
 const PING_INTERVAL_MS = 5_000;
@@ -111,7 +111,13 @@ class Viewer {
     this.pointer = { x: 0, y: 0 };
     this.pendingMove = false;
     this.pendingResize = null;
-    this.paintChain = Promise.resolve();
+    // Frames are decoded off the main thread and painted here, in order.
+    this.pipeline = new FramePipeline({
+      paint: (frame) => this.paint(frame),
+      fail: (error) => this.frameFailed(error),
+      // Re-sending the colour mode makes the gateway send the whole screen.
+      resync: () => this.send('color_mode', { color_mode: this.colorMode }),
+    });
     this.frames = 0;
     this.framesThisSecond = 0;
     this.clipboardSequence = Date.now();
@@ -678,16 +684,15 @@ class Viewer {
 
   // -------------------------------------------------------------- frames
 
+  /** One `binary_v1` frame message (handed over to the pipeline: detached after). */
   onFrame(buffer) {
-    const decoded = decodeFrame(buffer);
-    this.paintChain = this.paintChain
-      .then(() => decoded)
-      .then((frame) => this.paint(frame))
-      .catch((error) => {
-        if (this.lastError === 'frame') return;
-        this.lastError = 'frame';
-        this.notice(`A screen update could not be drawn: ${error.message}`, { key: 'error.frame_decode' });
-      });
+    this.pipeline.push(buffer);
+  }
+
+  frameFailed(error) {
+    if (this.destroyed || this.lastError === 'frame') return;
+    this.lastError = 'frame';
+    this.notice(`A screen update could not be drawn: ${error?.message ?? error}`, { key: 'error.frame_decode' });
   }
 
   paint(frame) {
@@ -1365,6 +1370,7 @@ class Viewer {
     clearTimeout(this.pendingResizeTimer);
     this.releaseAll();
     this.dropSocket();
+    this.pipeline.close();
     if (document.fullscreenElement === this.root) document.exitFullscreen().catch(() => {});
     for (const cleanup of this.cleanups) cleanup();
     for (const url of this.objectUrls) URL.revokeObjectURL(url);

@@ -198,6 +198,9 @@ await step('connect from My desktops: the server’s desktop is drawn on the can
   await expectColours();
   assert((await sessionState(sessionId)) === 'active', 'the session is active');
   console.log(`     canvas ${result.width}×${result.height}: every pixel is the server’s pattern`);
+  // The frames were decoded in the viewer's Web Worker (frame-pipeline.js), not on the main thread.
+  const decoder = await page.evaluate(() => document.getElementById('viewer').rapViewer.pipeline.decoder);
+  assert(decoder === 'worker', `frames decoded in the worker, not ${decoder}`);
   await page.locator('#latency[data-ms]').waitFor();
   await page.evaluate(() => document.getElementById('toasts').replaceChildren());
   await screenshot(page, 'viewer');
