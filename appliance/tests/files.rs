@@ -29,6 +29,12 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+fn b64_decode(message: &Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(message["payload"]["data"].as_str().expect("data"))
+        .expect("base64")
+}
+
 fn sha256(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -238,7 +244,26 @@ async fn files_in_to_client_are_offered_and_download_paced_by_acks() {
     send(&mut socket, "file_download.start", json!({"transfer_id": transfer_id, "file_name": "scan.pdf"})).await;
     let started = next_of(&mut socket, "file_download.started").await;
     assert_eq!(started["payload"]["size"], content.len());
+    // Without acks the server sends one window (4 chunks) and waits.
     let mut received = Vec::new();
+    for _ in 0..4 {
+        let chunk = next_of(&mut socket, "file_download.chunk").await;
+        assert_eq!(chunk["payload"]["offset"], received.len());
+        received.extend(b64_decode(&chunk));
+    }
+    let quiet = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            let message = crate::gateway::next_message(&mut socket).await;
+            if let Message::Text(text) = message
+                && text.contains("file_download.chunk")
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "a fifth chunk came before any ack");
+    send(&mut socket, "file_download.ack", json!({"transfer_id": transfer_id, "offset": received.len()})).await;
     let mut unacked = 0;
     let completed = loop {
         let message = next_of_any(&mut socket, &["file_download.chunk", "file_download.completed"]).await;
@@ -246,12 +271,8 @@ async fn files_in_to_client_are_offered_and_download_paced_by_acks() {
             break message;
         }
         assert_eq!(message["payload"]["offset"], received.len());
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(message["payload"]["data"].as_str().expect("data"))
-            .expect("base64");
-        received.extend_from_slice(&data);
+        received.extend(b64_decode(&message));
         unacked += 1;
-        assert!(unacked <= 4, "at most four chunks ahead of the acks");
         // Ack every other chunk: the window must still move.
         if unacked == 2 || received.len() == content.len() {
             send(&mut socket, "file_download.ack", json!({"transfer_id": transfer_id, "offset": received.len()})).await;
@@ -283,6 +304,9 @@ async fn a_takeover_ends_the_old_controllers_upload_and_the_folder_goes_with_the
     upload_reply(&mut old).await;
     send(&mut old, "file_upload.chunk", json!({"transfer_id": transfer_id, "offset": 0, "data": b64(b"12345")})).await;
     assert_eq!(upload_reply(&mut old).await["payload"]["received"], 5);
+    let drive_entries = std::fs::read_dir(transfers_of(&live, &session)).expect("folder").count();
+    assert_eq!(drive_entries, 1, "only ToClient: a half upload is not on the remote desktop's drive");
+    assert_eq!(std::fs::read_dir(live.app.data_dir.path().join("transfers").join(".parts")).expect("parts").count(), 1);
 
     let taken = live.command(&session, "takeover").await;
     let (mut new, _) =
@@ -291,9 +315,10 @@ async fn a_takeover_ends_the_old_controllers_upload_and_the_folder_goes_with_the
     assert_eq!(blocked_reason(&ended), "not_controller");
     assert_eq!(ended["payload"]["transfer_id"], transfer_id);
     let folder = transfers_of(&live, &session);
+    // Part files wait outside the remote desktop's drive.
     let leftovers = || {
-        std::fs::read_dir(&folder)
-            .map(|entries| entries.flatten().filter(|entry| entry.file_name() != "ToClient").count())
+        std::fs::read_dir(live.app.data_dir.path().join("transfers").join(".parts"))
+            .map(|entries| entries.count())
             .unwrap_or(0)
     };
     let deadline = Instant::now() + WAIT;

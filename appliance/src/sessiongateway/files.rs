@@ -104,6 +104,8 @@ impl Connection {
         blocked: Blocked,
         extra: Value,
     ) -> bool {
+        // A refused list request has no transfer: its id is null.
+        let transfer_id = (!transfer_id.is_empty()).then_some(transfer_id);
         let mut payload = json!({"transfer_id": transfer_id, "reason": blocked.reason});
         if let (Some(payload), Value::Object(extra)) = (payload.as_object_mut(), extra) {
             payload.extend(extra);

@@ -28,13 +28,17 @@ pub const TO_CLIENT_DIR: &str = "ToClient";
 pub const MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
 /// Largest chunk either way (API.md).
 pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
-/// Everything a session's directory may hold, so a client cannot fill the
-/// appliance's disk one 25 MiB file at a time.
+/// Everything a session's directory may hold, so neither a client (one
+/// 25 MiB file at a time) nor the remote desktop (writing to the drive)
+/// can fill the appliance's disk.
 pub const SESSION_QUOTA_BYTES: u64 = 10 * MAX_FILE_BYTES;
 /// Files listed for download at most; more are left out of the list.
 pub const MAX_LISTED_FILES: usize = 200;
-/// Prefix of in-progress uploads; refused in client names so they never clash.
-const PART_PREFIX: &str = ".rap-upload-";
+/// Where uploads are written until complete: beside the session folders,
+/// on the same filesystem (so a finished one is hard-linked in), but not
+/// on the remote desktop's drive, where the remote side could read or
+/// change a file before it is whole.
+const PARTS_DIR: &str = ".parts";
 
 /// Where sessions' transfer directories live.
 #[derive(Debug, Clone)]
@@ -74,8 +78,12 @@ impl TransferDirs {
     }
 
     /// Removes what earlier runs left: no session survives a restart, so
-    /// every directory here is stale. Blocking.
+    /// every directory here is stale, and so is every part file. Blocking.
     pub fn sweep(&self) -> io::Result<usize> {
+        match fs::remove_dir_all(self.root.join(PARTS_DIR)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -155,7 +163,7 @@ pub fn safe_file_name(name: &str) -> Result<&str, Refusal> {
         && name.len() <= 255
         && !name.starts_with('.')
         && !name.ends_with(['.', ' '])
-        && !name.chars().any(|c| c.is_control() || WINDOWS_RESERVED.contains(&c));
+        && !name.chars().any(|c| c.is_control() || is_invisible_format(c) || WINDOWS_RESERVED.contains(&c));
     if !valid {
         return Err(Refusal::UnsafeFileName);
     }
@@ -171,6 +179,12 @@ pub fn safe_file_name(name: &str) -> Result<&str, Refusal> {
     Ok(name)
 }
 
+/// Unicode format characters that change how a name reads without being
+/// seen (right-to-left overrides can disguise `exe` as `pdf`).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
 /// A file offered for download.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Offered {
@@ -184,7 +198,10 @@ pub struct Offered {
 /// regular files with safe names only (never symbolic links). Blocking.
 pub fn offered(dir: &Path) -> Vec<Offered> {
     let Ok(entries) = fs::read_dir(dir.join(TO_CLIENT_DIR)) else { return Vec::new() };
+    // The remote side decides how many entries there are: look at a
+    // bounded number of them.
     let mut files: Vec<Offered> = entries
+        .take(MAX_LISTED_FILES * 5)
         .flatten()
         .filter_map(|entry| {
             let file_name = entry.file_name().into_string().ok()?;
@@ -206,8 +223,8 @@ pub fn offered(dir: &Path) -> Vec<Offered> {
     files
 }
 
-/// Bytes the session's directory holds, in-progress uploads included. Blocking.
-fn used_bytes(dir: &Path) -> u64 {
+/// Bytes the session's directory holds (apparent sizes). Blocking.
+pub(crate) fn used_bytes(dir: &Path) -> u64 {
     fn walk(dir: &Path, depth: usize) -> u64 {
         let Ok(entries) = fs::read_dir(dir) else { return 0 };
         entries
@@ -246,6 +263,8 @@ mod tests {
             ".rap-upload-x",
             "trailing.",
             "trailing ",
+            "invoice\u{202e}fdp.exe",
+            "zero\u{200b}width.txt",
             "nul\0byte",
             "line\nbreak",
             "CON",

@@ -8,14 +8,14 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{MAX_CHUNK_BYTES, MAX_FILE_BYTES, PART_PREFIX, Refusal, SESSION_QUOTA_BYTES, safe_file_name, used_bytes};
+use super::{MAX_CHUNK_BYTES, MAX_FILE_BYTES, PARTS_DIR, Refusal, SESSION_QUOTA_BYTES, safe_file_name, used_bytes};
 
 /// Uploads one socket may run at once.
 pub const MAX_UPLOADS_AT_ONCE: usize = 4;
@@ -70,12 +70,19 @@ impl Uploads {
             return Err(Refusal::TooManyTransfers);
         }
         let promised: u64 = self.active.values().map(|upload| upload.size - upload.received).sum();
-        let part = dir.join(format!("{PART_PREFIX}{transfer_id}"));
+        let parts = dir.parent().unwrap_or(dir).join(PARTS_DIR);
+        let session = dir.file_name().and_then(|name| name.to_str()).unwrap_or("session");
+        let part = parts.join(format!("{session}-{transfer_id}"));
         let (opened_dir, opened_part) = (dir.to_path_buf(), part.clone());
         let file = tokio::task::spawn_blocking(move || {
             if used_bytes(&opened_dir) + promised + size > SESSION_QUOTA_BYTES {
                 return Err(Refusal::QuotaExceeded);
             }
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&parts)
+                .map_err(|error| storage_failed("parts", &error))?;
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -171,15 +178,26 @@ impl Drop for Uploads {
 }
 
 /// Links the finished part under `wanted`, or `stem (n).ext` when taken.
+/// Taken means in any letter case: Windows on the remote side could not
+/// tell `Report.txt` from `report.txt`.
 fn place(part: &Path, dir: &Path, wanted: &str) -> Result<String, Refusal> {
     let (stem, extension) = match wanted.rsplit_once('.') {
         Some((stem, extension)) if !stem.is_empty() => (stem, format!(".{extension}")),
         _ => (wanted, String::new()),
     };
+    let existing: std::collections::HashSet<String> = std::fs::read_dir(dir)
+        .map_err(|error| storage_failed("list", &error))?
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .map(|name| name.to_lowercase())
+        .collect();
     for attempt in 0..100 {
         let name = if attempt == 0 { wanted.to_owned() } else { format!("{stem} ({attempt}){extension}") };
         if safe_file_name(&name).is_err() {
             break;
+        }
+        if existing.contains(&name.to_lowercase()) {
+            continue;
         }
         match std::fs::hard_link(part, dir.join(&name)) {
             Ok(()) => return Ok(name),
@@ -258,10 +276,10 @@ mod tests {
         let Ok(Step::Completed { file_name, .. }) = uploads.chunk(id, 0, b"new").await else { panic!() };
         assert_eq!(file_name, "a (1).txt");
         assert_eq!(std::fs::read(dir.join("a.txt")).expect("read"), b"old");
-        let Ok(Step::Completed { file_name, .. }) = uploads.start(&dir, Uuid::new_v4(), "a.txt", 0).await else {
+        let Ok(Step::Completed { file_name, .. }) = uploads.start(&dir, Uuid::new_v4(), "A.TXT", 0).await else {
             panic!()
         };
-        assert_eq!(file_name, "a (2).txt");
+        assert_eq!(file_name, "A (2).TXT", "names differing only in case are taken too");
     }
 
     #[tokio::test]
@@ -295,11 +313,7 @@ mod tests {
         drop(other);
         drop(uploads);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let parts = std::fs::read_dir(&dir)
-            .expect("read dir")
-            .flatten()
-            .filter(|entry| entry.file_name().to_string_lossy().starts_with(PART_PREFIX))
-            .count();
+        let parts = std::fs::read_dir(dir.parent().expect("root").join(PARTS_DIR)).expect("read dir").count();
         assert_eq!(parts, 0, "dropping the uploads deletes their part files");
     }
 }
