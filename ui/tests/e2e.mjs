@@ -431,7 +431,11 @@ await step('files: upload (two files, one after another) and download on a resou
   await input.setInputFiles({ name: 'cancelled.bin', mimeType: 'application/octet-stream', buffer: randomBytes(300_000) });
   const cancelling = pageA.locator('#file-transfers li[data-state="uploading"]', { hasText: 'cancelled.bin' });
   await cancelling.waitFor();
-  await until('the part file', async () => (await readdir(folder)).some((name) => name.startsWith('.rap-upload-')));
+  // Uploads in progress wait in transfers/.parts, off the remote desktop's drive.
+  const partFiles = async () =>
+    (await readdir(path.join(path.dirname(folder), '.parts')).catch(() => [])).filter((name) => name.startsWith(`${path.basename(folder)}-`));
+  await until('the part file', async () => (await partFiles()).length > 0);
+  assert(!(await readdir(folder)).some((name) => name.startsWith('.')), 'no part file on the drive');
   await cancelling.getByRole('button', { name: 'Cancel the upload of cancelled.bin' }).focus();
   await pageA.keyboard.press('Enter');
   await pageA.locator('#file-transfers li[data-state="cancelled"]', { hasText: 'cancelled.bin' }).waitFor();
@@ -439,7 +443,7 @@ await step('files: upload (two files, one after another) and download on a resou
     const viewer = document.getElementById('viewer').rapViewer;
     viewer.sendChunk = viewer.heldSendChunk;
   });
-  await until('the part file gone', async () => !(await readdir(folder)).some((name) => name.startsWith('.rap-upload-')));
+  await until('the part file gone', async () => (await partFiles()).length === 0);
   assert(!(await readdir(folder)).includes('cancelled.bin'), 'nothing under the cancelled name');
 
   // The remote user saves files into ToClient: they are offered, and download.
