@@ -178,9 +178,15 @@ async fn bad_upload_requests_are_refused_without_losing_what_arrived() {
     assert_eq!(upload_reply(&mut socket).await["type"], "file_upload.completed");
     assert_eq!(std::fs::read(transfers_of(&live, &session).join("keep.txt")).expect("file"), content);
 
-    // A malformed envelope is an error envelope, and the socket stays usable.
-    send(&mut socket, "file_upload.start", json!({"transfer_id": Uuid::new_v4(), "name": "x"})).await;
-    assert_eq!(next_of(&mut socket, "error").await["event"]["code"], "invalid_request");
+    // A malformed request is refused like the others, and the socket stays usable.
+    let malformed = Uuid::new_v4().to_string();
+    send(&mut socket, "file_upload.start", json!({"transfer_id": malformed, "name": "x"})).await;
+    let refused = upload_reply(&mut socket).await;
+    assert_eq!(blocked_reason(&refused), "invalid_request");
+    assert_eq!(refused["payload"]["transfer_id"], malformed);
+    assert!(refused["payload"]["error"].as_str().is_some_and(|error| error.contains("name")), "{refused}");
+    send(&mut socket, "file_download.ack", json!({"transfer_id": malformed, "offset": -1})).await;
+    assert_eq!(blocked_reason(&next_of(&mut socket, "file_download.blocked").await), "invalid_request");
     let tail = upload(&mut socket, "after.txt", b"still here").await;
     assert_eq!(tail["file_name"], "after.txt");
     live.app.stop().await.expect("clean stop");

@@ -559,6 +559,9 @@ impl Connection {
         let message = match serde_json::from_str::<ClientMessage>(text) {
             Ok(message) => message,
             Err(error) => {
+                if let Some(sent) = self.on_malformed_file_message(sink, text, &error).await {
+                    return sent;
+                }
                 let details = json!({"reason": error.to_string()});
                 return send_text(
                     sink,

@@ -258,6 +258,30 @@ impl Connection {
         }
     }
 
+    /// A file transfer message that does not parse is refused like any other
+    /// transfer request, with `*.blocked` (`invalid_request`) naming its
+    /// transfer when it can; `None` for messages of other kinds.
+    pub(super) async fn on_malformed_file_message(
+        &self,
+        sink: &mut Sink,
+        text: &str,
+        error: &serde_json::Error,
+    ) -> Option<bool> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        let kind = value.get("type")?.as_str()?;
+        let direction = if kind.starts_with("file_upload.") {
+            Direction::Upload
+        } else if kind.starts_with("file_download.") {
+            Direction::Download
+        } else {
+            return None;
+        };
+        let transfer_id = value.pointer("/payload/transfer_id").and_then(Value::as_str).unwrap_or_default();
+        let blocked = Blocked { reason: "invalid_request", message: "The file transfer request is malformed." };
+        let detail = json!({"error": error.to_string()});
+        Some(self.send_blocked_with(sink, direction, transfer_id, blocked, detail).await)
+    }
+
     /// Sends `file_download.available` when the `ToClient` folder's list
     /// changed since this socket last heard (or when asked, `always`).
     /// Quiet for sockets that may not download.
