@@ -20,22 +20,11 @@ use serde_json::json;
 
 const WINDOW: Duration = Duration::from_secs(10);
 
+#[path = "../tests/rdp_test_server.rs"]
+mod rdp_test_server;
+
 fn server_binary() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testing/rdp-test-server/Cargo.toml");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("rdp-test-server");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--manifest-path"])
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the RDP test server builds");
-    target.join("release/rdp-test-server")
+    rdp_test_server::build(true)
 }
 
 struct Server {

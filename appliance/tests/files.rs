@@ -218,9 +218,7 @@ async fn transfers_cross_only_where_the_policy_allows_and_only_for_the_controlle
 
     // A shadowing admin watches but moves no files.
     let (_controller, session, _) = live.session_with_policy(json!({"file_transfer_mode": "bidirectional"})).await;
-    let shadow = live.command(&session, "shadow").await;
-    let (mut viewer, _) =
-        live.attach(shadow["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    let (mut viewer, _) = live.attach_by(&session, "shadow", "full_color").await;
     send(&mut viewer, "file_upload.start", json!({"transfer_id": Uuid::new_v4(), "file_name": "a.txt", "size": 1}))
         .await;
     assert_eq!(blocked_reason(&upload_reply(&mut viewer).await), "not_controller");
@@ -314,9 +312,7 @@ async fn a_takeover_ends_the_old_controllers_upload_and_the_folder_goes_with_the
     assert_eq!(drive_entries, 1, "only ToClient: a half upload is not on the remote desktop's drive");
     assert_eq!(std::fs::read_dir(live.app.data_dir.path().join("transfers").join(".parts")).expect("parts").count(), 1);
 
-    let taken = live.command(&session, "takeover").await;
-    let (mut new, _) =
-        live.attach(taken["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    let (mut new, _) = live.attach_by(&session, "takeover", "full_color").await;
     let ended = upload_reply(&mut old).await;
     assert_eq!(blocked_reason(&ended), "not_controller");
     assert_eq!(ended["payload"]["transfer_id"], transfer_id);

@@ -71,6 +71,13 @@ impl Live {
         (socket, attached)
     }
 
+    /// A socket attached through `command` (`attach`, `takeover`, `shadow`)
+    /// with `binary_v1` frames in `color_mode`, and its `session.attached`.
+    pub(crate) async fn attach_by(&self, session: &str, command: &str, color_mode: &str) -> (Socket, Value) {
+        let offered = self.command(session, command).await;
+        self.attach(offered["attach"]["attach_token"].as_str().expect("token"), "binary_v1", color_mode).await
+    }
+
     pub(crate) async fn wait_state(&self, session: &str, state: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -290,9 +297,7 @@ async fn takeover_tells_the_old_controller_and_takes_its_input() {
 
     // The first frame can arrive before the broker records `active`.
     live.wait_state(&session, "active").await;
-    let taken = live.command(&session, "takeover").await;
-    let (mut new, attached) =
-        live.attach(taken["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    let (mut new, attached) = live.attach_by(&session, "takeover", "full_color").await;
     assert_eq!(attached["payload"]["role"], "controller");
     let notice = next_of(&mut old, "session.taken_over").await;
     assert_eq!(notice["event"]["code"], "session_taken_over");
@@ -323,9 +328,7 @@ async fn a_dropped_socket_detaches_and_a_reattach_resumes_with_a_full_frame() {
     drop(socket);
     live.wait_state(&session, "detached").await;
 
-    let resumed = live.command(&session, "attach").await;
-    let (mut again, _) =
-        live.attach(resumed["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    let (mut again, _) = live.attach_by(&session, "attach", "full_color").await;
     let frame = next_frame(&mut again).await;
     assert_eq!(frame.rect, Rect::new(0, 0, 320, 200), "a reattached viewer starts from the whole screen");
     let mark = |x: usize, y: usize| &frame.pixels[(y * 320 + x) * 4..(y * 320 + x) * 4 + 4];
@@ -398,9 +401,7 @@ async fn a_slow_viewer_does_not_slow_a_fast_one() {
     let (mut slow, _) = live.attach(&token, "binary_v1", "full_color").await;
     next_frame(&mut slow).await;
     live.wait_state(&session, "active").await;
-    let taken = live.command(&session, "takeover").await;
-    let (mut fast, _) =
-        live.attach(taken["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    let (mut fast, _) = live.attach_by(&session, "takeover", "full_color").await;
     next_frame(&mut fast).await;
 
     let started = Instant::now();
@@ -649,9 +650,7 @@ async fn every_viewer_is_told_when_the_desktop_changes_size() {
     let (mut controller, _) = live.attach(&token, "binary_v1", "full_color").await;
     next_frame(&mut controller).await;
     live.wait_state(&session, "active").await;
-    let shadow = live.command(&session, "shadow").await;
-    let (mut viewer, _) =
-        live.attach(shadow["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    let (mut viewer, _) = live.attach_by(&session, "shadow", "full_color").await;
     next_frame(&mut viewer).await;
     let resize = json!({"type": "display.resize", "payload": {"width": 200, "height": 100}});
     controller.send(Message::text(resize.to_string())).await.expect("send");

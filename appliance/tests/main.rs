@@ -10,6 +10,7 @@ mod files;
 mod gateway;
 mod installation;
 mod rdp;
+mod rdp_test_server;
 mod resources;
 mod sessions;
 mod support;

@@ -20,26 +20,7 @@ use crate::tenancy::id;
 /// Builds the test server once per test run (the first build takes a while).
 fn server_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testing/rdp-test-server/Cargo.toml");
-            // Beside the appliance's own build output (CI keeps it between runs).
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-                .join("rdp-test-server");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "--manifest-path"])
-                .arg(&manifest)
-                .arg("--target-dir")
-                .arg(&target)
-                .status()
-                .expect("run cargo for the RDP test server");
-            assert!(status.success(), "the RDP test server builds");
-            target.join("debug/rdp-test-server")
-        })
-        .clone()
+    BUILT.get_or_init(|| crate::rdp_test_server::build(false)).clone()
 }
 
 /// A running test server: its port, certificate fingerprint, and what it

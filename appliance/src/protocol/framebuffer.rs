@@ -284,13 +284,8 @@ impl Screen {
         }
     }
 
-    /// The screen's current sequence.
-    pub fn seq(&self) -> u64 {
-        self.read().seq
-    }
-
-    /// [`Self::seq`], or `None` when `wait` is [`Wait::No`] and a decoder
-    /// holds the screen.
+    /// The screen's current update sequence, or `None` when `wait` is
+    /// [`Wait::No`] and a decoder holds the screen.
     pub fn seq_with(&self, wait: Wait) -> Option<u64> {
         Some(self.read_with(wait)?.seq)
     }
@@ -312,16 +307,11 @@ impl Screen {
     /// The current pixels of `rect` in `mode`: RGBA8 or gray8, rows top to
     /// bottom. A rectangle outside the screen (it shrank) reads as empty.
     pub fn read_rect(&self, rect: Rect, mode: ColorMode) -> Vec<u8> {
-        self.read_rect_at(rect, mode).1
+        self.read_rect_with(rect, mode, Wait::Yes).unwrap_or_default().1
     }
 
-    /// [`Self::read_rect`] with the sequence the pixels are from.
-    pub fn read_rect_at(&self, rect: Rect, mode: ColorMode) -> (u64, Vec<u8>) {
-        self.read_rect_with(rect, mode, Wait::Yes).unwrap_or_default()
-    }
-
-    /// [`Self::read_rect_at`], or `None` when `wait` is [`Wait::No`] and a
-    /// decoder holds the screen.
+    /// [`Self::read_rect`] with the sequence the pixels are from, or `None`
+    /// when `wait` is [`Wait::No`] and a decoder holds the screen.
     pub fn read_rect_with(&self, rect: Rect, mode: ColorMode, wait: Wait) -> Option<(u64, Vec<u8>)> {
         let pixels = self.read_with(wait)?;
         let seq = pixels.seq;

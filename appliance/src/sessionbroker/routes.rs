@@ -272,26 +272,21 @@ async fn command(
         Err(error) => return error.into_response(),
     };
     let broker = state.broker();
-    let offered = match command.as_str() {
-        "attach" => broker.attach(&principal, id, &context).await,
-        "takeover" => broker.takeover(&principal, id, &context).await,
-        "shadow" => broker.shadow(&principal, id, &context).await,
-        "detach" | "terminate" => {
-            let ended = if command == "detach" {
-                broker.detach(&principal, id, &context).await
-            } else {
-                broker.terminate(&principal, id, &context).await
-            };
-            return match ended {
-                Ok(session) => ApiJson(SessionResponse { session: session.into() }).into_response(),
-                Err(error) => failure(error),
-            };
-        }
-        _ => return ApiError::not_found().into_response(),
-    };
-    match offered {
+    let offered = |result: Result<_, BrokerError>| match result {
         Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
         Err(error) => failure(error),
+    };
+    let ended = |result: Result<SessionView, BrokerError>| match result {
+        Ok(session) => ApiJson(SessionResponse { session: session.into() }).into_response(),
+        Err(error) => failure(error),
+    };
+    match command.as_str() {
+        "attach" => offered(broker.attach(&principal, id, &context).await),
+        "takeover" => offered(broker.takeover(&principal, id, &context).await),
+        "shadow" => offered(broker.shadow(&principal, id, &context).await),
+        "detach" => ended(broker.detach(&principal, id, &context).await),
+        "terminate" => ended(broker.terminate(&principal, id, &context).await),
+        _ => ApiError::not_found().into_response(),
     }
 }
 

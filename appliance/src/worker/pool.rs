@@ -113,11 +113,11 @@ impl Slot {
             .is_some_and(|mode| mode != crate::sessionbroker::PolicyMode::Disabled);
         if transfers_allowed {
             let transfers = self.queues.transfers.clone();
-            match tokio::task::spawn_blocking(move || transfers.prepare(session_id)).await {
-                Ok(Ok(dir)) => io.transfer_dir = Some(dir),
+            let prepared = tokio::task::spawn_blocking(move || transfers.prepare(session_id)).await;
+            match prepared.map_err(std::io::Error::other).and_then(|prepared| prepared) {
+                Ok(dir) => io.transfer_dir = Some(dir),
                 // The session still runs, without its drive; uploads are
                 // refused with `storage_failed`.
-                Ok(Err(error)) => tracing::warn!(%session_id, %error, "Transfer folder not created"),
                 Err(error) => tracing::warn!(%session_id, %error, "Transfer folder not created"),
             }
         }
