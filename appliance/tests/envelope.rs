@@ -146,17 +146,17 @@ async fn json_bodies_are_checked_field_by_field() {
     assert_eq!(ok.json::<serde_json::Value>().await.expect("json"), json!({"name": "Ada", "tags": ["x"]}));
 
     let error = assert_envelope(server.post_json(r#"{"name":"Ada","admin":true}"#).await, 400, "invalid_request").await;
-    assert_eq!(error["details"], json!({"fields": {"admin": "unknown field `admin`, expected `name` or `tags`"}}));
+    assert_eq!(error["details"], json!({"fields": {"admin": "is not a known field"}}));
 
     let error = assert_envelope(server.post_json(r#"{"name":"Ada","#).await, 400, "invalid_request").await;
     assert_eq!(error["fallback_message"], "The request body is not valid JSON.");
     assert_eq!(error["details"], json!({"line": 1, "column": 14}));
 
     let error = assert_envelope(server.post_json(r#"{"tags":[1]}"#).await, 400, "invalid_request").await;
-    assert_eq!(error["details"], json!({"fields": {"tags[0]": "invalid type: integer `1`, expected a string"}}));
+    assert_eq!(error["details"], json!({"fields": {"tags[0]": "must be a string"}}));
 
     let error = assert_envelope(server.post_json(r#"{"tags":[]}"#).await, 400, "invalid_request").await;
-    assert_eq!(error["details"], json!({"fields": {"name": "missing field `name`"}}));
+    assert_eq!(error["details"], json!({"fields": {"name": "is required"}}));
 
     let no_type = server.client.post(format!("http://{}/echo", server.addr)).body(r#"{"name":"Ada"}"#).send().await;
     assert_envelope(no_type.expect("request"), 415, "unsupported_media_type").await;

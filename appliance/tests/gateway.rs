@@ -278,13 +278,36 @@ async fn controller_input_reaches_the_desktop_and_comes_back_as_damage() {
     assert_eq!(frame.rect, Rect::new(100, 50, 8, 8), "only the damaged square is sent");
     assert!(frame.pixels.chunks_exact(4).all(|pixel| pixel == [255, 255, 255, 255]));
 
+    // A message without fields, as the seed's clients send it: payload
+    // omitted, empty or null.
+    for ping in
+        [json!({"type": "ping"}), json!({"type": "ping", "payload": {}}), json!({"type": "ping", "payload": null})]
+    {
+        socket.send(Message::text(ping.to_string())).await.expect("send");
+        assert_eq!(next_of(&mut socket, "pong").await, json!({"type": "pong"}), "{ping}");
+    }
+    // Refusals name a stable reason and the field, in words, never serde's.
+    let refusals = [
+        (json!({"type": "input.mouse", "payload": {"x": "left", "y": 1, "buttons": 0}}), "invalid_value", "payload.x"),
+        (json!({"type": "input.mouse", "payload": {"x": 1, "y": 1}}), "field_missing", "payload.buttons"),
+        (json!({"type": "input.key", "payload": {"down": true, "shift": true}}), "field_unknown", "payload.shift"),
+        (json!({"type": "ping", "payload": {"at": 1}}), "field_unknown", "payload.at"),
+        (json!({"type": "teleport", "payload": {}}), "unknown_message_type", "type"),
+    ];
+    for (message, reason, field) in refusals {
+        socket.send(Message::text(message.to_string())).await.expect("send");
+        let error = next_of(&mut socket, "error").await;
+        assert_eq!(error["event"]["code"], "invalid_request", "{message}");
+        let details = &error["event"]["details"];
+        assert_eq!((details["reason"].as_str(), details["field"].as_str()), (Some(reason), Some(field)), "{error}");
+        let words = details["message"].as_str().expect("words");
+        assert!(!words.contains("u16") && !words.contains("line ") && !words.contains('`'), "{words}");
+    }
+    socket.send(Message::text("not json")).await.expect("send");
+    assert_eq!(next_of(&mut socket, "error").await["event"]["details"]["reason"], "invalid_json");
+    // The socket survived every refusal.
     socket.send(Message::text(json!({"type": "ping"}).to_string())).await.expect("send");
     assert_eq!(next_of(&mut socket, "pong").await, json!({"type": "pong"}));
-    let bad = json!({"type": "input.mouse", "payload": {"x": "left"}});
-    socket.send(Message::text(bad.to_string())).await.expect("send");
-    assert_eq!(next_of(&mut socket, "error").await["event"]["code"], "invalid_request");
-    socket.send(Message::text("not json")).await.expect("send");
-    assert_eq!(next_of(&mut socket, "error").await["event"]["code"], "invalid_request");
     live.app.stop().await.expect("clean stop");
 }
 

@@ -21,7 +21,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
-pub use json::{ApiJson, MAX_BODY_BYTES, decode};
+pub use json::{ApiJson, FieldProblem, MAX_BODY_BYTES, decode};
 pub use trace::{TRACE_ID_HEADER, TraceId, current_trace_id};
 
 use crate::state::AppState;

@@ -94,8 +94,9 @@ async fn compressed(screen: &Arc<Screen>, rect: Rect, color_mode: ColorMode) -> 
     payload
 }
 
-/// Waits for the first text message and parses it as `attach`.
-async fn read_attach(stream: &mut Stream) -> Result<AttachPayload, (&'static str, &'static str, u16)> {
+/// Waits for the first text message and parses it as `attach`; a refusal
+/// carries its code, words, details and close code.
+async fn read_attach(stream: &mut Stream) -> Result<AttachPayload, (&'static str, &'static str, Value, u16)> {
     let first = tokio::time::timeout(ATTACH_TIMEOUT, async {
         loop {
             match stream.next().await {
@@ -107,13 +108,15 @@ async fn read_attach(stream: &mut Stream) -> Result<AttachPayload, (&'static str
     })
     .await;
     let text = match first {
-        Err(_) => return Err(("attach_timeout", "Send an attach message first.", close::ATTACH_TIMEOUT)),
-        Ok(None) => return Err(("invalid_request", "Send an attach message first.", close::PROTOCOL)),
+        Err(_) => return Err(("attach_timeout", "Send an attach message first.", json!({}), close::ATTACH_TIMEOUT)),
+        Ok(None) => return Err(("invalid_request", "Send an attach message first.", json!({}), close::PROTOCOL)),
         Ok(Some(text)) => text,
     };
-    match serde_json::from_str::<ClientMessage>(&text) {
+    let first = "The first message must be a valid attach.";
+    match ClientMessage::parse(&text) {
         Ok(ClientMessage::Attach(payload)) => Ok(payload),
-        _ => Err(("invalid_request", "The first message must be a valid attach.", close::PROTOCOL)),
+        Ok(_) => Err(("invalid_request", first, json!({"reason": "attach_required"}), close::PROTOCOL)),
+        Err(error) => Err(("invalid_request", first, error.details(), close::PROTOCOL)),
     }
 }
 
@@ -228,8 +231,8 @@ pub(crate) async fn serve(
     let (mut sink, mut stream) = socket.split();
     let attach = match read_attach(&mut stream).await {
         Ok(attach) => attach,
-        Err((code, message, close_code)) => {
-            send_text(&mut sink, envelope::error(code, message, json!({}), &trace_id)).await;
+        Err((code, message, details, close_code)) => {
+            send_text(&mut sink, envelope::error(code, message, details, &trace_id)).await;
             close_with(&mut sink, close_code, "attach_required").await;
             return;
         }
@@ -556,16 +559,20 @@ impl Connection {
 
     /// Handles one client message; `false` if the socket should close.
     async fn on_text(&mut self, sink: &mut Sink, text: &str) -> bool {
-        let message = match serde_json::from_str::<ClientMessage>(text) {
+        let message = match ClientMessage::parse(text) {
             Ok(message) => message,
             Err(error) => {
                 if let Some(sent) = self.on_malformed_file_message(sink, text, &error).await {
                     return sent;
                 }
-                let details = json!({"reason": error.to_string()});
                 return send_text(
                     sink,
-                    envelope::error("invalid_request", "The message is not a valid envelope.", details, &self.trace_id),
+                    envelope::error(
+                        "invalid_request",
+                        "The message is not a valid envelope.",
+                        error.details(),
+                        &self.trace_id,
+                    ),
                 )
                 .await;
             }
@@ -586,7 +593,7 @@ impl Connection {
                 )
                 .await;
             }
-            ClientMessage::ColorMode { color_mode } => {
+            ClientMessage::ColorMode(envelope::ColorModePayload { color_mode }) => {
                 self.color_mode = color_mode;
                 // The next frame is whole, in the new mode.
                 self.seen = 0;

@@ -265,10 +265,9 @@ impl Connection {
         &self,
         sink: &mut Sink,
         text: &str,
-        error: &serde_json::Error,
+        error: &envelope::EnvelopeError,
     ) -> Option<bool> {
-        let value: Value = serde_json::from_str(text).ok()?;
-        let kind = value.get("type")?.as_str()?;
+        let kind = error.message_type.as_deref()?;
         let direction = if kind.starts_with("file_upload.") {
             Direction::Upload
         } else if kind.starts_with("file_download.") {
@@ -276,9 +275,10 @@ impl Connection {
         } else {
             return None;
         };
+        let value: Value = serde_json::from_str(text).ok()?;
         let transfer_id = value.pointer("/payload/transfer_id").and_then(Value::as_str).unwrap_or_default();
         let blocked = Blocked { reason: "invalid_request", message: "The file transfer request is malformed." };
-        let detail = json!({"error": error.to_string()});
+        let detail = json!({"error": error.words, "field": error.field, "error_reason": error.reason});
         Some(self.send_blocked_with(sink, direction, transfer_id, blocked, detail).await)
     }
 
