@@ -33,6 +33,7 @@ struct Inner {
     bytes_sent: Counter,
     workers: Gauge,
     screen_updates: Counter,
+    undelivered_worker_events: Counter,
 }
 
 impl Metrics {
@@ -60,6 +61,12 @@ impl Metrics {
             "Remote desktop updates decoded into session screens",
             screen_updates.clone(),
         );
+        let undelivered_worker_events = Counter::default();
+        registry.register(
+            "worker_events_undelivered",
+            "Worker events (connected, failed, clipboard...) that could not be queued for the broker",
+            undelivered_worker_events.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -70,6 +77,7 @@ impl Metrics {
                 bytes_sent,
                 workers,
                 screen_updates,
+                undelivered_worker_events,
             }),
         }
     }
@@ -91,10 +99,12 @@ impl Metrics {
 
     /// Brings the screen-updates counter up to `total` (read at scrape time).
     pub fn set_screen_updates(&self, total: u64) {
-        let seen = self.inner.screen_updates.get();
-        if total > seen {
-            self.inner.screen_updates.inc_by(total - seen);
-        }
+        catch_up(&self.inner.screen_updates, total);
+    }
+
+    /// Brings the undelivered-worker-events counter up to `total`.
+    pub fn set_undelivered_worker_events(&self, total: u64) {
+        catch_up(&self.inner.undelivered_worker_events, total);
     }
 
     pub fn viewer_attached(&self) {
@@ -118,6 +128,14 @@ impl Metrics {
             tracing::warn!(%error, "Encoding metrics failed");
         }
         text
+    }
+}
+
+/// Counters kept elsewhere are copied in at scrape time; never backwards.
+fn catch_up(counter: &Counter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
     }
 }
 

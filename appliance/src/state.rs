@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use rap_storage::Repositories;
-use rap_storage::live::memory::{MemoryCounters, MemoryQueues, MemoryTopics, MemoryTtlMap};
+use rap_storage::live::memory::{MemoryCounters, MemoryHeartbeats, MemoryQueues, MemoryTopics, MemoryTtlMap};
 
 use crate::audit::AuditService;
 use crate::auth::service::AuthLiveState;
@@ -32,6 +32,9 @@ const NOTICES_PER_SUBSCRIBER: usize = 64;
 const CONTROL_QUEUE_DEPTH: usize = 16;
 const INPUT_QUEUE_DEPTH: usize = 1024;
 const EVENT_QUEUE_DEPTH: usize = 65_536;
+/// Leases whose heartbeats the board holds between two lease checks (the
+/// worker slot count is at most 1024).
+const HEARTBEAT_BOARD_CAPACITY: usize = 4096;
 
 /// Cheap to clone: one `Arc` around everything long-lived.
 #[derive(Clone)]
@@ -99,6 +102,8 @@ impl AppState {
                 control: Arc::new(MemoryQueues::new(CONTROL_QUEUE_DEPTH)),
                 inputs: Arc::new(MemoryQueues::new(INPUT_QUEUE_DEPTH)),
                 events: Arc::new(MemoryQueues::new(EVENT_QUEUE_DEPTH)),
+                heartbeats: Arc::new(MemoryHeartbeats::new(HEARTBEAT_BOARD_CAPACITY)),
+                undelivered_events: Default::default(),
                 screens: Default::default(),
                 transfers,
             },

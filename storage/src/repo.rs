@@ -600,11 +600,37 @@ pub struct SessionTransition {
     pub end_controller: Option<String>,
     /// Opens this attachment (after ending the old controller, if asked).
     pub open_attachment: Option<AttachmentRecord>,
-    /// Releases the session's lease with this reason.
-    pub release_lease: Option<String>,
+    /// What happens to the session's worker lease.
+    pub lease: LeaseChange,
     pub width: Option<u16>,
     pub height: Option<u16>,
     pub audit: AuditEvent,
+}
+
+/// The lease side of a transition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LeaseChange {
+    #[default]
+    Keep,
+    /// Releases the session's open lease with this reason.
+    Release(String),
+    /// Extends the open lease to `now + ttl`: the worker's clock starts
+    /// when it is handed the session, not when the lease was reserved.
+    Renew(std::time::Duration),
+    /// Reserves a lease on the least loaded online worker of `worker_kind`
+    /// that has room (a session resuming after a restart), and records it
+    /// as the session's worker; the transition does not happen without one.
+    Acquire { worker_kind: String, ttl: std::time::Duration },
+}
+
+/// How a conditional transition went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransitionOutcome {
+    Applied(Box<SessionRecord>),
+    /// The session was no longer in one of `from` (or is gone).
+    Raced,
+    /// [`LeaseChange::Acquire`] found no worker with room; nothing changed.
+    NoCapacity,
 }
 
 /// Why a session could not be created.
@@ -633,7 +659,7 @@ pub trait SessionRepository: Send + Sync {
     async fn controller(&self, session_id: Uuid) -> Result<Option<AttachmentRecord>, StorageError>;
     /// Applies the transition if the session is in one of its `from`
     /// states; `None` if it was not (someone else moved it first).
-    async fn transition(&self, transition: SessionTransition) -> Result<Option<SessionRecord>, StorageError>;
+    async fn transition(&self, transition: SessionTransition) -> Result<TransitionOutcome, StorageError>;
     /// Opens a read-only viewer attachment (no state change) with its audit event.
     async fn open_viewer(&self, attachment: AttachmentRecord, audit: AuditEvent) -> Result<(), StorageError>;
     /// Ends an open attachment; returns whether it was open.
@@ -658,14 +684,15 @@ pub trait SessionRepository: Send + Sync {
     /// Marks every worker offline (before this process registers its own).
     async fn mark_workers_offline(&self) -> Result<(), StorageError>;
     async fn workers(&self) -> Result<Vec<WorkerStatus>, StorageError>;
-    /// Records a worker heartbeat and extends the lease of its session.
-    async fn heartbeat(
+    /// Applies a batch of heartbeats in one transaction: each renews its
+    /// worker's `last_heartbeat_at` and extends its open lease to `at +
+    /// lease_ttl` (never backwards). Returns the beats that found no open
+    /// lease: their sessions are over and their workers should stop.
+    async fn renew_leases(
         &self,
-        worker_id: Uuid,
-        session_id: Uuid,
-        now: OffsetDateTime,
+        beats: Vec<crate::live::LeaseBeat>,
         lease_ttl: std::time::Duration,
-    ) -> Result<bool, StorageError>;
+    ) -> Result<Vec<crate::live::LeaseBeat>, StorageError>;
     /// Open leases that expired before `now`.
     async fn expired_leases(&self, now: OffsetDateTime) -> Result<Vec<LeaseRecord>, StorageError>;
 }

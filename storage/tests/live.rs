@@ -144,3 +144,28 @@ async fn counters_count_within_a_window_and_start_over_after_it() {
     assert_eq!(counters.peek("login:d").await.count, 0, "the window ended");
     assert_eq!(counters.hit("login:d", window).await.count, 1, "a new window starts from one");
 }
+
+#[tokio::test]
+async fn the_heartbeat_board_keeps_the_latest_beat_per_lease_until_collected() {
+    use rap_storage::live::memory::MemoryHeartbeats;
+    use rap_storage::live::{Heartbeats, LeaseBeat};
+    use time::macros::datetime;
+
+    let board = MemoryHeartbeats::new(2);
+    let (worker, session) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let beat = |at| LeaseBeat { worker_id: worker, session_id: session, at };
+    board.beat(beat(datetime!(2026-12-03 10:00:02 UTC))).await.expect("room");
+    // Beats can arrive out of order; the newest wins.
+    board.beat(beat(datetime!(2026-12-03 10:00:01 UTC))).await.expect("room");
+    let other = LeaseBeat { session_id: uuid::Uuid::now_v7(), ..beat(datetime!(2026-12-03 10:00:00 UTC)) };
+    board.beat(other).await.expect("room");
+    let third = LeaseBeat { session_id: uuid::Uuid::now_v7(), ..other };
+    assert!(board.beat(third).await.is_err(), "a third lease is past capacity");
+    board.beat(beat(datetime!(2026-12-03 10:00:03 UTC))).await.expect("a known lease always fits");
+
+    let mut taken = board.take_all().await;
+    taken.sort_by_key(|beat| beat.at);
+    assert_eq!(taken, vec![other, beat(datetime!(2026-12-03 10:00:03 UTC))]);
+    assert!(board.take_all().await.is_empty(), "collected beats are gone");
+    board.beat(third).await.expect("room again after collection");
+}

@@ -1,5 +1,6 @@
-//! The broker's background work: one event processor for `worker:events`,
-//! the lease monitor and the detached-session reaper. Each is a task that
+//! The broker's background work: the event processor for `worker:events`
+//! (in order per session, sessions in parallel), the lease monitor and the
+//! detached-session reaper. Each is a task that
 //! stops when the shutdown token fires.
 
 use std::time::Duration;
@@ -8,7 +9,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Broker;
-use crate::worker::EVENTS_QUEUE;
+use crate::worker::{EVENTS_QUEUE, WorkerEvent};
 
 /// How often detached sessions are checked against their timeout.
 const REAP_INTERVAL: Duration = Duration::from_secs(30);
@@ -22,20 +23,51 @@ pub fn spawn(broker: Broker, shutdown: CancellationToken) -> JoinSet<()> {
     tasks
 }
 
+/// Event lanes: events of one session stay in order (they share a lane),
+/// while a slow transition of one session does not hold up the others.
+const EVENT_LANES: usize = 8;
+/// Events a lane holds before the dispatcher waits for it.
+const LANE_DEPTH: usize = 256;
+
 async fn process_events(broker: Broker, shutdown: CancellationToken) {
     let events = broker.live().queues.events.clone();
+    let mut lanes = JoinSet::new();
+    let senders: Vec<_> = (0..EVENT_LANES)
+        .map(|_| {
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<WorkerEvent>(LANE_DEPTH);
+            let broker = broker.clone();
+            lanes.spawn(async move {
+                while let Some(event) = receiver.recv().await {
+                    let session_id = event.session_id;
+                    let kind = event.kind.name();
+                    if let Err(error) = broker.on_worker_event(event).await {
+                        tracing::error!(%session_id, kind, %error, "Worker event not applied");
+                    }
+                }
+            });
+            sender
+        })
+        .collect();
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => break,
             event = events.pop(EVENTS_QUEUE, Duration::from_secs(5)) => event,
         };
-        if let Some(event) = event {
-            let session_id = event.session_id;
-            if let Err(error) = broker.on_worker_event(event).await {
-                tracing::error!(%session_id, %error, "Worker event not applied");
-            }
+        let Some(event) = event else { continue };
+        let lane = &senders[lane_of(event.session_id)];
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            sent = lane.send(event) => if sent.is_err() { break },
         }
     }
+    // Closing the lanes lets them finish what they hold, then end.
+    drop(senders);
+    while lanes.join_next().await.is_some() {}
+}
+
+fn lane_of(session_id: uuid::Uuid) -> usize {
+    // v7 ids start with a timestamp: the random tail spreads them evenly.
+    (session_id.as_u128() as u64 as usize) % EVENT_LANES
 }
 
 async fn monitor_leases(broker: Broker, shutdown: CancellationToken) {

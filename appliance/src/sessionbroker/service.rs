@@ -3,8 +3,8 @@ use std::sync::Arc;
 use rap_storage::StorageError;
 use rap_storage::live::{Topics, TtlMap};
 use rap_storage::repo::{
-    AttachmentRecord, AuditEvent, NoCapacity, OrgScope, Repositories, ResourceRecord, SessionRecord, SessionScope,
-    SessionTransition,
+    AttachmentRecord, AuditEvent, LeaseChange, NoCapacity, OrgScope, Repositories, ResourceRecord, SessionRecord,
+    SessionScope, SessionTransition, TransitionOutcome,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -375,12 +375,16 @@ impl Broker {
             failure_reason: details.failure_reason.clone(),
             end_controller: details.end_controller,
             open_attachment: details.open_attachment,
-            release_lease: details.release_lease,
+            lease: details.lease,
             width: details.width,
             height: details.height,
             audit,
         };
-        let updated = self.inner.repositories.sessions.transition(transition).await?.ok_or(BrokerError::Raced)?;
+        let updated = match self.inner.repositories.sessions.transition(transition).await? {
+            TransitionOutcome::Applied(updated) => *updated,
+            TransitionOutcome::Raced => return Err(BrokerError::Raced),
+            TransitionOutcome::NoCapacity => return Err(BrokerError::NoCapacity),
+        };
         if to != current || command == Command::Attach {
             let notice =
                 SessionNotice::StateChanged { session_id: session.id, state: to, reason: details.failure_reason };
@@ -396,16 +400,15 @@ impl Broker {
     async fn after_end(&self, session: &SessionRecord) {
         self.inner.live.controllers.remove(&controller_key(session.id)).await;
         self.inner.live.queues.inputs.purge(&input_queue(session.id)).await;
-        if let Some(worker_id) = session.worker_id
-            && let Err(error) = self
-                .inner
-                .live
-                .queues
-                .control
-                .push(&control_queue(worker_id), WorkerControl::Cancel { session_id: session.id })
-                .await
-        {
-            tracing::warn!(session_id = %session.id, %error, "Cancellation not delivered to the worker");
+        if let Some(worker_id) = session.worker_id {
+            self.stop_worker(worker_id, session.id).await;
+        }
+    }
+
+    async fn stop_worker(&self, worker_id: Uuid, session_id: Uuid) {
+        let cancel = WorkerControl::Cancel { session_id };
+        if let Err(error) = self.inner.live.queues.control.push(&control_queue(worker_id), cancel).await {
+            tracing::warn!(%session_id, %error, "Cancellation not delivered to the worker");
         }
     }
 
@@ -525,7 +528,11 @@ impl Broker {
         let attachment = Self::controller_attachment(&session, principal, request.device_id, now);
         let assigned =
             self.event(context, Some(principal.user_id()), "session.state_changed", &session, Outcome::Success);
-        let details = Transition { open_attachment: Some(attachment.clone()), ..Transition::default() };
+        let details = Transition {
+            open_attachment: Some(attachment.clone()),
+            lease: LeaseChange::Renew(self.inner.config.lease_ttl),
+            ..Transition::default()
+        };
         let session = self.apply(&session, Command::Assign, details, assigned).await?;
         if let Err(error) = self
             .inner
@@ -730,7 +737,7 @@ impl Broker {
     ) -> Result<SessionView, BrokerError> {
         let session = self.accessible(principal, id).await?;
         let event = self.event(context, Some(principal.user_id()), "session.terminated", &session, Outcome::Success);
-        let details = Transition { release_lease: Some("session_ended".into()), ..Transition::default() };
+        let details = Transition { lease: LeaseChange::Release("session_ended".into()), ..Transition::default() };
         let session = self.apply(&session, Command::Terminate, details, event).await?;
         Ok(self.view(session).await?)
     }
@@ -759,20 +766,7 @@ impl Broker {
             tracing::warn!(session_id = %session.id, worker_id = %event.worker_id, "Event from a worker that does not hold the session");
             return Ok(());
         }
-        let state = SessionState::parse(&session.state);
         match event.kind {
-            WorkerEventKind::Heartbeat => {
-                let renewed = self
-                    .inner
-                    .repositories
-                    .sessions
-                    .heartbeat(event.worker_id, session.id, OffsetDateTime::now_utc(), self.inner.config.lease_ttl)
-                    .await?;
-                if !renewed || state.is_none_or(SessionState::is_terminal) {
-                    // The session is over for the broker: stop the worker.
-                    self.after_end(&session).await;
-                }
-            }
             WorkerEventKind::Connected { width, height } => {
                 let audit = audit::with(
                     self.event(&RequestContext::default(), None, "session.state_changed", &session, Outcome::Success),
@@ -803,7 +797,8 @@ impl Broker {
                     self.event(&RequestContext::default(), None, "session.state_changed", &session, Outcome::Success),
                     json!({"reason": reason}),
                 );
-                let details = Transition { release_lease: Some("session_ended".into()), ..Transition::default() };
+                let details =
+                    Transition { lease: LeaseChange::Release("session_ended".into()), ..Transition::default() };
                 match self.apply(&session, Command::Terminate, details, audit).await {
                     Ok(_) | Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
                     Err(error) => return Err(error),
@@ -908,10 +903,31 @@ impl Broker {
         Ok((open, online))
     }
 
-    /// Fails the sessions of workers whose leases ran out.
+    /// Renews leases from the heartbeat board, then fails the sessions of
+    /// workers whose leases ran out. Expiry is judged as of the moment the
+    /// beats were collected, so however long the renewal write waits for
+    /// the database, a worker that beat in time is never taken for dead.
     pub async fn expire_leases(&self) -> Result<usize, BrokerError> {
+        let now = OffsetDateTime::now_utc();
+        let heartbeats = &self.inner.live.queues.heartbeats;
+        let beats = heartbeats.take_all().await;
+        let stale =
+            match self.inner.repositories.sessions.renew_leases(beats.clone(), self.inner.config.lease_ttl).await {
+                Ok(stale) => stale,
+                Err(error) => {
+                    // Keep the beats for the next round (newer ones win).
+                    for beat in beats {
+                        let _ = heartbeats.beat(beat).await;
+                    }
+                    return Err(error.into());
+                }
+            };
+        for beat in stale {
+            // Its session is over for the broker: the worker must stop.
+            self.stop_worker(beat.worker_id, beat.session_id).await;
+        }
         let mut failed = 0;
-        for lease in self.inner.repositories.sessions.expired_leases(OffsetDateTime::now_utc()).await? {
+        for lease in self.inner.repositories.sessions.expired_leases(now).await? {
             if let Some(session) = self.inner.repositories.sessions.get(lease.session_id).await? {
                 tracing::warn!(session_id = %session.id, worker_id = %lease.worker_id, "Worker lease expired");
                 if self.fail(&session, "worker_lost").await?.is_some() {
@@ -931,7 +947,8 @@ impl Broker {
                 self.event(&RequestContext::default(), None, "session.terminated", &session, Outcome::Success),
                 json!({"reason": "detached_timeout"}),
             );
-            let details = Transition { release_lease: Some("detached_timeout".into()), ..Transition::default() };
+            let details =
+                Transition { lease: LeaseChange::Release("detached_timeout".into()), ..Transition::default() };
             match self.apply(&session, Command::Terminate, details, event).await {
                 Ok(_) => reaped += 1,
                 Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
@@ -961,7 +978,7 @@ struct Transition {
     failure_reason: Option<String>,
     end_controller: Option<String>,
     open_attachment: Option<AttachmentRecord>,
-    release_lease: Option<String>,
+    lease: LeaseChange,
     width: Option<u16>,
     height: Option<u16>,
 }
@@ -970,7 +987,7 @@ impl Transition {
     fn failed(reason: &str) -> Self {
         Self {
             failure_reason: Some(reason.to_owned()),
-            release_lease: Some("session_failed".into()),
+            lease: LeaseChange::Release("session_failed".into()),
             ..Self::default()
         }
     }

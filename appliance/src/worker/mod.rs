@@ -4,8 +4,11 @@
 //! - The broker queues a [`WorkerControl`] on `worker:control:<worker_id>`:
 //!   an [`Assignment`] to run, or a cancellation.
 //! - Input for a running session arrives on `worker:queue:<session_id>`.
-//! - The worker reports [`WorkerEvent`]s on `worker:events`, which one event
-//!   processor feeds to the broker; heartbeats keep the worker's lease alive.
+//! - The worker reports [`WorkerEvent`]s on `worker:events`, which the
+//!   event processor feeds to the broker, in order per session.
+//! - Heartbeats do not travel with events: each is a constant-time write to
+//!   the heartbeat board, which the lease monitor collects in one batch, so
+//!   a busy event queue or database can never make a live worker look dead.
 //!
 //! A [`SessionRuntime`] does the protocol work (IronRDP, or the scripted
 //! runtime used in development and tests); [`pool`] runs it in slots.
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rap_storage::live::{QueueError, Queues};
+use rap_storage::live::{Heartbeats, LeaseBeat, QueueError, Queues};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -126,8 +129,6 @@ impl ClipboardText {
 pub enum WorkerEventKind {
     /// The remote desktop is up at this size.
     Connected { width: u16, height: u16 },
-    /// The session's worker is alive; renews its lease.
-    Heartbeat,
     /// The connection could not be made or broke; `reason` is a stable code.
     Failed { reason: String },
     /// The remote side ended the session cleanly (logoff, shutdown).
@@ -156,7 +157,11 @@ pub enum SessionEnd {
 pub struct SessionIo {
     pub session_id: Uuid,
     pub worker_id: Uuid,
-    events: Arc<dyn Queues<WorkerEvent>>,
+    events: EventSender,
+    heartbeats: Arc<dyn Heartbeats>,
+    /// Set once the runtime beats for itself (or reports the desktop up);
+    /// until then its slot beats for it while it connects.
+    runtime_beats: Arc<std::sync::atomic::AtomicBool>,
     inputs: Arc<dyn Queues<SessionInput>>,
     cancel: CancellationToken,
     heartbeat_interval: Duration,
@@ -177,7 +182,9 @@ impl SessionIo {
         Self {
             session_id,
             worker_id,
-            events: queues.events.clone(),
+            events: queues.event_sender(heartbeat_interval * 3),
+            heartbeats: queues.heartbeats.clone(),
+            runtime_beats: Default::default(),
             inputs: queues.inputs.clone(),
             cancel,
             heartbeat_interval,
@@ -203,16 +210,33 @@ impl SessionIo {
         self.screens.open_with(self.session_id, width, height, store)
     }
 
-    /// Reports an event to the broker.
+    /// Reports an event to the broker; see [`EventSender::send`].
     pub async fn report(&self, kind: WorkerEventKind) -> Result<(), QueueError> {
+        if matches!(kind, WorkerEventKind::Connected { .. }) {
+            self.runtime_beats.store(true, std::sync::atomic::Ordering::Release);
+        }
         let event = WorkerEvent { session_id: self.session_id, worker_id: self.worker_id, kind };
-        self.events.push(EVENTS_QUEUE, event).await
+        self.events.send(event).await
     }
 
-    /// Keeps the lease alive; call at least every [`Self::heartbeat_interval`].
+    /// Keeps the lease alive; call at least every [`Self::heartbeat_interval`]
+    /// once connected.
     pub async fn heartbeat(&self) {
-        if let Err(error) = self.report(WorkerEventKind::Heartbeat).await {
-            tracing::warn!(session_id = %self.session_id, %error, "Heartbeat dropped");
+        self.runtime_beats.store(true, std::sync::atomic::Ordering::Release);
+        self.beat().await;
+    }
+
+    async fn beat(&self) {
+        beat(&*self.heartbeats, self.worker_id, self.session_id).await;
+    }
+
+    /// What the slot needs to beat for the runtime while it connects.
+    fn connecting_beats(&self) -> ConnectingBeats {
+        ConnectingBeats {
+            heartbeats: self.heartbeats.clone(),
+            runtime_beats: self.runtime_beats.clone(),
+            worker_id: self.worker_id,
+            session_id: self.session_id,
         }
     }
 
@@ -235,6 +259,80 @@ impl SessionIo {
     }
 }
 
+async fn beat(heartbeats: &dyn Heartbeats, worker_id: Uuid, session_id: Uuid) {
+    let beat = LeaseBeat { worker_id, session_id, at: time::OffsetDateTime::now_utc() };
+    if let Err(error) = heartbeats.beat(beat).await {
+        tracing::error!(%session_id, %error, "Heartbeat not recorded");
+    }
+}
+
+/// While a runtime connects (TLS, NLA, a slow host: bounded by its own
+/// connect timeout), its slot is what is alive, and beats for it. Once
+/// the runtime beats or reports the desktop up, only its own beats count,
+/// so a wedged session still loses its lease.
+struct ConnectingBeats {
+    heartbeats: Arc<dyn Heartbeats>,
+    runtime_beats: Arc<std::sync::atomic::AtomicBool>,
+    worker_id: Uuid,
+    session_id: Uuid,
+}
+
+impl ConnectingBeats {
+    fn still_connecting(&self) -> bool {
+        !self.runtime_beats.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    async fn beat(&self) {
+        beat(&*self.heartbeats, self.worker_id, self.session_id).await;
+    }
+}
+
+/// Delivers worker events to `worker:events`. A full queue is waited out
+/// (with backoff) rather than dropped: a lost `connected` or `failed` would
+/// leave a session in a state nobody changes. An event that still cannot
+/// be delivered by the deadline is logged as an error and counted
+/// (`rap_worker_events_undelivered_total`); its session then fails on its
+/// lease, so the user is told.
+#[derive(Clone)]
+pub struct EventSender {
+    events: Arc<dyn Queues<WorkerEvent>>,
+    undelivered: Arc<std::sync::atomic::AtomicU64>,
+    deadline: Duration,
+}
+
+impl EventSender {
+    pub async fn send(&self, event: WorkerEvent) -> Result<(), QueueError> {
+        let give_up = tokio::time::Instant::now() + self.deadline;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.events.push(EVENTS_QUEUE, event.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(error) if tokio::time::Instant::now() + pause >= give_up => {
+                    self.undelivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(session_id = %event.session_id, worker_id = %event.worker_id, kind = event.kind.name(), %error, "Worker event not delivered");
+                    return Err(error);
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+            }
+        }
+    }
+}
+
+impl WorkerEventKind {
+    /// The event's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Connected { .. } => "connected",
+            Self::Failed { .. } => "failed",
+            Self::Disconnected { .. } => "disconnected",
+            Self::Clipboard(_) => "clipboard",
+        }
+    }
+}
+
 /// Runs remote sessions of one kind of protocol worker.
 #[async_trait]
 pub trait SessionRuntime: Send + Sync + 'static {
@@ -243,4 +341,54 @@ pub trait SessionRuntime: Send + Sync + 'static {
     /// Runs one session until it ends or `io` is cancelled. Reports
     /// `Connected` once the desktop is up and heartbeats while it lives.
     async fn run(&self, assignment: Assignment, io: SessionIo) -> SessionEnd;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use rap_storage::live::Queues;
+    use rap_storage::live::memory::MemoryQueues;
+    use uuid::Uuid;
+
+    use super::{EVENTS_QUEUE, EventSender, WorkerEvent, WorkerEventKind};
+
+    fn failed(reason: &str) -> WorkerEvent {
+        let reason = reason.into();
+        WorkerEvent { session_id: Uuid::now_v7(), worker_id: Uuid::now_v7(), kind: WorkerEventKind::Failed { reason } }
+    }
+
+    fn sender(events: &Arc<MemoryQueues<WorkerEvent>>, deadline: Duration) -> (EventSender, Arc<AtomicU64>) {
+        let undelivered = Arc::new(AtomicU64::new(0));
+        (EventSender { events: events.clone(), undelivered: undelivered.clone(), deadline }, undelivered)
+    }
+
+    #[tokio::test]
+    async fn an_event_waits_for_room_in_a_full_queue_instead_of_being_dropped() {
+        let events = Arc::new(MemoryQueues::new(1));
+        events.push(EVENTS_QUEUE, failed("first")).await.expect("room");
+        let (sender, undelivered) = sender(&events, Duration::from_secs(10));
+        let second = failed("second");
+        let sending = tokio::spawn({
+            let second = second.clone();
+            async move { sender.send(second).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!sending.is_finished(), "the sender waits while the queue is full");
+        assert_eq!(events.pop(EVENTS_QUEUE, Duration::ZERO).await.expect("first").kind, failed("first").kind);
+        sending.await.expect("task").expect("delivered once there was room");
+        assert_eq!(events.pop(EVENTS_QUEUE, Duration::from_secs(1)).await, Some(second));
+        assert_eq!(undelivered.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn an_event_that_cannot_be_delivered_in_time_is_an_error_and_counted() {
+        let events = Arc::new(MemoryQueues::new(1));
+        events.push(EVENTS_QUEUE, failed("first")).await.expect("room");
+        let (sender, undelivered) = sender(&events, Duration::from_millis(100));
+        assert!(sender.send(failed("second")).await.is_err());
+        assert_eq!(undelivered.load(Ordering::Relaxed), 1);
+    }
 }

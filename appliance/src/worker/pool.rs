@@ -31,10 +31,21 @@ pub struct WorkerQueues {
     pub control: Arc<dyn Queues<WorkerControl>>,
     pub inputs: Arc<dyn Queues<SessionInput>>,
     pub events: Arc<dyn Queues<WorkerEvent>>,
+    /// The latest heartbeat of each running session's lease.
+    pub heartbeats: Arc<dyn rap_storage::live::Heartbeats>,
+    /// Worker events that could not be delivered (a metric).
+    pub undelivered_events: Arc<std::sync::atomic::AtomicU64>,
     /// Framebuffers of running sessions (pixels stay in process).
     pub screens: Screens,
     /// Per-session folders for file transfer (the redirected drive).
     pub transfers: TransferDirs,
+}
+
+impl WorkerQueues {
+    /// A sender of worker events that waits up to `deadline` for room.
+    pub fn event_sender(&self, deadline: Duration) -> super::EventSender {
+        super::EventSender { events: self.events.clone(), undelivered: self.undelivered_events.clone(), deadline }
+    }
 }
 
 /// The running slots; dropping it aborts them.
@@ -85,19 +96,28 @@ struct Slot {
     heartbeat_interval: Duration,
 }
 
+/// Longest a slot beats for a runtime that is still connecting: past every
+/// runtime's own connect timeout, so only a runtime wedged before it ever
+/// connected reaches it (and then loses its lease).
+const CONNECTING_BEATS_AT_MOST: Duration = Duration::from_secs(90);
+
 /// How long an idle slot waits on its queue before looking again.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
 impl Slot {
     async fn run(self, shutdown: CancellationToken) {
         let queue = control_queue(self.worker_id);
+        let mut next: Option<super::Assignment> = None;
         loop {
-            let control = tokio::select! {
-                () = shutdown.cancelled() => break,
-                control = self.queues.control.pop(&queue, IDLE_POLL) => control,
+            let control = match next.take() {
+                Some(assignment) => Some(WorkerControl::Assign(Box::new(assignment))),
+                None => tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    control = self.queues.control.pop(&queue, IDLE_POLL) => control,
+                },
             };
             match control {
-                Some(WorkerControl::Assign(assignment)) => self.run_session(*assignment, &shutdown).await,
+                Some(WorkerControl::Assign(assignment)) => next = self.run_session(*assignment, &shutdown).await,
                 // A cancellation for a session this slot no longer runs.
                 Some(WorkerControl::Cancel { .. }) | None => {}
             }
@@ -105,7 +125,15 @@ impl Slot {
         self.queues.control.purge(&queue).await;
     }
 
-    async fn run_session(&self, assignment: super::Assignment, shutdown: &CancellationToken) {
+    /// Runs one session to its end. Returns the assignment that arrived
+    /// meanwhile: the broker releases a lease when the session ends for
+    /// it, so the slot's next session can be queued before this one has
+    /// closed its connection.
+    async fn run_session(
+        &self,
+        assignment: super::Assignment,
+        shutdown: &CancellationToken,
+    ) -> Option<super::Assignment> {
         let session_id = assignment.session_id;
         let cancel = shutdown.child_token();
         let mut io = SessionIo::new(session_id, self.worker_id, &self.queues, cancel.clone(), self.heartbeat_interval);
@@ -122,14 +150,27 @@ impl Slot {
             }
         }
         tracing::info!(%session_id, worker_id = %self.worker_id, "Session assigned");
+        let connecting = io.connecting_beats();
+        connecting.beat().await;
         let runtime = self.runtime.clone();
         let mut session = tokio::spawn(async move { runtime.run(assignment, io).await });
         let queue = control_queue(self.worker_id);
+        let mut beat = tokio::time::interval(self.heartbeat_interval);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let connect_deadline = tokio::time::Instant::now() + CONNECTING_BEATS_AT_MOST;
+        let mut next = None;
         let outcome = loop {
             tokio::select! {
                 outcome = &mut session => break outcome,
+                _ = beat.tick(), if connecting.still_connecting() && tokio::time::Instant::now() < connect_deadline => {
+                    connecting.beat().await;
+                }
                 control = self.queues.control.pop(&queue, IDLE_POLL) => match control {
                     Some(WorkerControl::Cancel { session_id: cancelled }) if cancelled == session_id => cancel.cancel(),
+                    // The lease is released when the session ends for the
+                    // broker, before its cancellation reaches this slot: the
+                    // next session can arrive first. It runs once this ends.
+                    Some(WorkerControl::Assign(other)) if next.is_none() => next = Some(*other),
                     Some(WorkerControl::Assign(other)) => {
                         // INVARIANT: the broker leases a slot to one session at a time.
                         tracing::error!(session_id = %other.session_id, worker_id = %self.worker_id, "Assignment for a busy slot refused");
@@ -159,12 +200,12 @@ impl Slot {
             let _ = tokio::task::spawn_blocking(move || transfers.remove(session_id)).await;
         }
         tracing::info!(%session_id, worker_id = %self.worker_id, "Session left the slot");
+        next
     }
 
     async fn report(&self, session_id: Uuid, kind: WorkerEventKind) {
         let event = WorkerEvent { session_id, worker_id: self.worker_id, kind };
-        if let Err(error) = self.queues.events.push(super::EVENTS_QUEUE, event).await {
-            tracing::error!(%session_id, %error, "Worker event dropped");
-        }
+        // Failure is logged and counted by the sender; the lease does the rest.
+        let _ = self.queues.event_sender(self.heartbeat_interval * 3).send(event).await;
     }
 }

@@ -24,13 +24,14 @@
 //! the remote clipboard in upper case (as if an application there copied
 //! it), with origin `server`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{Assignment, SessionEnd, SessionInput, SessionIo, SessionRuntime, WorkerEventKind};
 use crate::protocol::frame::Rect;
-use crate::protocol::framebuffer::Screen;
+use crate::protocol::framebuffer::{PixelStore, Screen};
 
 /// The test pattern's colour at (`x`, `y`): red rises left to right, green
 /// top to bottom, blue is constant, so any region is recognisable.
@@ -38,18 +39,35 @@ pub fn pattern_pixel(x: u16, y: u16) -> [u8; 4] {
     [(x % 256) as u8, (y % 256) as u8, 128, 255]
 }
 
-fn paint_pattern(screen: &Screen) {
-    let (width, height) = screen.size();
-    let mut rgba = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
-    for y in 0..height {
-        for x in 0..width {
-            rgba.extend_from_slice(&pattern_pixel(x, y));
-        }
+fn pattern(width: u16, height: u16) -> Vec<u8> {
+    let row_bytes = usize::from(width) * 4;
+    // Green changes down the screen and repeats every 256 lines, red
+    // across it every 256 columns: build 256 rows from 256-pixel tiles,
+    // then copy rows (a per-pixel loop is slow in unoptimised builds).
+    let distinct = height.min(256);
+    let tiles = usize::from(width).div_ceil(256);
+    let mut rows = Vec::with_capacity(row_bytes * usize::from(distinct));
+    for y in 0..distinct {
+        let tile: Vec<u8> = (0..256).flat_map(|x| pattern_pixel(x, y)).collect();
+        rows.extend_from_slice(&tile.repeat(tiles)[..row_bytes]);
     }
-    screen.update(|canvas| canvas.put(Rect::new(0, 0, width, height), &rgba));
+    let mut rgba = Vec::with_capacity(row_bytes * usize::from(height));
+    for y in 0..usize::from(height) {
+        let row = (y % 256) * row_bytes;
+        rgba.extend_from_slice(&rows[row..row + row_bytes]);
+    }
+    rgba
 }
 
-fn apply_input(screen: &Screen, input: &SessionInput) {
+/// The pattern at this size, made off the async workers: a desktop is
+/// megabytes.
+async fn painted(width: u16, height: u16) -> Box<dyn PixelStore> {
+    let rgba = tokio::task::spawn_blocking(move || pattern(width, height)).await;
+    // Only a runtime shutting down loses the task: black, at the right size.
+    Box::new(rgba.unwrap_or_else(|_| [0, 0, 0, 255].repeat(usize::from(width) * usize::from(height))))
+}
+
+async fn apply_input(screen: &Arc<Screen>, input: &SessionInput) {
     match input {
         SessionInput::Mouse { x, y, buttons, .. } => {
             let colour = if *buttons == 0 { [255, 0, 0, 255] } else { [255, 255, 255, 255] };
@@ -63,8 +81,7 @@ fn apply_input(screen: &Screen, input: &SessionInput) {
         }
         SessionInput::Key { down: false, .. } => {}
         SessionInput::Resize { width, height } => {
-            screen.resize(*width, *height);
-            paint_pattern(screen);
+            screen.replace_store(*width, *height, painted(*width, *height).await);
         }
         SessionInput::Clipboard(_) => {}
     }
@@ -91,8 +108,9 @@ impl SessionRuntime for ScriptedRuntime {
             }
             _ => {}
         }
-        let screen = io.open_screen(assignment.width, assignment.height);
-        paint_pattern(&screen);
+        // Painted before it is shown: a viewer's first frame is the desktop.
+        let desktop = painted(assignment.width, assignment.height).await;
+        let screen = io.open_screen_with(assignment.width, assignment.height, desktop);
         if io.report(connected).await.is_err() {
             return SessionEnd::Failed("event_queue_full".into());
         }
@@ -125,7 +143,7 @@ impl SessionRuntime for ScriptedRuntime {
                 }
                 input = io.next_input(Duration::from_secs(60)) => {
                     if let Some(input) = input {
-                        apply_input(&screen, &input);
+                        apply_input(&screen, &input).await;
                         if let SessionInput::Clipboard(copied) = input {
                             let text = copied.text.to_uppercase();
                             let content_hash = super::ClipboardText::hash_of(&text);

@@ -10,7 +10,10 @@ use futures_util::StreamExt;
 use moka::Expiry;
 use tokio::sync::{Notify, broadcast};
 
-use super::{Counters, Delivery, LiveValue, QueueError, Queues, Subscription, Topics, TtlMap, WindowCount};
+use super::{
+    BoardFull, Counters, Delivery, Heartbeats, LeaseBeat, LiveValue, QueueError, Queues, Subscription, Topics, TtlMap,
+    WindowCount,
+};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data behind
@@ -280,5 +283,39 @@ impl Counters for MemoryCounters {
 
     async fn reset(&self, key: &str) {
         lock(&self.windows).remove(key);
+    }
+}
+
+/// [`Heartbeats`] in a bounded map keyed by lease (worker, session).
+pub struct MemoryHeartbeats {
+    capacity: usize,
+    beats: Mutex<HashMap<(uuid::Uuid, uuid::Uuid), time::OffsetDateTime>>,
+}
+
+impl MemoryHeartbeats {
+    /// Holds the beats of at most `capacity` leases between collections.
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity: capacity.max(1), beats: Mutex::new(HashMap::new()) }
+    }
+}
+
+#[async_trait]
+impl Heartbeats for MemoryHeartbeats {
+    async fn beat(&self, beat: LeaseBeat) -> Result<(), BoardFull> {
+        let mut beats = lock(&self.beats);
+        let key = (beat.worker_id, beat.session_id);
+        if beats.len() >= self.capacity && !beats.contains_key(&key) {
+            return Err(BoardFull { capacity: self.capacity });
+        }
+        let latest = beats.entry(key).or_insert(beat.at);
+        if beat.at > *latest {
+            *latest = beat.at;
+        }
+        Ok(())
+    }
+
+    async fn take_all(&self) -> Vec<LeaseBeat> {
+        let beats = std::mem::take(&mut *lock(&self.beats));
+        beats.into_iter().map(|((worker_id, session_id), at)| LeaseBeat { worker_id, session_id, at }).collect()
     }
 }

@@ -9,6 +9,9 @@
 //! - [`Queues`]: bounded point-to-point queues by name (the seed's
 //!   `worker:control:<worker_id>`, `worker:queue:<session_id>`,
 //!   `worker:events`). A full queue refuses the message instead of growing.
+//! - [`Heartbeats`]: the latest heartbeat of each worker lease (the seed's
+//!   heartbeat keys). Beating is a constant-time write that never waits
+//!   behind durable work; the lease monitor collects them in one batch.
 //!
 //! Values are `Serialize + DeserializeOwned` so that a Redis implementation
 //! can carry them; the in-memory one in [`memory`] never serializes.
@@ -92,4 +95,29 @@ pub trait Counters: Send + Sync {
     /// Takes one back (an attempt that turned out not to count).
     async fn release(&self, key: &str);
     async fn reset(&self, key: &str);
+}
+
+/// One heartbeat: `worker_id` was alive running `session_id` at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LeaseBeat {
+    pub worker_id: uuid::Uuid,
+    pub session_id: uuid::Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("heartbeat board is full ({capacity} leases)")]
+pub struct BoardFull {
+    pub capacity: usize,
+}
+
+/// The latest heartbeat per lease, collected in batches.
+#[async_trait]
+pub trait Heartbeats: Send + Sync {
+    /// Records `beat`, replacing an older beat of the same lease. Refused
+    /// only when a new lease would exceed the board's capacity.
+    async fn beat(&self, beat: LeaseBeat) -> Result<(), BoardFull>;
+    /// Takes every beat recorded since the last call (one per lease).
+    async fn take_all(&self) -> Vec<LeaseBeat>;
 }

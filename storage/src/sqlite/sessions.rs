@@ -15,8 +15,8 @@ use super::{
 };
 use crate::format_timestamp;
 use crate::repo::{
-    AttachmentRecord, AuditEvent, LeaseRecord, NoCapacity, SessionRecord, SessionRepository, SessionScope,
-    SessionTransition, StorageError, WorkerRecord, WorkerStatus,
+    AttachmentRecord, AuditEvent, LeaseChange, LeaseRecord, NoCapacity, SessionRecord, SessionRepository, SessionScope,
+    SessionTransition, StorageError, TransitionOutcome, WorkerRecord, WorkerStatus,
 };
 
 const SESSION_COLUMNS: &str =
@@ -126,6 +126,55 @@ fn insert_attachment(conn: &Connection, attachment: &AttachmentRecord) -> Result
     Ok(())
 }
 
+/// The least loaded online worker of `kind` with room; the single writer
+/// makes this check and the lease insert that follows atomic.
+fn free_worker(conn: &Connection, kind: &str) -> Result<Option<Uuid>, StorageError> {
+    let worker: Option<String> = conn
+        .query_row(
+            "SELECT w.id FROM workers w
+             LEFT JOIN worker_leases l ON l.worker_id = w.id AND l.released_at IS NULL
+             WHERE w.status = 'online' AND w.kind = ?1
+             GROUP BY w.id
+             HAVING count(l.id) < w.capacity
+             ORDER BY count(l.id), w.name
+             LIMIT 1",
+            params![kind],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    worker.map(|id| Uuid::parse_str(&id).map_err(|error| StorageError::Backend(error.to_string()))).transpose()
+}
+
+fn insert_lease(
+    conn: &Connection,
+    worker_id: Uuid,
+    session_id: Uuid,
+    now: OffsetDateTime,
+    ttl: Duration,
+) -> Result<LeaseRecord, StorageError> {
+    let lease = LeaseRecord {
+        id: Uuid::now_v7(),
+        worker_id,
+        session_id,
+        acquired_at: now,
+        expires_at: after(now, ttl),
+        renewed_at: None,
+    };
+    conn.execute(
+        &format!("INSERT INTO worker_leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL)"),
+        params![
+            lease.id.to_string(),
+            lease.worker_id.to_string(),
+            lease.session_id.to_string(),
+            format_timestamp(lease.acquired_at),
+            format_timestamp(lease.expires_at),
+        ],
+    )
+    .map_err(backend)?;
+    Ok(lease)
+}
+
 #[async_trait]
 impl SessionRepository for SqliteStore {
     async fn create(
@@ -139,23 +188,7 @@ impl SessionRepository for SqliteStore {
         self.pool
             .write(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
-                // Least loaded first; the single writer makes check-and-take atomic.
-                let worker: Option<String> = tx
-                    .query_row(
-                        "SELECT w.id FROM workers w
-                         LEFT JOIN worker_leases l ON l.worker_id = w.id AND l.released_at IS NULL
-                         WHERE w.status = 'online' AND w.kind = ?1
-                         GROUP BY w.id
-                         HAVING count(l.id) < w.capacity
-                         ORDER BY count(l.id), w.name
-                         LIMIT 1",
-                        params![worker_kind],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(backend)?;
-                let Some(worker) = worker else { return Ok(Err(NoCapacity)) };
-                let worker_id = Uuid::parse_str(&worker).map_err(|error| StorageError::Backend(error.to_string()))?;
+                let Some(worker_id) = free_worker(&tx, &worker_kind)? else { return Ok(Err(NoCapacity)) };
                 let session = SessionRecord { worker_id: Some(worker_id), ..session };
                 tx.execute(
                     &format!("INSERT INTO remote_sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
@@ -166,7 +199,7 @@ impl SessionRepository for SqliteStore {
                         session.owner_user_id.to_string(),
                         session.device_id.map(|id| id.to_string()),
                         session.state,
-                        worker,
+                        worker_id.to_string(),
                         session.width,
                         session.height,
                         session.failure_reason,
@@ -180,25 +213,7 @@ impl SessionRepository for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                let lease = LeaseRecord {
-                    id: Uuid::now_v7(),
-                    worker_id,
-                    session_id: session.id,
-                    acquired_at: session.created_at,
-                    expires_at: after(session.created_at, lease_ttl),
-                    renewed_at: None,
-                };
-                tx.execute(
-                    &format!("INSERT INTO worker_leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL)"),
-                    params![
-                        lease.id.to_string(),
-                        lease.worker_id.to_string(),
-                        lease.session_id.to_string(),
-                        format_timestamp(lease.acquired_at),
-                        format_timestamp(lease.expires_at),
-                    ],
-                )
-                .map_err(backend)?;
+                let lease = insert_lease(&tx, worker_id, session.id, session.created_at, lease_ttl)?;
                 insert_audit(&tx, &audit)?;
                 tx.commit().map_err(backend)?;
                 Ok(Ok((session, lease)))
@@ -263,7 +278,7 @@ impl SessionRepository for SqliteStore {
             .await
     }
 
-    async fn transition(&self, transition: SessionTransition) -> Result<Option<SessionRecord>, StorageError> {
+    async fn transition(&self, transition: SessionTransition) -> Result<TransitionOutcome, StorageError> {
         self.pool
             .write(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
@@ -297,7 +312,7 @@ impl SessionRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(None);
+                    return Ok(TransitionOutcome::Raced);
                 }
                 let session = transition.session_id.to_string();
                 if let Some(reason) = &transition.end_controller {
@@ -318,17 +333,39 @@ impl SessionRepository for SqliteStore {
                 if let Some(attachment) = &transition.open_attachment {
                     insert_attachment(&tx, attachment)?;
                 }
-                if let Some(reason) = &transition.release_lease {
-                    tx.execute(
-                        "UPDATE worker_leases SET released_at = ?2, release_reason = ?3 WHERE session_id = ?1 AND released_at IS NULL",
-                        params![session, now, reason],
-                    )
-                    .map_err(backend)?;
+                match &transition.lease {
+                    LeaseChange::Keep => {}
+                    LeaseChange::Release(reason) => {
+                        tx.execute(
+                            "UPDATE worker_leases SET released_at = ?2, release_reason = ?3 WHERE session_id = ?1 AND released_at IS NULL",
+                            params![session, now, reason],
+                        )
+                        .map_err(backend)?;
+                    }
+                    LeaseChange::Renew(ttl) => {
+                        tx.execute(
+                            "UPDATE worker_leases SET expires_at = max(expires_at, ?2) WHERE session_id = ?1 AND released_at IS NULL",
+                            params![session, format_timestamp(after(transition.now, *ttl))],
+                        )
+                        .map_err(backend)?;
+                    }
+                    LeaseChange::Acquire { worker_kind, ttl } => {
+                        // Dropping `tx` without commit undoes the state change.
+                        let Some(worker_id) = free_worker(&tx, worker_kind)? else {
+                            return Ok(TransitionOutcome::NoCapacity);
+                        };
+                        insert_lease(&tx, worker_id, transition.session_id, transition.now, *ttl)?;
+                        tx.execute(
+                            "UPDATE remote_sessions SET worker_id = ?2 WHERE id = ?1",
+                            params![session, worker_id.to_string()],
+                        )
+                        .map_err(backend)?;
+                    }
                 }
                 insert_audit(&tx, &transition.audit)?;
                 let updated = select_session(&tx, transition.session_id)?;
                 tx.commit().map_err(backend)?;
-                Ok(updated)
+                Ok(updated.map_or(TransitionOutcome::Raced, |session| TransitionOutcome::Applied(Box::new(session))))
             })
             .await
     }
@@ -495,35 +532,50 @@ impl SessionRepository for SqliteStore {
             .await
     }
 
-    async fn heartbeat(
+    async fn renew_leases(
         &self,
-        worker_id: Uuid,
-        session_id: Uuid,
-        now: OffsetDateTime,
+        beats: Vec<crate::live::LeaseBeat>,
         lease_ttl: Duration,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Vec<crate::live::LeaseBeat>, StorageError> {
+        if beats.is_empty() {
+            return Ok(Vec::new());
+        }
         self.pool
             .write(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
-                tx.execute(
-                    "UPDATE workers SET last_heartbeat_at = ?2 WHERE id = ?1",
-                    params![worker_id.to_string(), format_timestamp(now)],
-                )
-                .map_err(backend)?;
-                let renewed = tx
-                    .execute(
-                        "UPDATE worker_leases SET renewed_at = ?3, expires_at = ?4
-                         WHERE worker_id = ?1 AND session_id = ?2 AND released_at IS NULL",
-                        params![
-                            worker_id.to_string(),
-                            session_id.to_string(),
-                            format_timestamp(now),
-                            format_timestamp(after(now, lease_ttl))
-                        ],
-                    )
-                    .map_err(backend)?;
+                let mut stale = Vec::new();
+                {
+                    let mut worker = tx
+                        .prepare_cached(
+                            "UPDATE workers SET last_heartbeat_at = ?2
+                             WHERE id = ?1 AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ?2)",
+                        )
+                        .map_err(backend)?;
+                    let mut lease = tx
+                        .prepare_cached(
+                            "UPDATE worker_leases
+                             SET renewed_at = max(coalesce(renewed_at, ''), ?3), expires_at = max(expires_at, ?4)
+                             WHERE worker_id = ?1 AND session_id = ?2 AND released_at IS NULL",
+                        )
+                        .map_err(backend)?;
+                    for beat in beats {
+                        let at = format_timestamp(beat.at);
+                        worker.execute(params![beat.worker_id.to_string(), at]).map_err(backend)?;
+                        let renewed = lease
+                            .execute(params![
+                                beat.worker_id.to_string(),
+                                beat.session_id.to_string(),
+                                at,
+                                format_timestamp(after(beat.at, lease_ttl))
+                            ])
+                            .map_err(backend)?;
+                        if renewed == 0 {
+                            stale.push(beat);
+                        }
+                    }
+                }
                 tx.commit().map_err(backend)?;
-                Ok(renewed > 0)
+                Ok(stale)
             })
             .await
     }
