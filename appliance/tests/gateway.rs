@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, json_of, legacy_app_with_owner};
+use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, assert_envelope, json_of, legacy_app_with_owner};
 use crate::tenancy::id;
 
 pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -681,6 +681,185 @@ async fn every_viewer_is_told_when_the_desktop_changes_size() {
         let size = next_of(socket, "display.size").await;
         assert_eq!((size["payload"]["width"].as_u64(), size["payload"]["height"].as_u64()), (Some(200), Some(100)));
         assert_eq!(next_frame(socket).await.rect, Rect::new(0, 0, 200, 100), "then the whole new screen");
+    }
+    live.app.stop().await.expect("clean stop");
+}
+
+/// Settings of an appliance that offers the direct worker endpoint, with
+/// its key in `keys`.
+fn direct_settings(keys: &tempfile::TempDir, json_runtime: &str, binary_render: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATA_PLANE_TOKEN_PRIVATE_KEY_FILE", keys.path().join("data-plane.pem").to_string_lossy().into_owned()),
+        (
+            "DATA_PLANE_DIRECT_WORKER_WSS_URL_TEMPLATE",
+            "ws://office.lan/api/v1/data-plane/workers/{worker_id}/ws".into(),
+        ),
+        ("DATA_PLANE_DIRECT_WORKER_JSON_RUNTIME", json_runtime.into()),
+        ("DATA_PLANE_DIRECT_WORKER_BINARY_RENDER", binary_render.into()),
+    ]
+}
+
+impl Live {
+    /// A session on `host` opened at the direct worker endpoint with the
+    /// `data_plane` token of `answer` (a start, attach or takeover answer).
+    async fn direct_attach(&self, answer: &Value, options: Value) -> (Socket, Value) {
+        let worker = answer["session"]["worker_id"].as_str().expect("worker");
+        let url = format!("ws://{}/api/v1/data-plane/workers/{worker}/ws", self.app.addr);
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let mut payload = options;
+        payload["data_plane_token"] = answer["data_plane"]["token"].clone();
+        socket.send(Message::text(json!({"type": "attach", "payload": payload}).to_string())).await.expect("send");
+        let attached = next_json(&mut socket).await;
+        (socket, attached)
+    }
+
+    async fn start_answer(&self, host: &str) -> Value {
+        let body = json!({"organization_id": self.org, "name": host, "protocol": "rdp", "host": host});
+        let resource = id(&json_of(self.app.post("/api/v1/resources", Some(&self.admin), body).await, 201).await);
+        let body = json!({"resource_id": resource, "width": 128, "height": 128});
+        json_of(self.app.post("/api/v1/sessions", Some(&self.admin), body).await, 201).await
+    }
+}
+
+#[tokio::test]
+async fn the_direct_endpoint_obeys_its_flags() {
+    // JSON runtime off: the candidate is shown but not data-capable, and
+    // the endpoint does not serve.
+    let keys = tempfile::tempdir().expect("temp dir");
+    let settings = direct_settings(&keys, "false", "true");
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let first = live(&pairs).await;
+    let answer = first.start_answer("pc1.office.lan").await;
+    assert_eq!(answer["data_plane"]["candidates"][1]["data_capable"], false);
+    let worker = answer["session"]["worker_id"].as_str().expect("worker");
+    let url = format!("ws://{}/api/v1/data-plane/workers/{worker}/ws", first.app.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
+        other => panic!("the direct endpoint must refuse: {:?}", other.map(|_| ())),
+    }
+    first.app.stop().await.expect("clean stop");
+
+    // Binary render off: JSON frames only, whatever the client asks.
+    let settings = direct_settings(&keys, "true", "false");
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let live = live(&pairs).await;
+    let answer = live.start_answer("pc1.office.lan").await;
+    assert_eq!(answer["data_plane"]["candidates"][1]["render_transport"], "json_base64");
+    let (mut socket, attached) = live.direct_attach(&answer, json!({"render_transport": "binary_v1"})).await;
+    assert_eq!(attached["payload"]["render_transport"], "json_base64", "{attached}");
+    let frame = next_of(&mut socket, "render.frame").await;
+    assert_eq!(frame["payload"]["width"], 128);
+    live.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn in_production_smoke_insecure_direct_workers_are_neither_offered_nor_served() {
+    // The key inline, as production takes it (no file is generated there).
+    let pem = {
+        use rsa::pkcs8::EncodePrivateKey;
+        let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("key");
+        key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).expect("pem").to_string()
+    };
+    let secret = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let (app, admin) = crate::support::strict_app_with_owner(&[
+        ("APP_ENV", "production"),
+        ("SECRET_ENCRYPTION_KEY_B64", secret.as_str()),
+        ("RAP_WORKER_RUNTIME", "rdp"),
+        ("DATA_PLANE_TOKEN_PRIVATE_KEY_PEM", pem.as_str()),
+        ("DATA_PLANE_DIRECT_WORKER_WSS_URL_TEMPLATE", "wss://office.lan/dp/{worker_id}/ws"),
+        ("DATA_PLANE_DIRECT_WORKER_JSON_RUNTIME", "true"),
+        ("DATA_PLANE_DIRECT_WORKER_BINARY_RENDER", "true"),
+        ("DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE", "smoke_insecure"),
+    ])
+    .await;
+    let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
+    let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
+    // An unreachable host: the answer (and its offer) comes before the connection fails.
+    let body = json!({"organization_id": org, "name": "PC", "protocol": "rdp", "host": "127.0.0.1", "port": 9});
+    let resource = id(&json_of(app.post("/api/v1/resources", Some(&admin), body).await, 201).await);
+    let secret = json!({"username": "u", "password": "p"});
+    json_of(
+        app.send(Method::PUT, &format!("/api/v1/resources/{resource}/secret"), Some(&admin), Some(secret)).await,
+        200,
+    )
+    .await;
+    let answer = json_of(app.post("/api/v1/sessions", Some(&admin), json!({"resource_id": resource})).await, 201).await;
+    let kinds: Vec<&str> = answer["data_plane"]["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .filter_map(|candidate| candidate["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["backend_gateway"], "{answer}");
+    assert_eq!(answer["data_plane"]["token"].as_str().map(|token| token.split('.').count()), Some(3));
+    let worker = answer["session"]["worker_id"].as_str().expect("worker");
+    let refused = app.get(&format!("/api/v1/data-plane/workers/{worker}/ws")).await;
+    let error = assert_envelope(refused, 404, "not_found").await;
+    assert_eq!(error["details"]["reason"], "direct_worker_untrusted");
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn the_direct_path_is_gated_by_the_session_lifecycle() {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let settings = direct_settings(&keys, "true", "true");
+    let mut pairs: Vec<(&str, &str)> = settings.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    pairs.push(("RAP_WORKER_LEASE_TTL", "1s"));
+    let live = live(&pairs).await;
+
+    // Detached: file requests on the direct socket are blocked.
+    let answer = live.start_answer("pc1.office.lan").await;
+    let session = id(&answer["session"]);
+    let (mut socket, attached) = live.direct_attach(&answer, json!({})).await;
+    assert_eq!(attached["payload"]["role"], "controller");
+    next_frame(&mut socket).await;
+    live.wait_state(&session, "active").await;
+    live.command(&session, "detach").await;
+    let start =
+        json!({"type": "file_download.start", "payload": {"transfer_id": uuid::Uuid::new_v4(), "file_name": "a.txt"}});
+    socket.send(Message::text(start.to_string())).await.expect("send");
+    let blocked = next_of(&mut socket, "file_download.blocked").await;
+    assert_eq!(blocked["payload"]["reason"], "not_controller", "{blocked}");
+
+    // Taken over: the old direct controller is told, and loses input.
+    let resumed = live.command(&session, "attach").await;
+    let (mut controller, attached) = live.direct_attach(&resumed, json!({})).await;
+    assert_eq!(attached["payload"]["role"], "controller", "{attached}");
+    next_frame(&mut controller).await;
+    let taken = live.command(&session, "takeover").await;
+    let (_new, _) = live.direct_attach(&taken, json!({})).await;
+    let notice = next_of(&mut controller, "session.taken_over").await;
+    assert_eq!(notice["event"]["code"], "session_taken_over");
+    // A shadow answer carries an offer too, for a read-only viewer.
+    let shadow = live.command(&session, "shadow").await;
+    let (_watching, attached) = live.direct_attach(&shadow, json!({})).await;
+    assert_eq!(attached["payload"]["role"], "viewer", "{attached}");
+    let click = json!({"type": "input.mouse", "payload": {"x": 1, "y": 1, "buttons": 0}});
+    controller.send(Message::text(click.to_string())).await.expect("send");
+    assert_eq!(next_of(&mut controller, "error").await["event"]["details"]["reason"], "not_controller");
+
+    // A worker failure: the session is failed first, then the transport closes.
+    let answer = live.start_answer("freeze.scripted").await;
+    let session = id(&answer["session"]);
+    let (mut frozen, _) = live.direct_attach(&answer, json!({})).await;
+    let state = loop {
+        // `starting` and `active` come first (the lease runs out a second later).
+        let state = next_of(&mut frozen, "session.state").await;
+        if !matches!(state["payload"]["state"].as_str(), Some("starting" | "active")) {
+            break state;
+        }
+    };
+    assert_eq!(state["payload"]["state"], "failed", "{state}");
+    assert_eq!(state["event"]["details"]["reason"], "worker_lost");
+    let stored = json_of(live.app.get_as(&format!("/api/v1/sessions/{session}"), &live.admin).await, 200).await;
+    assert_eq!(stored["state"], "failed", "failed in the database before the transport closes");
+    assert_eq!(next_of(&mut frozen, "transport.closed").await["payload"]["reason"], "session_failed");
+    loop {
+        match next_message(&mut frozen).await {
+            Message::Close(Some(frame)) => break assert_eq!(u16::from(frame.code), 4409),
+            Message::Close(None) => panic!("a close frame with a code"),
+            _ => {}
+        }
     }
     live.app.stop().await.expect("clean stop");
 }

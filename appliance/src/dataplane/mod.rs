@@ -126,6 +126,30 @@ pub fn candidates(config: &DataPlaneConfig, app_env: AppEnv, worker_id: Uuid) ->
     candidates
 }
 
+/// How the direct worker endpoint may serve, when it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectService {
+    /// `binary_v1` render (the default there); otherwise `json_base64` only.
+    pub binary_render: bool,
+}
+
+/// Whether the direct worker endpoint serves at all: exactly when the
+/// offer advertises it as data-capable (the seed's gating, applied to the
+/// endpoint itself, not only to what clients are told). `Err` is the
+/// reason code of the refusal.
+pub fn direct_service(config: &DataPlaneConfig, app_env: AppEnv) -> Result<DirectService, &'static str> {
+    if config.direct_worker_wss_url_template.is_none() {
+        return Err("direct_worker_not_configured");
+    }
+    if app_env.is_production() && config.direct_worker_tls_trust_mode == DirectWorkerTrust::SmokeInsecure {
+        return Err("direct_worker_untrusted");
+    }
+    if !config.direct_worker_json_runtime {
+        return Err("direct_worker_runtime_disabled");
+    }
+    Ok(DirectService { binary_render: config.direct_worker_binary_render })
+}
+
 impl DataPlane {
     /// The configured key (inline PEM, or file), or `None`: without a key
     /// there is no offer, as in the seed. Outside production a configured
@@ -139,6 +163,11 @@ impl DataPlane {
         let signing = SigningKey::<Sha256>::new(private);
         let verifying = signing.verifying_key();
         Ok(Some(Self { signing: Arc::new(signing), verifying, config: config.clone(), app_env }))
+    }
+
+    /// Whether (and how) the direct worker endpoint serves.
+    pub fn direct_service(&self) -> Result<DirectService, &'static str> {
+        direct_service(&self.config, self.app_env)
     }
 
     /// The public half, all a direct endpoint needs.
@@ -202,6 +231,35 @@ mod tests {
             direct_worker_binary_render: binary,
             direct_worker_tls_trust_mode: trust,
             direct_worker_tls_ca_ref: Some("ca-2026".into()),
+        }
+    }
+
+    #[test]
+    fn the_direct_endpoint_serves_exactly_when_it_is_offered_as_data_capable() {
+        use DirectWorkerTrust::{PlatformCa, PublicCa, SmokeInsecure};
+        let template = Some("wss://office/dp/{worker_id}/ws");
+        let binary = Ok(DirectService { binary_render: true });
+        let json_only = Ok(DirectService { binary_render: false });
+        let table = [
+            (None, true, true, PlatformCa, AppEnv::Development, Err("direct_worker_not_configured")),
+            (template, false, true, PlatformCa, AppEnv::Development, Err("direct_worker_runtime_disabled")),
+            (template, true, false, PlatformCa, AppEnv::Development, json_only),
+            (template, true, true, PlatformCa, AppEnv::Development, binary),
+            (template, true, true, SmokeInsecure, AppEnv::Development, binary),
+            (template, true, true, SmokeInsecure, AppEnv::Production, Err("direct_worker_untrusted")),
+            (template, true, true, PublicCa, AppEnv::Production, binary),
+        ];
+        for (template, json, bin, trust, env, expected) in table {
+            let config = config(template, json, bin, trust);
+            assert_eq!(
+                direct_service(&config, env),
+                expected,
+                "{template:?} json={json} binary={bin} {trust:?} {env:?}"
+            );
+            let offered = candidates(&config, env, Uuid::from_u128(1));
+            let data_capable =
+                offered.iter().any(|candidate| candidate.kind == "direct_worker_wss" && candidate.data_capable);
+            assert_eq!(data_capable, expected.is_ok(), "the offer and the endpoint agree");
         }
     }
 

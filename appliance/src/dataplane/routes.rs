@@ -10,7 +10,9 @@ use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::http::{TraceId, path_id};
+use serde_json::json;
+
+use crate::http::{ApiError, TraceId, path_id};
 use crate::sessiongateway::connection::{Entry, serve};
 use crate::state::AppState;
 
@@ -22,14 +24,26 @@ async fn upgrade(
     State(state): State<AppState>,
     Path(worker_id): Path<String>,
     trace: Option<axum::Extension<TraceId>>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let worker_id = match path_id(&worker_id, "worker_id") {
         Ok(id) => id,
         Err(error) => return error.into_response(),
     };
+    // Refused before the upgrade when the configuration does not let it
+    // serve (API.md "Data plane v1"; the seed's flags).
+    let service =
+        match state.data_plane().ok_or("data_plane_disabled").and_then(|data_plane| data_plane.direct_service()) {
+            Ok(service) => service,
+            Err(reason) => return ApiError::not_found().with_details(json!({"reason": reason})).into_response(),
+        };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
     let trace_id = trace.map(|axum::Extension(TraceId(id))| id).unwrap_or_default();
     let shutdown = state.sockets_shutdown().clone();
-    ws.max_message_size(crate::sessiongateway::routes::MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, state, Entry::Direct { worker_id }, trace_id, shutdown))
+    ws.max_message_size(crate::sessiongateway::routes::MAX_CLIENT_MESSAGE).on_upgrade(move |socket| {
+        serve(socket, state, Entry::Direct { worker_id, binary_render: service.binary_render }, trace_id, shutdown)
+    })
 }

@@ -162,8 +162,9 @@ fn failure_message(reason: Option<&str>) -> &'static str {
 pub enum Entry {
     /// `GET /api/v1/gateway/ws`: an attach token from the broker.
     Gateway,
-    /// The direct worker endpoint: a Data Plane v1 token for this worker.
-    Direct { worker_id: Uuid },
+    /// The direct worker endpoint: a Data Plane v1 token for this worker;
+    /// `binary_v1` render only if the configuration allows it.
+    Direct { worker_id: Uuid, binary_render: bool },
 }
 
 fn refused(reason: &'static str) -> (&'static str, &'static str, &'static str) {
@@ -185,7 +186,7 @@ async fn admit(
             ))?;
             state.broker().redeem(token).await.ok_or(refused("attach_token_invalid"))
         }
-        Entry::Direct { worker_id } => {
+        Entry::Direct { worker_id, .. } => {
             let token = attach.data_plane_token.as_deref().ok_or((
                 "invalid_request",
                 "data_plane_token is required here.",
@@ -229,31 +230,64 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let attach = match read_attach(&mut stream).await {
+    attach_and_run(&mut sink, &mut stream, state, entry, trace_id, shutdown).await;
+    linger(&mut stream).await;
+}
+
+/// How long a closed socket waits for the client's answering close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Completes the close handshake: reads (and drops) what the client still
+/// sends until its close frame, so the TCP connection ends with FIN, not
+/// with a reset that could destroy the close frame and its reason before
+/// the client reads them.
+async fn linger(stream: &mut Stream) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn attach_and_run(
+    sink: &mut Sink,
+    stream: &mut Stream,
+    state: AppState,
+    entry: Entry,
+    trace_id: String,
+    shutdown: CancellationToken,
+) {
+    let attach = match read_attach(stream).await {
         Ok(attach) => attach,
         Err((code, message, details, close_code)) => {
-            send_text(&mut sink, envelope::error(code, message, details, &trace_id)).await;
-            close_with(&mut sink, close_code, "attach_required").await;
+            send_text(sink, envelope::error(code, message, details, &trace_id)).await;
+            close_with(sink, close_code, "attach_required").await;
             return;
         }
     };
     let grant = match admit(&state, entry, &attach).await {
         Ok(grant) => grant,
         Err((code, message, reason)) => {
-            send_text(&mut sink, envelope::error(code, message, json!({"reason": reason}), &trace_id)).await;
-            close_with(&mut sink, close::ATTACH_REFUSED, reason).await;
+            send_text(sink, envelope::error(code, message, json!({"reason": reason}), &trace_id)).await;
+            close_with(sink, close::ATTACH_REFUSED, reason).await;
             return;
         }
     };
-    let default_transport = match entry {
-        Entry::Gateway => RenderTransport::JsonBase64,
-        Entry::Direct { .. } => RenderTransport::BinaryV1,
+    let transport = match entry {
+        Entry::Gateway => attach.render_transport.unwrap_or(RenderTransport::JsonBase64),
+        Entry::Direct { binary_render: true, .. } => attach.render_transport.unwrap_or(RenderTransport::BinaryV1),
+        // The seed: without binary render the direct endpoint stays JSON;
+        // `session.attached` says which transport the socket got.
+        Entry::Direct { binary_render: false, .. } => RenderTransport::JsonBase64,
     };
     let mut connection = Connection {
         state,
         grant,
         trace_id,
-        transport: attach.render_transport.unwrap_or(default_transport),
+        transport,
         color_mode: attach.color_mode,
         compression: attach.compression,
         seen: 0,
@@ -309,20 +343,20 @@ impl Connection {
                 .is_some_and(|binding| binding.attachment_id == self.grant.attachment_id)
     }
 
-    async fn run(&mut self, mut sink: Sink, mut stream: Stream, shutdown: CancellationToken) {
+    async fn run(&mut self, sink: &mut Sink, stream: &mut Stream, shutdown: CancellationToken) {
         let broker = self.state.broker().clone();
         let mut notices = broker.subscribe(self.session_id()).await;
         let Some(session) = broker.session(self.session_id()).await else {
-            send_text(&mut sink, envelope::error("session_not_found", "Session not found.", json!({}), &self.trace_id))
+            send_text(sink, envelope::error("session_not_found", "Session not found.", json!({}), &self.trace_id))
                 .await;
-            close_with(&mut sink, close::ATTACH_REFUSED, "session_not_found").await;
+            close_with(sink, close::ATTACH_REFUSED, "session_not_found").await;
             return;
         };
         // What the viewer may offer its user (enforced again on each use).
         let policy = broker.policy(&session).await.map(
             |policy| json!({"clipboard_mode": policy.clipboard_mode, "file_transfer_mode": policy.file_transfer_mode}),
         );
-        let Some(screen) = self.wait_for_screen(&mut sink, &mut notices, session).await else { return };
+        let Some(screen) = self.wait_for_screen(sink, &mut notices, session).await else { return };
         let (width, height) = screen.size();
         let attached = json!({
             "session_id": self.session_id(),
@@ -335,12 +369,12 @@ impl Connection {
             "compression": self.compression,
             "policy": policy,
         });
-        if !send_text(&mut sink, envelope::envelope("session.attached", attached)).await {
+        if !send_text(sink, envelope::envelope("session.attached", attached)).await {
             return;
         }
         let current = broker.session(self.session_id()).await.map(|session| session.state).unwrap_or_default();
         send_text(
-            &mut sink,
+            sink,
             envelope::envelope("session.state", json!({"session_id": self.session_id(), "state": current})),
         )
         .await;
@@ -350,7 +384,7 @@ impl Connection {
         if self.grant.role == "viewer" {
             broker.announce_viewers(self.session_id()).await;
         }
-        let ending = self.pump(&mut sink, &mut stream, &mut notices, &screen, &shutdown).await;
+        let ending = self.pump(sink, stream, &mut notices, &screen, &shutdown).await;
         self.state.metrics().viewer_detached();
         if self.grant.role == "viewer" {
             broker.viewer_left(self.session_id(), self.grant.attachment_id).await;
