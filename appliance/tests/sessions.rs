@@ -544,3 +544,28 @@ async fn attach_tokens_are_single_use_and_short_lived() {
     assert_eq!(state.broker().redeem(&late.attach_token).await, None, "an expired token is refused");
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_protocol_without_a_runtime_is_refused_before_anything_is_written() {
+    let desk = desk(&[]).await;
+    let installation = json_of(desk.app.get("/api/v1/installation").await, 200).await;
+    assert_eq!(installation["session_protocols"], json!(["rdp"]));
+    for (protocol, port) in [("vnc", 5900), ("ssh", 22)] {
+        let body = json!({"organization_id": desk.org, "name": protocol, "protocol": protocol, "host": "pc1.office.lan", "port": port});
+        let resource = id(&json_of(desk.app.post("/api/v1/resources", Some(&desk.admin), body).await, 201).await);
+        let refused = desk.app.post("/api/v1/sessions", Some(&desk.staff), json!({"resource_id": resource})).await;
+        let error = assert_envelope(refused, 422, "protocol_unsupported").await;
+        assert_eq!(error["details"]["protocol"], protocol);
+    }
+    let sessions = json_of(desk.app.get_as("/api/v1/sessions", &desk.admin).await, 200).await;
+    assert_eq!(sessions["items"], json!([]), "no session row");
+    let audit =
+        json_of(desk.app.get_as(&format!("/api/v1/audit-events?organization_id={}", desk.org), &desk.admin).await, 200)
+            .await;
+    let actions: Vec<&str> =
+        audit["items"].as_array().expect("items").iter().filter_map(|event| event["action"].as_str()).collect();
+    assert!(!actions.iter().any(|action| action.starts_with("session.")), "no session audit: {actions:?}");
+    let workers = json_of(desk.app.get_as("/api/v1/workers", &desk.admin).await, 200).await;
+    assert!(workers["items"].as_array().expect("items").iter().all(|worker| worker["leases"] == json!([])), "no lease");
+    desk.app.stop().await.expect("clean stop");
+}

@@ -147,6 +147,17 @@ pub enum WorkerRuntimeKind {
     Rdp,
 }
 
+impl WorkerRuntimeKind {
+    /// The resource protocols this runtime starts sessions for. The
+    /// scripted desktop stands in for RDP only: a `vnc` or `ssh` resource
+    /// is refused (`protocol_unsupported`) rather than reached over RDP.
+    pub fn protocols(self) -> &'static [&'static str] {
+        match self {
+            Self::Scripted | Self::Rdp => &["rdp"],
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub runtime: WorkerRuntimeKind,

@@ -51,7 +51,8 @@ impl From<BootstrapError> for ApiError {
 }
 
 async fn installation(State(state): State<AppState>) -> Result<ApiJson<InstallationView>, ApiError> {
-    Ok(ApiJson(state.installation().view().await?))
+    let view = state.installation().view().await?;
+    Ok(ApiJson(InstallationView { session_protocols: state.config().broker.runtime.protocols(), ..view }))
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,8 @@ pub struct InstallationView {
     pub bootstrapped: bool,
     pub authority_mode: &'static str,
     pub app_env: &'static str,
+    /// Resource protocols sessions can be started on here.
+    pub session_protocols: &'static [&'static str],
 }
 
 /// What `bootstrap-owner` is asked to do.
@@ -118,6 +120,7 @@ impl InstallationService {
             bootstrapped: status.is_some_and(|status| status.bootstrapped_at.is_some()),
             authority_mode: self.inner.config.authority_mode.as_str(),
             app_env: self.inner.app_env.as_str(),
+            session_protocols: &[],
         })
     }
 

@@ -49,6 +49,12 @@ impl From<BrokerError> for ApiError {
                 "invalid_session_state",
                 "The session changed meanwhile; try again.",
             ),
+            BrokerError::ProtocolUnsupported(protocol) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "protocol_unsupported",
+                "This appliance cannot start sessions on this resource's protocol yet.",
+            )
+            .with_details(json!({"protocol": protocol})),
             BrokerError::SecretRequired => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "secret_required",

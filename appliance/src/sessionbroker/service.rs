@@ -45,6 +45,8 @@ pub enum BrokerError {
     Raced,
     #[error("resource needs a secret")]
     SecretRequired,
+    #[error("no runtime for protocol {0}")]
+    ProtocolUnsupported(String),
     #[error("plaintext credentials in metadata")]
     PlaintextSecretForbidden(Vec<String>),
     #[error("no worker slot is free")]
@@ -438,6 +440,11 @@ impl Broker {
                 other => other.into(),
             },
         )?;
+        // Before anything is written: a protocol without a runtime must not
+        // be reached through another one's.
+        if !self.inner.config.runtime.protocols().contains(&resource.protocol.as_str()) {
+            return Err(BrokerError::ProtocolUnsupported(resource.protocol.clone()));
+        }
         if self.inner.app_env.is_production() {
             let paths = credential_like_paths(&resource.metadata, "metadata");
             if !paths.is_empty() {
