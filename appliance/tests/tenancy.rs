@@ -343,6 +343,31 @@ async fn organizations_are_made_by_platform_admins_with_unique_slugs() {
     .await;
     assert_eq!(renamed["name"], "Gamma Clinic");
     assert_eq!(renamed["slug"], "gamma");
+
+    // Without a slug one is derived from the name, unique with a suffix.
+    let mut derived = Vec::new();
+    for name in ["Müller & Söhne Praxis", "Gamma", "Gamma!"] {
+        derived.push(
+            json_of(app.post("/api/v1/organizations", Some(&office.admin), json!({"name": name})).await, 201).await,
+        );
+    }
+    assert_eq!(derived[0]["slug"], "muller-and-sohne-praxis");
+    assert_eq!(derived[1]["slug"], "gamma-2", "gamma is taken");
+    let third = derived.pop().expect("third");
+    assert_eq!(third["slug"], "gamma-3");
+    // And it can be changed afterwards.
+    let edited = json_of(
+        app.send(
+            Method::PATCH,
+            &format!("/api/v1/organizations/{}", id(&third)),
+            Some(&office.admin),
+            Some(json!({"slug": "gamma-north"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(edited["slug"], "gamma-north");
     assert_envelope(
         app.get_as("/api/v1/organizations/00000000-0000-0000-0000-000000000000", &office.admin).await,
         404,

@@ -89,7 +89,8 @@ impl From<OrganizationRecord> for OrganizationView {
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
-    slug: String,
+    #[serde(default)]
+    slug: Option<String>,
 }
 
 async fn create(

@@ -39,7 +39,8 @@ impl From<StorageError> for OrgError {
 #[derive(Debug, Clone)]
 pub struct OrganizationInput {
     pub name: String,
-    pub slug: String,
+    /// Derived from the name when absent (and then made unique).
+    pub slug: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -98,6 +99,76 @@ fn slug(raw: &str) -> Result<String, OrgError> {
     }
 }
 
+/// Longest slug.
+const SLUG_MAX: usize = 63;
+/// Derived slugs tried with a suffix before giving up on uniqueness.
+const SLUG_SUFFIXES: u32 = 100;
+
+/// A slug from an organization's name: lower-case ASCII letters and digits,
+/// common accented Latin letters folded (`ä` → `a`, `ß` → `ss`), everything
+/// else one dash, no dash at either end, at most 63 characters cut at a
+/// dash. A name with nothing usable gives `org`.
+pub fn derive_slug(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len());
+    for character in name.chars().flat_map(char::to_lowercase) {
+        let folded = fold(character);
+        for letter in folded.chars() {
+            if letter.is_ascii_alphanumeric() {
+                slug.push(letter);
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let slug = if slug.len() > SLUG_MAX {
+        let cut = &slug[..SLUG_MAX];
+        cut.rfind('-').filter(|&dash| dash > SLUG_MAX / 2).map_or(cut, |dash| &cut[..dash])
+    } else {
+        slug
+    };
+    if slug.is_empty() { "org".to_owned() } else { slug.to_owned() }
+}
+
+/// `base` with `-n`, still within the length limit.
+fn with_suffix(base: &str, n: u32) -> String {
+    let suffix = format!("-{n}");
+    let keep = base.len().min(SLUG_MAX - suffix.len());
+    format!("{}{suffix}", base[..keep].trim_end_matches('-'))
+}
+
+fn fold(letter: char) -> &'static str {
+    match letter {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ą' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'č' => "c",
+        'ď' | 'đ' | 'ð' => "d",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => "e",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' | 'ı' => "i",
+        'ł' | 'ľ' => "l",
+        'ñ' | 'ń' | 'ň' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => "o",
+        'œ' => "oe",
+        'ř' => "r",
+        'ś' | 'š' | 'ş' => "s",
+        'ß' => "ss",
+        'ť' | 'ţ' => "t",
+        'þ' => "th",
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => "u",
+        'ý' | 'ÿ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        '&' => "-and-",
+        _ if letter.is_ascii_alphanumeric() => ascii(letter),
+        _ => "-",
+    }
+}
+
+fn ascii(letter: char) -> &'static str {
+    const ALPHABET: &str = "0123456789abcdefghijklmnopqrstuvwxyz";
+    let index = ALPHABET.find(letter).unwrap_or(0);
+    &ALPHABET[index..=index]
+}
+
 /// Organizations, memberships, identity sources.
 #[derive(Clone)]
 pub struct OrganizationService {
@@ -133,23 +204,25 @@ impl OrganizationService {
             return Err(Denied::Forbidden.into());
         }
         let now = OffsetDateTime::now_utc();
-        let organization = OrganizationRecord {
-            id: Uuid::now_v7(),
-            slug: slug(&input.slug)?,
-            name: name(&input.name, "name")?,
-            created_at: now,
-            updated_at: now,
+        let name = name(&input.name, "name")?;
+        let (base, derived) = match &input.slug {
+            Some(given) => (slug(given)?, false),
+            None => (derive_slug(&name), true),
         };
-        let event = audit::on(
-            self.event(context, principal, "organization.created", organization.id),
-            "organization",
-            organization.id,
-        );
-        match self.repositories.organizations.create(organization.clone(), event).await {
-            Ok(()) => Ok(organization),
-            Err(StorageError::Conflict(_)) => Err(OrgError::Conflict(("slug", "is already in use"))),
-            Err(error) => Err(error.into()),
+        let id = Uuid::now_v7();
+        // A slug the caller chose is theirs or a conflict; a derived one
+        // takes the first free suffix (`office`, `office-2`, ...).
+        for attempt in 1..=if derived { SLUG_SUFFIXES } else { 1 } {
+            let slug = if attempt == 1 { base.clone() } else { with_suffix(&base, attempt) };
+            let organization = OrganizationRecord { id, slug, name: name.clone(), created_at: now, updated_at: now };
+            let event = audit::on(self.event(context, principal, "organization.created", id), "organization", id);
+            match self.repositories.organizations.create(organization.clone(), event).await {
+                Ok(()) => return Ok(organization),
+                Err(StorageError::Conflict(_)) => continue,
+                Err(error) => return Err(error.into()),
+            }
         }
+        Err(OrgError::Conflict(("slug", "is already in use")))
     }
 
     /// Every organization for platform admins; one's own otherwise.
@@ -430,6 +503,35 @@ impl OrganizationService {
             Ok(()) => Ok(mapping),
             Err(StorageError::Conflict(_)) => Err(OrgError::Conflict(("external_id", "is already mapped"))),
             Err(error) => Err(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod slug_tests {
+    use super::{derive_slug, slug, with_suffix};
+
+    #[test]
+    fn slugs_derived_from_names_are_valid_readable_and_bounded() {
+        let cases = [
+            ("Office", "office"),
+            ("Müller & Söhne GmbH", "muller-and-sohne-gmbh"),
+            ("  Front   Desk -- 2nd floor! ", "front-desk-2nd-floor"),
+            ("Straße 7", "strasse-7"),
+            ("東京オフィス", "org"),
+            ("---", "org"),
+            ("Ærø Kontor", "aero-kontor"),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(derive_slug(name), expected, "{name}");
+        }
+        let long = derive_slug(&"word ".repeat(30));
+        assert!(long.len() <= 63 && !long.ends_with('-'), "{long}");
+        for name in ["Office", "a b", &"x".repeat(80), "東京"] {
+            let derived = derive_slug(name);
+            assert_eq!(slug(&derived).ok().as_deref(), Some(derived.as_str()), "derived slugs pass the rule: {name}");
+            let suffixed = with_suffix(&derived, 42);
+            assert!(suffixed.ends_with("-42") && slug(&suffixed).is_ok(), "{suffixed}");
         }
     }
 }
