@@ -3,7 +3,12 @@
 # acceptance test (appliance/tests/acceptance.rs). Needs root and the
 # packages xrdp, xorgxrdp, xterm. Prints the RAP_ACCEPTANCE_XRDP value.
 # No systemd: the daemons run in the background of the calling shell.
+# `--keep-disconnected` restarts it with KillDisconnected=false, so a
+# disconnected X session waits for its user to reconnect (the restart test).
 set -euo pipefail
+
+kill_disconnected=true
+[ "${1:-}" = --keep-disconnected ] && kill_disconnected=false
 
 user=rapaccept
 password=${RAP_XRDP_PASSWORD:-acceptance-$RANDOM-pass}
@@ -26,7 +31,7 @@ if grep -q '^allowed_users' /etc/X11/Xwrapper.config 2>/dev/null; then
 else
   echo 'allowed_users=anybody' >> /etc/X11/Xwrapper.config
 fi
-sed -i 's/^KillDisconnected=.*/KillDisconnected=true/' /etc/xrdp/sesman.ini
+sed -i "s/^KillDisconnected=.*/KillDisconnected=$kill_disconnected/" /etc/xrdp/sesman.ini
 
 pkill -x xrdp 2>/dev/null || true
 pkill -x xrdp-sesman 2>/dev/null || true

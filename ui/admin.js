@@ -20,7 +20,7 @@ import {
   loadInto,
   shortId,
 } from './ui.js';
-import { session, go, resume, refreshMe, withControllers } from './app.js';
+import { session, go, resume, refreshMe, withControllers, stateCell, protocolCell } from './app.js';
 
 const UUID = '([0-9a-fA-F-]{36})';
 
@@ -146,15 +146,6 @@ function filterSelect(id, label, options, value, onchange) {
   );
 }
 
-function slugify(name) {
-  return name
-    .toLowerCase()
-    .normalize('NFKD')
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 63);
-}
-
 // ----------------------------------------------------------- organizations
 
 async function organizationsPage(main) {
@@ -190,11 +181,14 @@ async function organizationsPage(main) {
           submitLabel: 'Create organization',
           fields: [
             { name: 'name', label: 'Name', required: true },
-            { name: 'slug', label: 'Slug', hint: 'Lowercase letters, digits and inner hyphens; made from the name when left empty.' },
+            { name: 'slug', label: 'Slug', hint: 'Lowercase letters, digits and inner hyphens. Leave it empty to have one made from the name (with -2, -3… if taken); you can change it later.' },
             { name: 'make_owner', label: 'Make me its owner', type: 'checkbox', value: true, hint: 'An organization needs an owner before its members’ roles can change.' },
           ],
           submit: async (values) => {
-            const organization = await api.post('/organizations', { name: values.name.trim(), slug: values.slug.trim() || slugify(values.name) });
+            // Without a slug the appliance derives one and makes it unique.
+            const body = { name: values.name.trim() };
+            if (values.slug.trim()) body.slug = values.slug.trim();
+            const organization = await api.post('/organizations', body);
             if (values.make_owner) {
               try {
                 await api.post(`/organizations/${organization.id}/memberships`, { user_id: session.userId, role: 'org_owner' });
@@ -226,7 +220,11 @@ async function renameOrganization(organization) {
     ],
     submit: (values) => api.patch(`/organizations/${organization.id}`, { name: values.name.trim(), slug: values.slug.trim() }),
   });
-  if (updated) toast('Organization saved.');
+  if (updated) {
+    toast('Organization saved.');
+    // Other pages name organizations from the signed-in user's memberships.
+    await refreshMe();
+  }
   return updated;
 }
 
@@ -509,7 +507,7 @@ async function resourcesPage(main, { params }) {
         [
           { label: 'Name', cell: (r) => h('strong', { text: r.name }) },
           { label: 'Organization', cell: (r) => names.get(r.organization_id) ?? shortId(r.organization_id) },
-          { label: 'Protocol', cell: (r) => r.protocol.toUpperCase() },
+          { label: 'Protocol', cell: (r) => protocolCell(r) },
           { label: 'Host', cell: (r) => `${r.host}:${r.port}` },
           { label: 'Certificate', cell: (r) => [r.certificate_verification_mode, r.certificate_fingerprint ? ' · pinned' : ''] },
           { label: 'Clipboard', cell: (r) => modeLabel(r.policy.clipboard_mode) },
@@ -591,7 +589,7 @@ async function sessionsPage(main, { params }) {
       table(
         'Sessions',
         [
-          { label: 'State', cell: (s) => [badge(s.state), s.failure_reason ? h('small', { class: 'muted', text: ` ${humanize(s.failure_reason)}` }) : null] },
+          { label: 'State', cell: (s) => stateCell(s) },
           { label: 'Owner', cell: (s) => userCell(users, s.owner_user_id) },
           { label: 'Resource', cell: (s) => resourceNames.get(s.resource_id) ?? idCell(s.resource_id) },
           { label: 'Organization', cell: (s) => orgNames.get(s.organization_id) ?? idCell(s.organization_id) },

@@ -3,7 +3,7 @@
 // and the staff view; admin pages live in admin.js, the viewer in viewer.js.
 
 import * as api from './api.js';
-import { h, setChildren, buildForm, section, table, actionButton, loadInto, timeCell, badge, toast, confirmDialog, errorBox } from './ui.js';
+import { h, setChildren, buildForm, section, table, actionButton, loadInto, timeCell, badge, toast, confirmDialog, errorBox, humanize } from './ui.js';
 import { adminRoutes } from './admin.js';
 import { viewerPage, handOff } from './viewer.js';
 
@@ -321,6 +321,36 @@ export async function withControllers(sessions) {
   return sessions.map((s) => (byId.has(s.id) ? { ...s, ...byId.get(s.id) } : s));
 }
 
+/** Whether this appliance can start sessions on `resource`'s protocol. */
+export function canStart(resource) {
+  const protocols = state.installation?.session_protocols;
+  return !protocols || protocols.includes(resource.protocol);
+}
+
+/** Why a resource cannot be started, in words (the API's `protocol_unsupported`). */
+export function unsupportedWhy(resource) {
+  return `${resource.protocol.toUpperCase()} sessions are not available on this appliance yet.`;
+}
+
+/** The protocol, marked when this appliance cannot start sessions on it. */
+export function protocolCell(resource) {
+  const name = resource.protocol.toUpperCase();
+  return canStart(resource) ? name : [name, h('small', { class: 'muted', text: ' not available yet', title: unsupportedWhy(resource) })];
+}
+
+/** Words for why a detached session is detached (`detach_reason`). */
+const DETACH_REASONS = {
+  detached: 'left open',
+  transport_closed: 'connection lost',
+  appliance_restarted: 'appliance restarted — Resume reconnects',
+};
+
+/** A session's state badge with the reason a person wants next to it. */
+export function stateCell(s) {
+  const why = s.state === 'failed' ? s.failure_reason && humanize(s.failure_reason) : s.state === 'detached' ? DETACH_REASONS[s.detach_reason] : null;
+  return [badge(s.state), why ? h('small', { class: 'muted', text: ` ${why}` }) : null];
+}
+
 /** Starts a session of `resource` and opens the viewer. */
 export async function connect(resourceId) {
   const body = { resource_id: resourceId, ...windowSize() };
@@ -367,10 +397,17 @@ async function homePage(main) {
           'Resources you can open',
           [
             { label: 'Name', cell: (r) => h('strong', { text: r.name }) },
-            { label: 'Protocol', cell: (r) => r.protocol.toUpperCase() },
+            { label: 'Protocol', cell: (r) => protocolCell(r) },
             { label: 'Host', cell: (r) => `${r.host}:${r.port}` },
             { label: 'Organization', cell: (r) => organizations.get(r.organization_id) ?? '—' },
-            { label: 'Actions', class: 'actions', cell: (r) => actionButton('Connect', run(() => connect(r.id)), { kind: 'primary', title: `Connect to ${r.name}` }) },
+            {
+              label: 'Actions',
+              class: 'actions',
+              cell: (r) =>
+                canStart(r)
+                  ? actionButton('Connect', run(() => connect(r.id)), { kind: 'primary', title: `Connect to ${r.name}` })
+                  : actionButton('Connect', null, { kind: 'primary', disabled: true, title: unsupportedWhy(r) }),
+            },
           ],
           items,
           'No resources are shared with you yet.',
@@ -385,7 +422,7 @@ async function homePage(main) {
         table(
           'Your sessions',
           [
-            { label: 'State', cell: (s) => badge(s.state) },
+            { label: 'State', cell: (s) => stateCell(s) },
             { label: 'Resource', cell: (s) => resources.find((r) => r.id === s.resource_id)?.name ?? s.resource_id },
             { label: 'Started', cell: (s) => timeCell(s.created_at) },
             { label: 'In use', cell: (s) => (s.controller ? (s.controller.device_id && s.controller.device_id === session.deviceId ? 'this device' : 'another device') : 'no') },

@@ -125,8 +125,17 @@ async fn start_workers(state: &AppState, shutdown: CancellationToken) -> Option<
     let repositories = state.repositories();
     let prepared = async {
         let recovered = state.broker().recover_after_restart().await.map_err(|error| error.to_string())?;
-        if recovered > 0 {
-            tracing::warn!(recovered, "Sessions left open by the previous run were failed (appliance_restarted)");
+        if recovered.detached > 0 {
+            tracing::info!(
+                sessions = recovered.detached,
+                "Sessions of the previous run are detached (appliance_restarted); they resume on their next attach"
+            );
+        }
+        if recovered.failed > 0 {
+            tracing::warn!(
+                sessions = recovered.failed,
+                "Sessions still starting in the previous run were failed (appliance_restarted)"
+            );
         }
         repositories.sessions.mark_workers_offline().await.map_err(|error| error.to_string())
     };

@@ -64,7 +64,8 @@ struct XrdpSession {
     socket: Socket,
 }
 
-async fn xrdp_session(policy: Value) -> Option<XrdpSession> {
+/// `RAP_ACCEPTANCE_XRDP` as (host, port, user, password).
+fn xrdp_spec() -> Option<(String, u16, String, String)> {
     let Ok(spec) = std::env::var("RAP_ACCEPTANCE_XRDP") else {
         eprintln!("RAP_ACCEPTANCE_XRDP is not set: the xrdp acceptance test runs in .ci/run");
         return None;
@@ -74,12 +75,20 @@ async fn xrdp_session(policy: Value) -> Option<XrdpSession> {
         panic!("RAP_ACCEPTANCE_XRDP is `host:port user password`")
     };
     let (host, port) = address.rsplit_once(':').expect("host:port");
+    Some((host.to_owned(), port.parse().expect("port"), user.to_owned(), password.to_owned()))
+}
 
-    let app = legacy_app_with_owner(&[("RAP_WORKER_RUNTIME", "rdp")]).await;
+/// The settings every acceptance appliance runs with.
+const ACCEPTANCE_SETTINGS: [(&str, &str); 1] = [("RAP_WORKER_RUNTIME", "rdp")];
+
+async fn xrdp_session(policy: Value) -> Option<XrdpSession> {
+    let (host, port, user, password) = xrdp_spec()?;
+
+    let app = legacy_app_with_owner(&ACCEPTANCE_SETTINGS).await;
     let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
     let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
     let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
-    let body = json!({"organization_id": org, "name": "xrdp", "protocol": "rdp", "host": host, "port": port.parse::<u16>().expect("port"),
+    let body = json!({"organization_id": org, "name": "xrdp", "protocol": "rdp", "host": host, "port": port,
         "certificate_verification_mode": "ignore", "policy": policy});
     let resource = id(&json_of(app.post("/api/v1/resources", Some(&admin), body).await, 201).await);
     let secret = json!({"username": user, "password": password});
@@ -158,6 +167,11 @@ fn key_for(c: char) -> (String, bool) {
         '-' => ("Minus".into(), false),
         '_' => ("Minus".into(), true),
         '>' => ("Period".into(), true),
+        '$' => ("Digit4".into(), true),
+        '(' => ("Digit9".into(), true),
+        ')' => ("Digit0".into(), true),
+        '=' => ("Equal".into(), false),
+        ';' => ("Semicolon".into(), false),
         '\n' => ("Enter".into(), false),
         other => panic!("no key for {other:?}"),
     }
@@ -254,4 +268,67 @@ async fn files_cross_the_redirected_drive_on_xrdp() {
     json_of(app.send(Method::POST, &format!("/api/v1/sessions/{session}/terminate"), Some(&admin), None).await, 200)
         .await;
     app.stop().await.expect("clean stop");
+}
+
+/// The seed's detached-session recovery against a host that keeps
+/// disconnected sessions (xrdp with `KillDisconnected=false`, which `.ci/run`
+/// sets for this test alone and announces with
+/// `RAP_ACCEPTANCE_XRDP_KEEPS_SESSIONS=1`): a shell started before the
+/// appliance restarts is the shell typed into after it, in the same X
+/// session.
+#[tokio::test]
+async fn an_appliance_restart_brings_the_same_xrdp_desktop_back() {
+    if std::env::var("RAP_ACCEPTANCE_XRDP_KEEPS_SESSIONS").as_deref() != Ok("1") {
+        eprintln!("xrdp is not set to keep disconnected sessions: .ci/run runs this test in its own step");
+        return;
+    }
+    let Some((_, _, user, _)) = xrdp_spec() else { return };
+    let home = std::path::PathBuf::from(format!("/home/{user}"));
+    let (before, after) = (home.join("rap-before"), home.join("rap-after"));
+    let _ = std::fs::remove_file(&before);
+    let _ = std::fs::remove_file(&after);
+    let Some(XrdpSession { app, admin: _, session, mut socket }) = xrdp_session(json!({})).await else { return };
+
+    let mark = format!("m{}", std::process::id());
+    type_text(&mut socket, &format!("RAPMARK={mark}; echo $$ > rap-before\n")).await;
+    let shell = read_when_written(&before).await;
+    drop(socket);
+
+    let data = app.data_dir_handle().await;
+    let mut settings = vec![("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")];
+    settings.extend_from_slice(&ACCEPTANCE_SETTINGS);
+    let app = crate::support::TestApp::start_in(data, &settings).await;
+    let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    let kept = json_of(app.get_as(&format!("/api/v1/sessions/{session}"), &admin).await, 200).await;
+    assert_eq!(
+        (kept["state"].as_str(), kept["detach_reason"].as_str()),
+        (Some("detached"), Some("appliance_restarted"))
+    );
+    let resumed =
+        json_of(app.send(Method::POST, &format!("/api/v1/sessions/{session}/attach"), Some(&admin), None).await, 200)
+            .await;
+    wait_state(&app, &admin, &session, "active").await;
+    let mut socket = attach(&app.addr, resumed["attach"]["attach_token"].as_str().expect("token")).await;
+    non_blank_frame(&mut socket).await;
+    type_text(&mut socket, &format!("echo $$ $RAPMARK $(pgrep -c -x -u {user} Xorg) > rap-after\n")).await;
+    let seen = read_when_written(&after).await;
+    assert_eq!(seen.trim(), format!("{} {mark} 1", shell.trim()), "the same shell, in the one X session of {user}");
+
+    json_of(app.send(Method::POST, &format!("/api/v1/sessions/{session}/terminate"), Some(&admin), None).await, 200)
+        .await;
+    app.stop().await.expect("clean stop");
+}
+
+/// The file's text once the remote shell has written a whole line to it.
+async fn read_when_written(path: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "the remote shell never wrote {}", path.display());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

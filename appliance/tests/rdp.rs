@@ -170,21 +170,9 @@ impl Rdp {
     }
 }
 
-#[tokio::test]
-async fn a_real_rdp_desktop_reaches_the_viewer_and_input_reaches_the_desktop() {
-    let server =
-        RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off", "size=320x200"]);
-    let rdp = rdp_app().await;
-    let (session, token) = rdp.start(&server, "strict", Some(&server.fingerprint), "secret").await;
-    let active = rdp.settle(&session).await;
-    assert_eq!(active["state"], "active", "{active}");
-
-    let url = format!("ws://{}/api/v1/gateway/ws", rdp.app.addr);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-    let attach = json!({"type": "attach", "payload": {"attach_token": token, "render_transport": "binary_v1"}});
-    socket.send(Message::text(attach.to_string())).await.expect("send");
-    // Collect frames until the whole screen matches the server's pattern.
-    let (width, height) = (320usize, 200usize);
+/// Reads `binary_v1` frames into a canvas until it is the test server's
+/// whole pattern (red = x, green = y, blue 128).
+async fn whole_desktop(socket: &mut Socket, width: usize, height: usize) {
     let mut canvas = vec![0u8; width * height * 4];
     let expected: Vec<u8> =
         (0..height).flat_map(|y| (0..width).flat_map(move |x| [(x % 256) as u8, (y % 256) as u8, 128, 255])).collect();
@@ -204,6 +192,77 @@ async fn a_real_rdp_desktop_reaches_the_viewer_and_input_reaches_the_desktop() {
             }
         }
     }
+}
+
+async fn attach_socket(app: &TestApp, token: &str) -> Socket {
+    let url = format!("ws://{}/api/v1/gateway/ws", app.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let attach = json!({"type": "attach", "payload": {"attach_token": token, "render_transport": "binary_v1"}});
+    socket.send(Message::text(attach.to_string())).await.expect("send");
+    socket
+}
+
+/// An appliance restart ends the RDP connection but not the session: the
+/// next attach opens a new connection to the same server with the same
+/// secret, and the desktop and input work as before.
+#[tokio::test]
+async fn a_session_resumes_on_a_new_rdp_connection_after_an_appliance_restart() {
+    let server =
+        RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off", "size=320x200"]);
+    let rdp = rdp_app().await;
+    let (session, token) = rdp.start(&server, "ignore", None, "secret").await;
+    assert_eq!(rdp.settle(&session).await["state"], "active");
+    let mut socket = attach_socket(&rdp.app, &token).await;
+    whole_desktop(&mut socket, 320, 200).await;
+    drop(socket);
+
+    let Rdp { app, .. } = rdp;
+    let data = app.data_dir_handle().await;
+    assert!(server.saw("DISCONNECTED").await, "stopping the appliance ended the RDP connection");
+    let app = TestApp::start_in(
+        data,
+        &[
+            ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"),
+            ("RAP_WORKER_RUNTIME", "rdp"),
+            ("RAP_WORKER_SLOTS", "2"),
+        ],
+    )
+    .await;
+    let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    let rdp = Rdp { app, admin, org: String::new() };
+    let kept = json_of(rdp.app.get_as(&format!("/api/v1/sessions/{session}"), &rdp.admin).await, 200).await;
+    assert_eq!(
+        (kept["state"].as_str(), kept["detach_reason"].as_str()),
+        (Some("detached"), Some("appliance_restarted"))
+    );
+
+    let resumed = json_of(
+        rdp.app.send(Method::POST, &format!("/api/v1/sessions/{session}/attach"), Some(&rdp.admin), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(rdp.settle(&session).await["state"], "active", "the worker connected again");
+    let accepted = server.lines.lock().expect("lock").iter().filter(|line| line.starts_with("ACCEPTED")).count();
+    assert_eq!(accepted, 2, "a second RDP connection, to the same server");
+    let mut socket = attach_socket(&rdp.app, resumed["attach"]["attach_token"].as_str().expect("token")).await;
+    whole_desktop(&mut socket, 320, 200).await;
+    let key = json!({"type": "input.key", "payload": {"code": "KeyB", "down": true}});
+    socket.send(Message::text(key.to_string())).await.expect("send");
+    assert!(server.saw("Pressed { code: 48, extended: false }").await, "input reaches the new connection");
+    rdp.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_real_rdp_desktop_reaches_the_viewer_and_input_reaches_the_desktop() {
+    let server =
+        RdpServer::start(&["security=hybrid", "user=test", "password=secret", "codecs=remotefx:off", "size=320x200"]);
+    let rdp = rdp_app().await;
+    let (session, token) = rdp.start(&server, "strict", Some(&server.fingerprint), "secret").await;
+    let active = rdp.settle(&session).await;
+    assert_eq!(active["state"], "active", "{active}");
+
+    let mut socket = attach_socket(&rdp.app, &token).await;
+    whole_desktop(&mut socket, 320, 200).await;
 
     let metrics = rdp.app.get("/metrics").await.text().await.expect("metrics");
     let decoded = metrics.lines().find_map(|line| line.strip_prefix("rap_screen_updates_total "));

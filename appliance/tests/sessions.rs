@@ -348,29 +348,115 @@ async fn no_free_slot_is_a_clear_503_and_a_freed_slot_is_reused() {
 }
 
 #[tokio::test]
-async fn a_restart_fails_sessions_that_cannot_have_survived_it() {
+async fn a_restart_keeps_active_and_detached_sessions_to_resume_and_fails_starting_ones() {
     let settings = [("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")];
     let desk = desk(&[]).await;
     let resource = desk.resource("pc1.office.lan").await;
-    let session = id(&desk.start(&desk.staff, &resource).await["session"]);
-    desk.wait_for(&desk.staff, &session, "active").await;
+    let active = id(&desk.start(&desk.staff, &resource).await["session"]);
+    desk.wait_for(&desk.staff, &active, "active").await;
     let detached = id(&desk.start(&desk.staff, &resource).await["session"]);
     desk.wait_for(&desk.staff, &detached, "active").await;
-    json_of(desk.command(&desk.staff, &detached, "detach").await, 200).await;
+    let detached_at =
+        json_of(desk.command(&desk.staff, &detached, "detach").await, 200).await["session"]["detached_at"].clone();
+    // Still connecting when the appliance stops (this host takes 300 ms).
+    let slow = desk.resource("slow.scripted").await;
+    let starting = id(&desk.start(&desk.staff, &slow).await["session"]);
     let data = desk.app.data_dir_handle().await;
 
     let app = TestApp::start_in(data, &settings).await;
     let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
-    for id in [&session, &detached] {
-        let after = json_of(app.get_as(&format!("/api/v1/sessions/{id}"), &admin).await, 200).await;
-        assert_eq!(after["state"], "failed");
-        assert_eq!(after["failure_reason"], "appliance_restarted");
+    let staff =
+        app.login("staff@example.com", "staff password 1").await["access_token"].as_str().expect("token").to_owned();
+    let paths: std::collections::HashMap<&String, String> = [&active, &detached, &starting]
+        .into_iter()
+        .map(|session| (session, format!("/api/v1/sessions/{session}")))
+        .collect();
+    let get = |session: &String| app.get_as(&paths[session], &admin);
+    for session in [&active, &detached] {
+        let after = json_of(get(session).await, 200).await;
+        assert_eq!(after["state"], "detached", "{after}");
+        assert_eq!(after["detach_reason"], "appliance_restarted");
+        assert_eq!(after["failure_reason"], Value::Null);
+        assert_eq!(
+            (after["worker_id"].clone(), after["controller"].clone()),
+            (Value::Null, Value::Null),
+            "no connection"
+        );
+        let audit = json_of(app.get_as(&format!("/api/v1/audit-events?session_id={session}"), &admin).await, 200).await;
+        let last = &audit["items"][0];
+        assert_eq!(
+            (last["action"].as_str(), last["details"]["reason"].as_str()),
+            (Some("session.detached"), Some("appliance_restarted"))
+        );
     }
-    let workers = json_of(app.get_as("/api/v1/workers", &admin).await, 200).await;
+    assert_eq!(
+        json_of(get(&detached).await, 200).await["detached_at"],
+        detached_at,
+        "the detached clock keeps running"
+    );
+    let failed = json_of(get(&starting).await, 200).await;
+    assert_eq!(
+        (failed["state"].as_str(), failed["failure_reason"].as_str()),
+        (Some("failed"), Some("appliance_restarted"))
+    );
+
+    // The owner's attach resumes it on a new connection; an admin's takeover does too.
+    let resumed =
+        json_of(app.send(Method::POST, &format!("/api/v1/sessions/{active}/attach"), Some(&staff), None).await, 200)
+            .await;
+    assert!(resumed["attach"]["attach_token"].is_string());
+    assert!(matches!(resumed["session"]["state"].as_str(), Some("starting" | "active")), "{resumed}");
+    let taken = json_of(
+        app.send(Method::POST, &format!("/api/v1/sessions/{detached}/takeover"), Some(&admin), None).await,
+        200,
+    )
+    .await;
+    assert!(taken["attach"]["attach_token"].is_string());
+    let desk = Desk { app, admin, staff, org: String::new() };
+    for session in [&active, &detached] {
+        let back = desk.wait_for(&desk.admin, session, "active").await;
+        assert!(back["worker_id"].is_string(), "a worker again: {back}");
+        let actions = desk.audit_actions(session).await;
+        assert!(actions.contains(&"session.resumed:starting".to_owned()), "{actions:?}");
+        assert!(
+            actions.ends_with(&["session.resumed:starting".to_owned(), "session.state_changed:active".to_owned()]),
+            "{actions:?}"
+        );
+    }
+    json_of(desk.command(&desk.staff, &active, "terminate").await, 200).await;
+    let workers = json_of(desk.app.get_as("/api/v1/workers", &desk.admin).await, 200).await;
     let items = workers["items"].as_array().expect("items");
     assert_eq!(items.len(), 8, "the same eight slots, re-registered: {workers}");
-    assert!(items.iter().all(|worker| worker["status"] == "online" && worker["active_sessions"] == 0));
-    app.stop().await.expect("clean stop");
+    assert_eq!(items.iter().map(|worker| worker["active_sessions"].as_u64().unwrap_or(0)).sum::<u64>(), 1, "{workers}");
+    desk.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn sessions_left_detached_too_long_are_reaped_restarted_ones_too() {
+    let settings = [("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"), ("RAP_DETACHED_SESSION_TIMEOUT", "1s")];
+    let desk = desk(&[("RAP_DETACHED_SESSION_TIMEOUT", "1s")]).await;
+    let resource = desk.resource("pc1.office.lan").await;
+    let session = id(&desk.start(&desk.staff, &resource).await["session"]);
+    desk.wait_for(&desk.staff, &session, "active").await;
+    json_of(desk.command(&desk.staff, &session, "detach").await, 200).await;
+    let ended = desk.wait_for(&desk.staff, &session, "terminated").await;
+    assert!(ended["ended_at"].is_string());
+    let actions = desk.audit_actions(&session).await;
+    assert_eq!(actions.last().map(String::as_str), Some("session.terminated:terminated"), "{actions:?}");
+
+    // An active session carried across a restart is detached there, and
+    // the same timeout ends it if nobody comes back.
+    let kept = id(&desk.start(&desk.staff, &resource).await["session"]);
+    desk.wait_for(&desk.staff, &kept, "active").await;
+    let data = desk.app.data_dir_handle().await;
+    let app = TestApp::start_in(data, &settings).await;
+    let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    let desk = Desk { app, admin: admin.clone(), staff: admin, org: String::new() };
+    desk.wait_for(&desk.admin, &kept, "terminated").await;
+    let page =
+        json_of(desk.app.get_as(&format!("/api/v1/audit-events?session_id={kept}"), &desk.admin).await, 200).await;
+    assert_eq!(page["items"][0]["details"]["reason"], "detached_timeout", "{page}");
+    desk.app.stop().await.expect("clean stop");
 }
 
 #[tokio::test]

@@ -520,7 +520,11 @@ pub struct SessionRecord {
     pub worker_id: Option<Uuid>,
     pub width: Option<u16>,
     pub height: Option<u16>,
+    /// Why a `failed` session failed.
     pub failure_reason: Option<String>,
+    /// Why a `detached` session is detached: `detached`,
+    /// `transport_closed`, `appliance_restarted`.
+    pub detach_reason: Option<String>,
     /// Never credentials: only `secret_ref` and other non-secret facts.
     pub metadata: serde_json::Value,
     pub created_at: OffsetDateTime,
@@ -595,7 +599,9 @@ pub struct SessionTransition {
     pub from: Vec<&'static str>,
     pub to: &'static str,
     pub now: OffsetDateTime,
-    pub failure_reason: Option<String>,
+    /// The new state's reason: the failure reason for `failed`, the
+    /// detach reason for `detached`, ignored otherwise.
+    pub reason: Option<String>,
     /// Ends the open controller attachment with this reason.
     pub end_controller: Option<String>,
     /// Opens this attachment (after ending the old controller, if asked).
@@ -614,6 +620,9 @@ pub enum LeaseChange {
     Keep,
     /// Releases the session's open lease with this reason.
     Release(String),
+    /// Releases the lease and forgets the worker: the session keeps no
+    /// connection (an appliance restart) until it gets a new lease.
+    Surrender(String),
     /// Extends the open lease to `now + ttl`: the worker's clock starts
     /// when it is handed the session, not when the lease was reserved.
     Renew(std::time::Duration),

@@ -26,6 +26,7 @@ const STAFF = { email: 'staff@example.com', name: 'Sam Staff', password: 'anothe
 const ORG = { name: 'E2E Office', slug: 'e2e-office' };
 const RESOURCE = { name: 'Office PC', host: 'office-pc.example' };
 const FILES_RESOURCE = { name: 'Files Desk', host: 'files-desk.example' };
+const VNC_RESOURCE = { name: 'Lab Mac', host: 'lab-mac.example' };
 
 let browser;
 let pageA;
@@ -149,6 +150,18 @@ await step('create a resource with a secret; a bad host shows the envelope’s m
   await edit.getByLabel('Port').fill('3390');
   await edit.getByRole('button', { name: 'Save' }).click();
   await row(pageA, RESOURCE.name).filter({ hasText: 'pinned' }).filter({ hasText: '3390' }).waitFor();
+
+  // A VNC resource can be kept, but this appliance has no VNC runtime yet.
+  await pageA.getByRole('button', { name: 'New resource' }).click();
+  const vnc = await dialog(pageA, 'New resource');
+  await vnc.getByLabel('Organization').selectOption({ label: ORG.name });
+  await vnc.getByLabel('Protocol').selectOption('vnc');
+  await vnc.getByLabel('Name').fill(VNC_RESOURCE.name);
+  await vnc.getByLabel('Host').fill(VNC_RESOURCE.host);
+  await vnc.getByRole('button', { name: 'Create resource' }).click();
+  const vncSecret = await dialog(pageA, `Set the secret of ${VNC_RESOURCE.name}`);
+  await vncSecret.getByRole('button', { name: 'Cancel' }).click();
+  await row(pageA, VNC_RESOURCE.name).filter({ hasText: 'not available yet' }).waitFor();
   await screenshot(pageA, '06-resources');
 });
 
@@ -157,6 +170,9 @@ const CLICK = { x: 301, y: 203 };
 await step('start a session: the canvas shows the test pattern', async () => {
   await nav(pageA, 'My desktops');
   await heading(pageA, 'My desktops');
+  const vncConnect = row(pageA, VNC_RESOURCE.name).getByRole('button', { name: 'Connect' });
+  assert(await vncConnect.isDisabled(), 'no Connect for a protocol without a runtime');
+  assert((await vncConnect.getAttribute('title')).includes('VNC sessions are not available'), 'the button says why');
   await screenshot(pageA, '07-my-desktops');
   await row(pageA, RESOURCE.name).getByRole('button', { name: 'Connect' }).click();
   await waitConnected(pageA);

@@ -14,5 +14,5 @@ pub mod state;
 
 pub use service::{
     AttachGrant, AttachOffer, Broker, BrokerError, BrokerLive, BrokerSettings, ControllerBinding, PolicyMode,
-    SessionNotice, SessionView, StartRequest,
+    Recovered, SessionNotice, SessionView, StartRequest,
 };

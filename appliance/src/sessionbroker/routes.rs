@@ -123,6 +123,9 @@ struct SessionBody {
     width: Option<u16>,
     height: Option<u16>,
     failure_reason: Option<String>,
+    /// Why a detached session is detached: `detached`, `transport_closed`
+    /// or `appliance_restarted` (it resumes on a new connection).
+    detach_reason: Option<String>,
     controller: Option<ControllerView>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -150,6 +153,7 @@ fn session_body(session: SessionRecord, controller: Option<AttachmentRecord>) ->
         width: session.width,
         height: session.height,
         failure_reason: session.failure_reason,
+        detach_reason: session.detach_reason,
         controller: controller.map(ControllerView::from),
         created_at: session.created_at,
         updated_at: session.updated_at,

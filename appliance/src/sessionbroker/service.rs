@@ -374,7 +374,7 @@ impl Broker {
             from: from.iter().map(|state| state.as_str()).collect(),
             to: to.as_str(),
             now: OffsetDateTime::now_utc(),
-            failure_reason: details.failure_reason.clone(),
+            reason: details.reason.clone(),
             end_controller: details.end_controller,
             open_attachment: details.open_attachment,
             lease: details.lease,
@@ -388,8 +388,7 @@ impl Broker {
             TransitionOutcome::NoCapacity => return Err(BrokerError::NoCapacity),
         };
         if to != current || command == Command::Attach {
-            let notice =
-                SessionNotice::StateChanged { session_id: session.id, state: to, reason: details.failure_reason };
+            let notice = SessionNotice::StateChanged { session_id: session.id, state: to, reason: details.reason };
             self.inner.live.notices.publish(&notice_topic(session.id), notice).await;
         }
         if to.is_terminal() {
@@ -440,20 +439,7 @@ impl Broker {
                 other => other.into(),
             },
         )?;
-        // Before anything is written: a protocol without a runtime must not
-        // be reached through another one's.
-        if !self.inner.config.runtime.protocols().contains(&resource.protocol.as_str()) {
-            return Err(BrokerError::ProtocolUnsupported(resource.protocol.clone()));
-        }
-        if self.inner.app_env.is_production() {
-            let paths = credential_like_paths(&resource.metadata, "metadata");
-            if !paths.is_empty() {
-                return Err(BrokerError::PlaintextSecretForbidden(paths));
-            }
-            if resource.secret_ref.is_none() {
-                return Err(BrokerError::SecretRequired);
-            }
-        }
+        self.check_startable(&resource)?;
         if let Some(device_id) = request.device_id {
             let own = self.inner.repositories.auth.list_devices(principal.user_id()).await?;
             if !own.iter().any(|device| device.id == device_id) {
@@ -481,6 +467,7 @@ impl Broker {
             width: Some(width),
             height: Some(height),
             failure_reason: None,
+            detach_reason: None,
             // Only the reference: resolved credentials live in the assignment alone.
             metadata: json!({"secret_ref": resource.secret_ref, "protocol": resource.protocol, "host": resource.host, "port": resource.port}),
             created_at: now,
@@ -517,9 +504,36 @@ impl Broker {
                 return Err(BrokerError::SecretUnavailable(reason));
             }
         };
+        let attachment = Self::controller_attachment(&session, principal, request.device_id, now);
+        let assigned =
+            self.event(context, Some(principal.user_id()), "session.state_changed", &session, Outcome::Success);
+        let details = Transition {
+            open_attachment: Some(attachment.clone()),
+            lease: LeaseChange::Renew(self.inner.config.lease_ttl),
+            ..Transition::default()
+        };
+        let session = self.apply(&session, Command::Assign, details, assigned).await?;
+        self.dispatch(&session, &resource, lease.worker_id, credentials, context).await?;
+        self.bind_controller(&attachment).await;
+        let offer = self.offer(&attachment).await;
+        tracing::info!(session_id = %session.id, worker_id = %lease.worker_id, "Session starting");
+        Ok((self.view(session).await?, offer))
+    }
+
+    /// Queues the transient assignment (credentials included) for the
+    /// session's worker; a worker that cannot take it fails the session.
+    async fn dispatch(
+        &self,
+        session: &SessionRecord,
+        resource: &ResourceRecord,
+        worker_id: Uuid,
+        credentials: Option<Credentials>,
+        context: &RequestContext,
+    ) -> Result<(), BrokerError> {
+        let (width, height) = (session.width.unwrap_or(DEFAULT_SIZE.0), session.height.unwrap_or(DEFAULT_SIZE.1));
         let assignment = Assignment {
             session_id: session.id,
-            worker_id: lease.worker_id,
+            worker_id,
             organization_id: session.organization_id,
             protocol: resource.protocol.clone(),
             host: resource.host.clone(),
@@ -532,31 +546,73 @@ impl Broker {
             width,
             height,
         };
-        let attachment = Self::controller_attachment(&session, principal, request.device_id, now);
-        let assigned =
-            self.event(context, Some(principal.user_id()), "session.state_changed", &session, Outcome::Success);
-        let details = Transition {
-            open_attachment: Some(attachment.clone()),
-            lease: LeaseChange::Renew(self.inner.config.lease_ttl),
-            ..Transition::default()
-        };
-        let session = self.apply(&session, Command::Assign, details, assigned).await?;
-        if let Err(error) = self
-            .inner
-            .live
-            .queues
-            .control
-            .push(&control_queue(lease.worker_id), WorkerControl::Assign(Box::new(assignment)))
-            .await
-        {
+        let control = WorkerControl::Assign(Box::new(assignment));
+        if let Err(error) = self.inner.live.queues.control.push(&control_queue(worker_id), control).await {
             tracing::error!(session_id = %session.id, %error, "Assignment not delivered");
-            let failed = self.event(context, None, "session.state_changed", &session, Outcome::Failure);
-            self.apply(&session, Command::Fail, Transition::failed("worker_unavailable"), failed).await?;
+            let failed = self.event(context, None, "session.state_changed", session, Outcome::Failure);
+            self.apply(session, Command::Fail, Transition::failed("worker_unavailable"), failed).await?;
             return Err(BrokerError::NoCapacity);
         }
+        Ok(())
+    }
+
+    /// Checks that `resource` may be started here now: a runtime for its
+    /// protocol, and in production no plaintext credentials and a secret.
+    fn check_startable(&self, resource: &ResourceRecord) -> Result<(), BrokerError> {
+        // Before anything is written: a protocol without a runtime must not
+        // be reached through another one's.
+        if !self.inner.config.runtime.protocols().contains(&resource.protocol.as_str()) {
+            return Err(BrokerError::ProtocolUnsupported(resource.protocol.clone()));
+        }
+        if self.inner.app_env.is_production() {
+            let paths = credential_like_paths(&resource.metadata, "metadata");
+            if !paths.is_empty() {
+                return Err(BrokerError::PlaintextSecretForbidden(paths));
+            }
+            if resource.secret_ref.is_none() {
+                return Err(BrokerError::SecretRequired);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resumes a session that kept its row but lost its connection (the
+    /// appliance restarted): a new lease, the same host and resolved
+    /// secret, a new connection; the host's own session persistence
+    /// brings the user's desktop back. The caller becomes the controller.
+    async fn resume(
+        &self,
+        principal: &Principal,
+        session: SessionRecord,
+        command: Command,
+        context: &RequestContext,
+    ) -> Result<(SessionView, AttachOffer), BrokerError> {
+        let resource =
+            self.inner.repositories.resources.get(session.resource_id).await?.ok_or(BrokerError::ResourceNotFound)?;
+        self.check_startable(&resource)?;
+        let credentials = self.credentials_for(&resource).await.map_err(BrokerError::SecretUnavailable)?;
+        let now = OffsetDateTime::now_utc();
+        let device_id = session.device_id.filter(|_| session.owner_user_id == principal.user_id());
+        let attachment = Self::controller_attachment(&session, principal, device_id, now);
+        let event = audit::with(
+            self.event(context, Some(principal.user_id()), "session.resumed", &session, Outcome::Success),
+            json!({"attachment_id": attachment.id, "by": command.as_str()}),
+        );
+        let details = Transition {
+            end_controller: Some("resumed".into()),
+            open_attachment: Some(attachment.clone()),
+            lease: LeaseChange::Acquire {
+                worker_kind: self.inner.worker_kind.to_owned(),
+                ttl: self.inner.config.lease_ttl,
+            },
+            ..Transition::default()
+        };
+        let session = self.apply(&session, Command::Resume, details, event).await?;
+        let worker_id = session.worker_id.ok_or(BrokerError::Raced)?;
+        self.dispatch(&session, &resource, worker_id, credentials, context).await?;
         self.bind_controller(&attachment).await;
         let offer = self.offer(&attachment).await;
-        tracing::info!(session_id = %session.id, worker_id = %lease.worker_id, "Session starting");
+        tracing::info!(session_id = %session.id, %worker_id, "Session resuming on a new connection");
         Ok((self.view(session).await?, offer))
     }
 
@@ -590,6 +646,9 @@ impl Broker {
         context: &RequestContext,
     ) -> Result<(SessionView, AttachOffer), BrokerError> {
         let session = self.accessible(principal, id).await?;
+        if session.state == SessionState::Detached.as_str() && session.worker_id.is_none() {
+            return self.resume(principal, session, command, context).await;
+        }
         let current = self.inner.repositories.sessions.controller(id).await?;
         if command == Command::Attach
             && let Some(controller) = &current
@@ -730,7 +789,8 @@ impl Broker {
         reason: &str,
         event: AuditEvent,
     ) -> Result<SessionRecord, BrokerError> {
-        let details = Transition { end_controller: Some(reason.into()), ..Transition::default() };
+        let details =
+            Transition { reason: Some(reason.into()), end_controller: Some(reason.into()), ..Transition::default() };
         let updated = self.apply(session, Command::Detach, details, event).await?;
         self.inner.live.controllers.remove(&controller_key(session.id)).await;
         Ok(updated)
@@ -965,24 +1025,51 @@ impl Broker {
         Ok(reaped)
     }
 
-    /// At start-up: sessions left open by the previous run cannot have a
-    /// live worker (workers are in process), so they fail with
-    /// `appliance_restarted` and their leases are released.
-    pub async fn recover_after_restart(&self) -> Result<usize, BrokerError> {
-        let mut recovered = 0;
+    /// At start-up: no session can have a live connection (workers are in
+    /// process). `active` and `detached` ones become `detached`
+    /// (`appliance_restarted`) without a worker, to be resumed on their
+    /// next attach; `pending` and `starting` ones fail.
+    pub async fn recover_after_restart(&self) -> Result<Recovered, BrokerError> {
+        let mut recovered = Recovered::default();
         for session in self.inner.repositories.sessions.open_sessions().await? {
-            if self.fail(&session, "appliance_restarted").await?.is_some() {
-                recovered += 1;
+            let state = SessionState::parse(&session.state);
+            if matches!(state, Some(SessionState::Active | SessionState::Detached)) {
+                let event = audit::with(
+                    self.event(&RequestContext::default(), None, "session.detached", &session, Outcome::Success),
+                    json!({"reason": "appliance_restarted"}),
+                );
+                let details = Transition {
+                    reason: Some("appliance_restarted".into()),
+                    end_controller: Some("appliance_restarted".into()),
+                    lease: LeaseChange::Surrender("appliance_restarted".into()),
+                    ..Transition::default()
+                };
+                match self.apply(&session, Command::Recover, details, event).await {
+                    Ok(_) => recovered.detached += 1,
+                    Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
+                    Err(error) => return Err(error),
+                }
+            } else if self.fail(&session, "appliance_restarted").await?.is_some() {
+                recovered.failed += 1;
             }
         }
         Ok(recovered)
     }
 }
 
+/// What start-up recovery did to the previous run's open sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// `active`/`detached` sessions kept, detached, for resuming.
+    pub detached: usize,
+    /// `pending`/`starting` sessions failed.
+    pub failed: usize,
+}
+
 /// The side effects of one transition.
 #[derive(Debug, Clone, Default)]
 struct Transition {
-    failure_reason: Option<String>,
+    reason: Option<String>,
     end_controller: Option<String>,
     open_attachment: Option<AttachmentRecord>,
     lease: LeaseChange,
@@ -993,7 +1080,7 @@ struct Transition {
 impl Transition {
     fn failed(reason: &str) -> Self {
         Self {
-            failure_reason: Some(reason.to_owned()),
+            reason: Some(reason.to_owned()),
             lease: LeaseChange::Release("session_failed".into()),
             ..Self::default()
         }

@@ -2,11 +2,18 @@
 //!
 //! ```text
 //! pending ─assign─▶ starting ─connected─▶ active ◀─attach/takeover─┐
-//!    │                 │                    │  ─detach/transport lost─▶ detached
-//!    └────────┬────────┴────────────────────┴──────────────┬───────────┘
+//!    │                 ▲ │                  │  ─detach/transport lost─▶ detached ◀─recover (restart)─ active
+//!    │                 │ │                  │                             │
+//!    │                 └─┼──────────────────┼────── resume (no worker) ───┘
+//!    └────────┬──────────┴──────────────────┴──────────────┬──────────────┘
 //!             ▼                                             ▼
 //!        terminated (terminate)                   failed (worker failure, lease lost)
 //! ```
+//!
+//! `recover` is the appliance's own restart: a session that was `active`
+//! or `detached` keeps its row but no connection. Its next attach or
+//! takeover `resume`s it: a new worker and a new connection to the same
+//! host, where the host's own session persistence brings the desktop back.
 //!
 //! Only the broker applies these, and each application is one database
 //! transaction with its audit event, conditional on the state it was
@@ -64,6 +71,10 @@ pub enum Command {
     Detach,
     Terminate,
     Fail,
+    /// The appliance restarted: the session lost its connection, not its row.
+    Recover,
+    /// A detached session without a connection gets a worker again.
+    Resume,
 }
 
 impl Command {
@@ -76,6 +87,8 @@ impl Command {
             Self::Detach => "detach",
             Self::Terminate => "terminate",
             Self::Fail => "fail",
+            Self::Recover => "recover",
+            Self::Resume => "resume",
         }
     }
 }
@@ -92,6 +105,8 @@ pub fn rule(command: Command) -> (&'static [SessionState], SessionState) {
         Command::Detach => (&[Active], Detached),
         Command::Terminate => (&[Pending, Starting, Active, Detached], Terminated),
         Command::Fail => (&[Pending, Starting, Active, Detached], Failed),
+        Command::Recover => (&[Active, Detached], Detached),
+        Command::Resume => (&[Detached], Starting),
     }
 }
 
@@ -112,7 +127,7 @@ pub fn next(state: SessionState, command: Command) -> Result<SessionState, Illeg
 mod tests {
     use super::*;
 
-    const COMMANDS: [Command; 7] = [
+    const COMMANDS: [Command; 9] = [
         Command::Assign,
         Command::Connected,
         Command::Attach,
@@ -120,6 +135,8 @@ mod tests {
         Command::Detach,
         Command::Terminate,
         Command::Fail,
+        Command::Recover,
+        Command::Resume,
     ];
 
     /// Every state × every command: the resulting state's initial, or `.`
@@ -140,16 +157,16 @@ mod tests {
                 format!("{:<10} {row}", state.as_str())
             })
             .collect();
-        // columns: assign connected attach takeover detach terminate fail
+        // columns: assign connected attach takeover detach terminate fail recover resume
         assert_eq!(
             table,
             [
-                "pending    S....TF",
-                "starting   .A...TF",
-                "active     ..AADTF",
-                "detached   ..AA.TF",
-                "terminated .......",
-                "failed     .......",
+                "pending    S....TF..",
+                "starting   .A...TF..",
+                "active     ..AADTFD.",
+                "detached   ..AA.TFDS",
+                "terminated .........",
+                "failed     .........",
             ]
         );
     }

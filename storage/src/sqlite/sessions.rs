@@ -21,7 +21,8 @@ use crate::repo::{
 
 const SESSION_COLUMNS: &str =
     "id, organization_id, resource_id, owner_user_id, device_id, state, worker_id, width, height,
-     failure_reason, metadata, created_at, updated_at, started_at, ended_at, last_attached_at, detached_at";
+     failure_reason, metadata, created_at, updated_at, started_at, ended_at, last_attached_at, detached_at,
+     detach_reason";
 
 fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -42,6 +43,7 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         ended_at: optional_timestamp_column(row, 14)?,
         last_attached_at: optional_timestamp_column(row, 15)?,
         detached_at: optional_timestamp_column(row, 16)?,
+        detach_reason: row.get(17)?,
     })
 }
 
@@ -191,7 +193,7 @@ impl SessionRepository for SqliteStore {
                 let Some(worker_id) = free_worker(&tx, &worker_kind)? else { return Ok(Err(NoCapacity)) };
                 let session = SessionRecord { worker_id: Some(worker_id), ..session };
                 tx.execute(
-                    &format!("INSERT INTO remote_sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+                    &format!("INSERT INTO remote_sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
                     params![
                         session.id.to_string(),
                         session.organization_id.to_string(),
@@ -210,6 +212,7 @@ impl SessionRepository for SqliteStore {
                         optional_timestamp(session.ended_at),
                         optional_timestamp(session.last_attached_at),
                         optional_timestamp(session.detached_at),
+                        session.detach_reason,
                     ],
                 )
                 .map_err(backend)?;
@@ -291,9 +294,10 @@ impl SessionRepository for SqliteStore {
                              state = ?2,
                              updated_at = ?3,
                              failure_reason = CASE WHEN ?2 = 'failed' THEN ?4 ELSE NULL END,
+                             detach_reason = CASE WHEN ?2 = 'detached' THEN ?4 ELSE NULL END,
                              ended_at = CASE WHEN ?5 THEN ?3 ELSE NULL END,
                              started_at = CASE WHEN ?2 = 'active' AND started_at IS NULL THEN ?3 ELSE started_at END,
-                             detached_at = CASE WHEN ?2 = 'detached' THEN ?3 ELSE detached_at END,
+                             detached_at = CASE WHEN ?2 = 'detached' AND state <> 'detached' THEN ?3 ELSE detached_at END,
                              last_attached_at = CASE WHEN ?6 THEN ?3 ELSE last_attached_at END,
                              width = coalesce(?7, width),
                              height = coalesce(?8, height)
@@ -302,7 +306,7 @@ impl SessionRepository for SqliteStore {
                             transition.session_id.to_string(),
                             transition.to,
                             now,
-                            transition.failure_reason,
+                            transition.reason,
                             terminal,
                             transition.open_attachment.is_some(),
                             transition.width,
@@ -335,12 +339,16 @@ impl SessionRepository for SqliteStore {
                 }
                 match &transition.lease {
                     LeaseChange::Keep => {}
-                    LeaseChange::Release(reason) => {
+                    LeaseChange::Release(reason) | LeaseChange::Surrender(reason) => {
                         tx.execute(
                             "UPDATE worker_leases SET released_at = ?2, release_reason = ?3 WHERE session_id = ?1 AND released_at IS NULL",
                             params![session, now, reason],
                         )
                         .map_err(backend)?;
+                        if matches!(transition.lease, LeaseChange::Surrender(_)) {
+                            tx.execute("UPDATE remote_sessions SET worker_id = NULL WHERE id = ?1", params![session])
+                                .map_err(backend)?;
+                        }
                     }
                     LeaseChange::Renew(ttl) => {
                         tx.execute(

@@ -343,7 +343,8 @@ async fn main() -> anyhow::Result<()> {
     });
 
     loop {
-        let (stream, _peer) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
+        println!("ACCEPTED {peer}");
         if let Err(error) = server.run_connection(stream).await {
             println!("CONNECTION_ERROR {error:#}");
         }
