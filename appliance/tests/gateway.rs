@@ -863,3 +863,45 @@ async fn the_direct_path_is_gated_by_the_session_lifecycle() {
     }
     live.app.stop().await.expect("clean stop");
 }
+
+/// Clipboard text and files cross only while the session is `active`: a
+/// controller that sees the desktop while it is still `starting` is refused
+/// with `not_active`, and the same socket succeeds once it is active.
+#[tokio::test]
+async fn clipboard_and_files_are_refused_until_the_session_is_active() {
+    let live = live(&[]).await;
+    let body = json!({"organization_id": live.org, "name": "Stalling", "protocol": "rdp", "host": "stall.scripted",
+        "policy": {"clipboard_mode": "bidirectional", "file_transfer_mode": "bidirectional"}});
+    let resource = id(&json_of(live.app.post("/api/v1/resources", Some(&live.admin), body).await, 201).await);
+    let started = json_of(
+        live.app
+            .post("/api/v1/sessions", Some(&live.admin), json!({"resource_id": resource, "width": 128, "height": 128}))
+            .await,
+        201,
+    )
+    .await;
+    let session = id(&started["session"]);
+    let (mut socket, attached) =
+        live.attach(started["attach"]["attach_token"].as_str().expect("token"), "binary_v1", "full_color").await;
+    assert_eq!(attached["payload"]["role"], "controller");
+    let state = next_of(&mut socket, "session.state").await;
+    assert_eq!(state["payload"]["state"], "starting", "the desktop shows before the session is active: {state}");
+
+    let copy = json!({"type": "clipboard.text", "payload": {"text": "early", "sequence_id": 1}});
+    socket.send(Message::text(copy.to_string())).await.expect("send");
+    let refused = next_of(&mut socket, "error").await;
+    assert_eq!(refused["event"]["code"], "invalid_session_state", "{refused}");
+    assert_eq!(refused["event"]["details"]["reason"], "not_active");
+    let upload = json!({"type": "file_upload.start", "payload": {"transfer_id": uuid::Uuid::new_v4(), "file_name": "a.txt", "size": 3}});
+    socket.send(Message::text(upload.to_string())).await.expect("send");
+    assert_eq!(next_of(&mut socket, "file_upload.blocked").await["payload"]["reason"], "not_active");
+    let list = json!({"type": "file_download.list"});
+    socket.send(Message::text(list.to_string())).await.expect("send");
+    assert_eq!(next_of(&mut socket, "file_download.blocked").await["payload"]["reason"], "not_active");
+
+    live.wait_state(&session, "active").await;
+    socket.send(Message::text(copy.to_string())).await.expect("send");
+    let echoed = next_of(&mut socket, "clipboard.text").await;
+    assert_eq!(echoed["payload"]["text"], "EARLY", "the same request passes once the session is active");
+    live.app.stop().await.expect("clean stop");
+}

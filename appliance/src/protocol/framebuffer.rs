@@ -418,6 +418,9 @@ fn merge_into(rects: &mut Vec<Rect>, rect: Rect) {
 pub struct Screens {
     inner: Arc<Mutex<HashMap<Uuid, Arc<Screen>>>>,
     published: Arc<std::sync::atomic::AtomicU64>,
+    /// Woken whenever a screen opens, for sockets waiting for their
+    /// session's desktop.
+    opened: Arc<tokio::sync::Notify>,
 }
 
 impl Screens {
@@ -434,7 +437,14 @@ impl Screens {
     pub fn open_with(&self, session_id: Uuid, width: u16, height: u16, store: Box<dyn PixelStore>) -> Arc<Screen> {
         let screen = Screen::counted(width, height, store, self.published.clone());
         self.lock().insert(session_id, screen.clone());
+        self.opened.notify_waiters();
         screen
+    }
+
+    /// Completes at the next [`Self::open_with`]; create it before looking
+    /// with [`Self::get`], so an opening in between is not missed.
+    pub fn opened(&self) -> tokio::sync::futures::OwnedNotified {
+        self.opened.clone().notified_owned()
     }
 
     pub fn get(&self, session_id: Uuid) -> Option<Arc<Screen>> {

@@ -851,8 +851,12 @@ impl Broker {
                 self.fail(&session, &reason).await?;
             }
             WorkerEventKind::Clipboard(clipboard) => {
-                // Enforced here as well as in the worker and the gateway.
-                if self.clipboard_mode(&session).await.is_some_and(|mode| mode.allows_server_to_client()) {
+                // Enforced here as well as in the worker and the gateway
+                // (the seed: active-state and server-to-client checks).
+                let active = session.state == SessionState::Active.as_str();
+                if !active {
+                    tracing::info!(session_id = %session.id, state = %session.state, "Remote clipboard withheld: the session is not active");
+                } else if self.clipboard_mode(&session).await.is_some_and(|mode| mode.allows_server_to_client()) {
                     let notice = SessionNotice::Clipboard { session_id: session.id, clipboard };
                     self.inner.live.notices.publish(&notice_topic(session.id), notice).await;
                 } else {

@@ -413,10 +413,16 @@ impl Connection {
                 self.send_ended(sink, state.unwrap_or(SessionState::Terminated), reason).await;
                 return None;
             }
+            // A desktop can be up before the session is `active` (still
+            // starting, or resuming): its opening wakes this socket too.
+            let opened = screens.opened();
             if let Some(screen) = screens.get(self.session_id()) {
                 return Some(screen);
             }
-            let notice = tokio::time::timeout_at(deadline, notices.next()).await;
+            let notice = tokio::select! {
+                notice = tokio::time::timeout_at(deadline, notices.next()) => notice,
+                () = opened => continue,
+            };
             match notice {
                 Ok(Some(Delivery::Message(SessionNotice::StateChanged { state: changed, reason: why, .. }))) => {
                     state = Some(changed);

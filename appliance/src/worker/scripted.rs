@@ -10,6 +10,7 @@
 //! | `fail.scripted` | reports `Failed { connection_refused }` at once |
 //! | `badpassword.scripted` | reports `Failed { invalid_credentials }` |
 //! | `slow.scripted` | connects after 300 ms |
+//! | `stall.scripted` | shows its desktop at once but reports it up only after 2 s (a session viewers see while it is still `starting`) |
 //! | `freeze.scripted` | connects, then never heartbeats again (a wedged worker) |
 //! | `panic.scripted` | connects, then panics |
 //! | `logoff.scripted` | connects, then ends cleanly after 200 ms |
@@ -111,6 +112,12 @@ impl SessionRuntime for ScriptedRuntime {
         // Painted before it is shown: a viewer's first frame is the desktop.
         let desktop = painted(assignment.width, assignment.height).await;
         let screen = io.open_screen_with(assignment.width, assignment.height, desktop);
+        if assignment.host == "stall.scripted" {
+            tokio::select! {
+                () = io.cancelled() => return SessionEnd::Cancelled,
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
         if io.report(connected).await.is_err() {
             return SessionEnd::Failed("event_queue_full".into());
         }
