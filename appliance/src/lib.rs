@@ -55,9 +55,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
-        .with_context(|| format!("APP_DATA_DIR: cannot create {}", config.data_dir.display()))?;
+    prepare_data_dir(&config.data_dir).await?;
 
     let store = SqliteStore::start(config.database_path(), SQLITE_READERS).context("starting storage")?;
     if let Err(error) = store.migrate().await {
@@ -109,6 +107,27 @@ pub async fn run(
     store.close().await;
     tracing::info!("Appliance stopped");
     served.context("serving HTTP")
+}
+
+/// Creates the data directory if needed, private to the appliance's user
+/// (0700) whatever the umask; a directory given wider permissions is
+/// tightened.
+pub async fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let owned = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&owned)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if std::fs::metadata(&owned)?.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .context("preparing the data directory")?
+    .with_context(|| format!("APP_DATA_DIR: cannot create {}", dir.display()))
 }
 
 /// Fails what the previous run left open, then registers and starts this

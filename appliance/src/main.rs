@@ -145,9 +145,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
-        .with_context(|| format!("APP_DATA_DIR: cannot create {}", config.data_dir.display()))?;
+    rap_appliance::prepare_data_dir(&config.data_dir).await?;
     let store = rap_storage::sqlite::SqliteStore::start(config.database_path(), 1)?;
     let migrated = store.migrate().await;
     store.close().await;
@@ -161,9 +159,7 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 async fn offline_state(
     config: Config,
 ) -> anyhow::Result<(rap_storage::sqlite::SqliteStore, rap_appliance::state::AppState)> {
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
-        .with_context(|| format!("APP_DATA_DIR: cannot create {}", config.data_dir.display()))?;
+    rap_appliance::prepare_data_dir(&config.data_dir).await?;
     let store = rap_storage::sqlite::SqliteStore::start(config.database_path(), 1)?;
     store.migrate().await.with_context(|| format!("opening {}", config.database_path().display()))?;
     let state = rap_appliance::state::AppState::build(config, store.repositories(), Default::default()).await?;

@@ -84,7 +84,7 @@ impl AppState {
         .context("SECRET_ENCRYPTION_RETIRED_KEYS")?;
         let secrets = SecretService::new(repositories.clone(), Arc::new(ring));
         let gate = Gate::new(repositories.clone());
-        let organizations = OrganizationService::new(repositories.clone(), gate.clone());
+        let organizations = OrganizationService::new(repositories.clone(), gate.clone(), secrets.clone());
         let resources = ResourceService::new(repositories.clone(), gate.clone(), secrets.clone(), config.app_env);
         let audit = AuditService::new(repositories.clone(), gate.clone());
         let transfers = crate::transfer::TransferDirs::new(config.data_dir.join("transfers"));

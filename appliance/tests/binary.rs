@@ -229,3 +229,45 @@ async fn an_installer_activates_the_first_owner_from_the_command_line() {
     signal(&child, "TERM");
     assert_eq!(wait_for_exit(&mut child, Duration::from_secs(5)).code(), Some(0));
 }
+
+/// Even with a umask that would leave everything world-writable, the data
+/// directory and what the appliance writes into it are its user's alone.
+#[tokio::test]
+async fn a_fresh_data_directory_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("temp dir");
+    let data_dir = parent.path().join("data");
+    let mut command = appliance(&data_dir);
+    command.env("RAP_WORKER_RUNTIME", "scripted");
+    let program = command.get_program().to_owned();
+    let mut shell = Command::new("sh");
+    shell.arg("-c").arg("umask 000; exec \"$0\"").arg(program);
+    shell.env_clear();
+    for (name, value) in command.get_envs() {
+        if let Some(value) = value {
+            shell.env(name, value);
+        }
+    }
+    shell.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = shell.spawn().expect("spawn");
+    let (addr, _logs) = wait_until_listening(&mut child);
+    assert_eq!(get_status(&addr, "/readyz").await, 200);
+
+    let mode = |path: &std::path::Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&data_dir), 0o700, "the data directory");
+    for file in ["rap.sqlite3", "rap.sqlite3-wal", "rap.sqlite3-shm"] {
+        assert_eq!(mode(&data_dir.join(file)), 0o600, "{file}");
+    }
+    let keys = data_dir.join("keys");
+    assert_eq!(mode(&keys), 0o700, "keys/");
+    let mut key_files = 0;
+    for entry in std::fs::read_dir(&keys).expect("keys") {
+        let path = entry.expect("entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        key_files += 1;
+    }
+    assert!(key_files >= 3, "the generated keys are there");
+
+    signal(&child, "TERM");
+    assert_eq!(wait_for_exit(&mut child, Duration::from_secs(5)).code(), Some(0));
+}

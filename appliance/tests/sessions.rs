@@ -655,3 +655,73 @@ async fn a_protocol_without_a_runtime_is_refused_before_anything_is_written() {
     assert!(workers["items"].as_array().expect("items").iter().all(|worker| worker["leases"] == json!([])), "no lease");
     desk.app.stop().await.expect("clean stop");
 }
+
+/// The seed: `remote_sessions.metadata` keeps the `secret_ref`; resolved
+/// credentials exist only in the transient worker assignment.
+#[tokio::test]
+async fn a_started_session_stores_its_secret_ref_and_never_a_credential() {
+    const PASSWORD: &str = "remote password that must stay secret";
+    let desk = desk(&[]).await;
+    let resource = desk.resource("pc1.office.lan").await;
+    let secret = json!({"username": "svc", "password": PASSWORD, "domain": "OFFICE"});
+    let stored = json_of(
+        desk.app
+            .send(Method::PUT, &format!("/api/v1/resources/{resource}/secret"), Some(&desk.admin), Some(secret))
+            .await,
+        200,
+    )
+    .await;
+    // Development metadata credentials never reach the session row either.
+    let body = json!({"organization_id": desk.org, "name": "Legacy", "protocol": "rdp", "host": "pc2.office.lan",
+        "metadata": {"username": "u", "password": PASSWORD}});
+    let legacy = id(&json_of(desk.app.post("/api/v1/resources", Some(&desk.admin), body).await, 201).await);
+    let with_secret = id(&desk.start(&desk.staff, &resource).await["session"]);
+    let with_metadata = id(&desk.start(&desk.staff, &legacy).await["session"]);
+    desk.wait_for(&desk.staff, &with_secret, "active").await;
+
+    let conn = rusqlite::Connection::open(desk.app.database()).expect("open");
+    let metadata = |session: &str| -> Value {
+        let text: String = conn
+            .query_row("SELECT metadata FROM remote_sessions WHERE id = ?1", [session], |row| row.get(0))
+            .expect("row");
+        serde_json::from_str(&text).expect("json")
+    };
+    let first = metadata(&with_secret);
+    assert_eq!(first["secret_ref"], stored["secret_ref"], "{first}");
+    for row in [first, metadata(&with_metadata)] {
+        let text = row.to_string();
+        assert!(!text.contains(PASSWORD) && !text.contains("svc") && !text.contains("OFFICE"), "no credential: {text}");
+    }
+    drop(conn);
+    desk.app.stop().await.expect("clean stop");
+}
+
+/// The seed: `platform_recovery_admin` has the same reach as a platform
+/// admin (it exists to regain control), across organizations.
+#[tokio::test]
+async fn a_platform_recovery_admin_reaches_every_organization() {
+    let desk = desk(&[]).await;
+    let body = json!({"email": "recovery@example.com", "password": "recovery password 1", "display_name": "Recovery",
+        "platform_role": "platform_recovery_admin"});
+    json_of(desk.app.post("/api/v1/users", Some(&desk.admin), body).await, 201).await;
+    let recovery = desk.app.login("recovery@example.com", "recovery password 1").await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    // An organization the recovery admin is not a member of, with a session in it.
+    let other =
+        id(&json_of(desk.app.post("/api/v1/organizations", Some(&desk.admin), json!({"name": "Branch"})).await, 201)
+            .await);
+    let body = json!({"organization_id": other, "name": "Branch PC", "protocol": "rdp", "host": "pc9.branch.lan"});
+    let resource = id(&json_of(desk.app.post("/api/v1/resources", Some(&desk.admin), body).await, 201).await);
+    let session = id(&desk.start(&desk.admin, &resource).await["session"]);
+
+    let organizations = json_of(desk.app.get_as("/api/v1/organizations", &recovery).await, 200).await;
+    assert!(organizations["items"].as_array().expect("items").iter().any(|org| org["id"] == other.as_str()));
+    json_of(desk.app.get_as(&format!("/api/v1/resources/{resource}"), &recovery).await, 200).await;
+    json_of(desk.app.get_as("/api/v1/workers", &recovery).await, 200).await;
+    json_of(desk.app.get_as(&format!("/api/v1/audit-events?organization_id={other}"), &recovery).await, 200).await;
+    let ended = json_of(desk.command(&recovery, &session, "terminate").await, 200).await;
+    assert_eq!(ended["session"]["state"], "terminated", "it manages another user's session");
+    desk.app.stop().await.expect("clean stop");
+}

@@ -417,6 +417,31 @@ async fn identity_sources_and_mappings_are_kept_as_a_model() {
     );
     let elsewhere = format!("/api/v1/organizations/{}/identity-sources/{}/mappings", office.org_b, id(&source));
     assert_envelope(app.get_as(&elsewhere, &office.admin).await, 404, "not_found").await;
+
+    // Nobody grants more than they hold: an org admin may map a group to
+    // any role up to admin, never to owner; an owner may.
+    let actor = |role: &str| {
+        office.actors.iter().find(|(name, _)| *name == role).map(|(_, token)| token.clone()).expect("actor")
+    };
+    let (org_admin, org_owner) = (actor("org_admin"), actor("org_owner"));
+    let to_owner = json!({"external_kind": "group", "external_id": "CN=Partners", "role": "org_owner"});
+    assert_envelope(app.post(&mappings, Some(&org_admin), to_owner.clone()).await, 403, "forbidden").await;
+    let to_admin = json!({"external_kind": "group", "external_id": "CN=IT", "role": "org_admin"});
+    json_of(app.post(&mappings, Some(&org_admin), to_admin).await, 201).await;
+    json_of(app.post(&mappings, Some(&org_owner), to_owner).await, 201).await;
+    let listed = json_of(app.get_as(&mappings, &office.admin).await, 200).await;
+    let roles: Vec<&str> =
+        listed["items"].as_array().expect("items").iter().filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles.len(), 3, "the refused mapping was not stored: {roles:?}");
+
+    // The bind password is encrypted at rest: not in the database's bytes.
+    let database = app.database();
+    let stored: Vec<u8> = ["", "-wal"]
+        .iter()
+        .flat_map(|suffix| std::fs::read(format!("{}{suffix}", database.display())).unwrap_or_default())
+        .collect();
+    assert!(!stored.is_empty(), "the database files were read");
+    assert!(!stored.windows(7).any(|window| window == b"s3cret!"), "the bind password is not stored in clear");
     office.app.stop().await.expect("clean stop");
 }
 

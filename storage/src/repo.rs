@@ -404,10 +404,21 @@ pub struct IdentitySourceRecord {
     /// `local`, `ldap`, `oidc`.
     pub kind: String,
     pub name: String,
+    /// Without its credentials: those are in `sealed_secrets`.
     pub config: serde_json::Value,
     pub enabled: bool,
+    /// The credential-like settings, encrypted.
+    pub sealed_secrets: Option<SealedBlob>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+/// An encryption's output as stored: the key it is under, nonce, ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBlob {
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -431,6 +442,17 @@ pub trait IdentitySourceRepository: Send + Sync {
     /// A mapping for the same external id is [`StorageError::Conflict`].
     async fn add_mapping(&self, mapping: IdentityMappingRecord, audit: AuditEvent) -> Result<(), StorageError>;
     async fn mappings(&self, identity_source_id: Uuid) -> Result<Vec<IdentityMappingRecord>, StorageError>;
+    /// Sources whose secrets are encrypted under any key other than `key_id`.
+    async fn sealed_not_under(&self, key_id: &str) -> Result<Vec<IdentitySourceRecord>, StorageError>;
+    /// Replaces a source's sealed secrets if they are still under
+    /// `previous_key_id` (a concurrent change wins); returns whether it did.
+    async fn reseal(
+        &self,
+        id: Uuid,
+        sealed: SealedBlob,
+        previous_key_id: &str,
+        audit: AuditEvent,
+    ) -> Result<bool, StorageError>;
 }
 
 /// How a resource lets data cross between the viewer and the remote host.

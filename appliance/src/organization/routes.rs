@@ -58,6 +58,7 @@ impl From<OrgError> for ApiError {
                     .with_details(json!({"reason": "last_owner"}))
             }
             OrgError::Storage(error) => error.into(),
+            OrgError::Secret(error) => ApiError::internal(&error),
         }
     }
 }

@@ -28,6 +28,9 @@ pub enum OrgError {
     LastOwner,
     #[error(transparent)]
     Storage(StorageError),
+    /// The secret key ring could not seal (a broken configuration).
+    #[error(transparent)]
+    Secret(crate::secrets::SecretError),
 }
 
 impl From<StorageError> for OrgError {
@@ -169,16 +172,24 @@ fn ascii(letter: char) -> &'static str {
     &ALPHABET[index..=index]
 }
 
+/// What granting `role` takes: only an owner makes owners, so nobody
+/// grants more than they hold (memberships and identity mappings alike).
+fn granting(role: OrgRole) -> Action {
+    if role == OrgRole::OrgOwner { Action::ManageOwners } else { Action::ManageMemberships }
+}
+
 /// Organizations, memberships, identity sources.
 #[derive(Clone)]
 pub struct OrganizationService {
     repositories: Repositories,
     gate: Gate,
+    /// Seals identity sources' credentials (bind passwords, client secrets).
+    secrets: crate::secrets::SecretService,
 }
 
 impl OrganizationService {
-    pub fn new(repositories: Repositories, gate: Gate) -> Self {
-        Self { repositories, gate }
+    pub fn new(repositories: Repositories, gate: Gate, secrets: crate::secrets::SecretService) -> Self {
+        Self { repositories, gate, secrets }
     }
 
     fn event(
@@ -291,8 +302,7 @@ impl OrganizationService {
         input: MembershipInput,
         context: &RequestContext,
     ) -> Result<MembershipRecord, OrgError> {
-        let action = if input.role == OrgRole::OrgOwner { Action::ManageOwners } else { Action::ManageMemberships };
-        self.gate.check(principal, organization_id, action, context).await?;
+        self.gate.check(principal, organization_id, granting(input.role), context).await?;
         if self.repositories.users.get(input.user_id).await?.is_none() {
             return Err(OrgError::InvalidField(("user_id", "no such user")));
         }
@@ -416,13 +426,19 @@ impl OrganizationService {
             return Err(OrgError::InvalidField(("config", "must be an object")));
         }
         let now = OffsetDateTime::now_utc();
+        let id = Uuid::now_v7();
+        // Credentials never reach the database in clear: sealed apart, and
+        // "[redacted]" in their place in the stored configuration.
+        let (config, secrets) = crate::resource::split_credentials(&input.config);
+        let sealed_secrets = self.secrets.seal_source_secrets(id, secrets).map_err(OrgError::Secret)?;
         let source = IdentitySourceRecord {
-            id: Uuid::now_v7(),
+            id,
             organization_id,
             kind: input.kind,
             name: name(&input.name, "name")?,
-            config: input.config,
+            config,
             enabled: input.enabled,
+            sealed_secrets,
             created_at: now,
             updated_at: now,
         };
@@ -463,6 +479,11 @@ impl OrganizationService {
         context: &RequestContext,
     ) -> Result<IdentityMappingRecord, OrgError> {
         self.gate.check(principal, organization_id, Action::ManageIdentitySources, context).await?;
+        // A mapping grants its role to whoever the directory puts in the
+        // group: its author needs the right to grant that role directly.
+        if let Some(role) = input.role {
+            self.gate.check(principal, organization_id, granting(role), context).await?;
+        }
         let source = self.source(organization_id, source_id).await?;
         match (input.external_kind.as_str(), input.user_id, input.role) {
             ("subject" | "group", None, None) => {

@@ -5,9 +5,11 @@ use serde_json::Value;
 
 /// Key fragments that mark a value as a credential, compared after
 /// lowercasing and dropping everything but letters and digits, so that
-/// `Password`, `admin_password`, `api-key` and `privateKey` all match.
+/// `Password`, `admin_password`, `api-key`, `privateKey`, `pass`, `db_pw`
+/// all match. Deliberately broad (`pass` also matches `bypass`): a key
+/// wrongly taken for a credential is only hidden, one missed is leaked.
 const CREDENTIAL_FRAGMENTS: &[&str] =
-    &["password", "passwd", "pwd", "passphrase", "secret", "token", "privatekey", "apikey", "credential", "accesskey"];
+    &["pass", "pw", "secret", "token", "privatekey", "apikey", "credential", "accesskey"];
 
 fn is_credential_key(key: &str) -> bool {
     let normalized: String = key.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
@@ -38,6 +40,38 @@ fn collect(value: &Value, path: &str, found: &mut Vec<String>) {
             }
         }
         _ => {}
+    }
+}
+
+/// Splits credentials out of `value`: a copy with every credential-like
+/// key's value replaced by `"[redacted]"`, and those values by their path
+/// (`bind_password`, `oidc.client_secret`), for encryption at rest.
+pub fn split_credentials(value: &Value) -> (Value, serde_json::Map<String, Value>) {
+    let mut secrets = serde_json::Map::new();
+    let public = split(value, "", &mut secrets);
+    (public, secrets)
+}
+
+fn split(value: &Value, path: &str, secrets: &mut serde_json::Map<String, Value>) -> Value {
+    let at = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, child)| {
+                    let kept = if is_credential_key(key) {
+                        secrets.insert(at(key), child.clone());
+                        Value::from("[redacted]")
+                    } else {
+                        split(child, &at(key), secrets)
+                    };
+                    (key.clone(), kept)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items.iter().enumerate().map(|(index, item)| split(item, &format!("{path}[{index}]"), secrets)).collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -87,14 +121,34 @@ mod tests {
             "credentials",
             "aws_access_key",
             "admin_password",
+            "pass",
+            "pw",
+            "db_pw",
+            "PassCode",
+            "smtpPass",
         ];
         for key in spellings {
             let metadata = json!({ key: "x" });
             assert_eq!(credential_like_paths(&metadata, "metadata"), vec![format!("metadata.{key}")], "{key}");
         }
-        for harmless in ["username", "domain", "host_label", "owner", "notes", "keyboard_layout", "passenger"] {
+        for harmless in ["username", "domain", "host_label", "owner", "notes", "keyboard_layout", "port"] {
             assert!(credential_like_paths(&json!({ harmless: "x" }), "metadata").is_empty(), "{harmless}");
         }
+    }
+
+    #[test]
+    fn credentials_split_out_by_path_leave_the_rest_as_it_was() {
+        let config = json!({"url": "ldaps://dc", "bind_password": "s3cret", "oidc": {"client_secret": "x", "id": "app"}, "tls": [{"key_pass": "k"}]});
+        let (public, secrets) = split_credentials(&config);
+        assert_eq!(
+            public,
+            json!({"url": "ldaps://dc", "bind_password": "[redacted]", "oidc": {"client_secret": "[redacted]", "id": "app"}, "tls": [{"key_pass": "[redacted]"}]})
+        );
+        assert_eq!(
+            Value::Object(secrets),
+            json!({"bind_password": "s3cret", "oidc.client_secret": "x", "tls[0].key_pass": "k"})
+        );
+        assert_eq!(public, redact_credentials(&config), "what is kept is what responses show");
     }
 
     #[test]

@@ -6,5 +6,5 @@ mod guard;
 pub(crate) mod routes;
 mod service;
 
-pub use guard::{credential_like_paths, redact_credentials};
+pub use guard::{credential_like_paths, redact_credentials, split_credentials};
 pub use service::{PolicyInput, ResourceError, ResourceInput, ResourcePatch, ResourceService, SecretInput};

@@ -60,6 +60,12 @@ fn associated_data(resource_id: Uuid) -> Vec<u8> {
     format!("rap-resource-secret-v1:{resource_id}").into_bytes()
 }
 
+/// A different label than resources': a sealed resource secret can never
+/// be opened as a source's, even with the same id.
+fn source_associated_data(source_id: Uuid) -> Vec<u8> {
+    format!("rap-identity-source-secret-v1:{source_id}").into_bytes()
+}
+
 impl SecretKeyRing {
     pub fn new(active: (String, [u8; 32]), retired: Vec<(String, [u8; 32])>) -> Result<Self, SecretError> {
         let mut ciphers = HashMap::new();
@@ -80,15 +86,7 @@ impl SecretKeyRing {
     /// Encrypts under the active key with a fresh random nonce.
     pub fn seal(&self, resource_id: Uuid, credentials: &Credentials) -> Result<Sealed, SecretError> {
         let plaintext = Zeroizing::new(serde_json::to_vec(credentials).map_err(|_| SecretError::Malformed)?);
-        let cipher =
-            self.ciphers.get(&self.active_id).ok_or_else(|| SecretError::UnknownKey(self.active_id.clone()))?;
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&random_bytes()[..12]);
-        let aad = associated_data(resource_id);
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
-            .map_err(|_| SecretError::Undecryptable)?;
-        Ok(Sealed { key_id: self.active_id.clone(), nonce, ciphertext })
+        self.seal_bytes(&associated_data(resource_id), &plaintext)
     }
 
     /// Decrypts a stored secret of `resource_id`; any mismatch fails closed.
@@ -99,17 +97,55 @@ impl SecretKeyRing {
         nonce: &[u8],
         ciphertext: &[u8],
     ) -> Result<Credentials, SecretError> {
+        let plaintext = self.open_bytes(&associated_data(resource_id), key_id, nonce, ciphertext)?;
+        serde_json::from_slice(&plaintext).map_err(|_| SecretError::Malformed)
+    }
+
+    /// Encrypts an identity source's credential-like settings (a JSON
+    /// object), bound to the source.
+    pub fn seal_source_secrets(&self, source_id: Uuid, secrets: &serde_json::Value) -> Result<Sealed, SecretError> {
+        let plaintext = Zeroizing::new(serde_json::to_vec(secrets).map_err(|_| SecretError::Malformed)?);
+        self.seal_bytes(&source_associated_data(source_id), &plaintext)
+    }
+
+    /// Decrypts what [`Self::seal_source_secrets`] sealed for `source_id`.
+    pub fn open_source_secrets(
+        &self,
+        source_id: Uuid,
+        key_id: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<serde_json::Value, SecretError> {
+        let plaintext = self.open_bytes(&source_associated_data(source_id), key_id, nonce, ciphertext)?;
+        serde_json::from_slice(&plaintext).map_err(|_| SecretError::Malformed)
+    }
+
+    fn seal_bytes(&self, aad: &[u8], plaintext: &[u8]) -> Result<Sealed, SecretError> {
+        let cipher =
+            self.ciphers.get(&self.active_id).ok_or_else(|| SecretError::UnknownKey(self.active_id.clone()))?;
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&random_bytes()[..12]);
+        let ciphertext = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .map_err(|_| SecretError::Undecryptable)?;
+        Ok(Sealed { key_id: self.active_id.clone(), nonce, ciphertext })
+    }
+
+    fn open_bytes(
+        &self,
+        aad: &[u8],
+        key_id: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SecretError> {
         let cipher = self.ciphers.get(key_id).ok_or_else(|| SecretError::UnknownKey(key_id.to_owned()))?;
         if nonce.len() != 12 {
             return Err(SecretError::Undecryptable);
         }
-        let aad = associated_data(resource_id);
-        let plaintext = Zeroizing::new(
-            cipher
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
-                .map_err(|_| SecretError::Undecryptable)?,
-        );
-        serde_json::from_slice(&plaintext).map_err(|_| SecretError::Malformed)
+        let plaintext = cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+            .map_err(|_| SecretError::Undecryptable)?;
+        Ok(Zeroizing::new(plaintext))
     }
 }
 

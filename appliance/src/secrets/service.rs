@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use rap_storage::StorageError;
-use rap_storage::repo::{AuditEvent, Repositories, ResourceRecord, SecretRecord};
+use rap_storage::repo::{AuditEvent, Repositories, ResourceRecord, SealedBlob, SecretRecord};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -83,10 +83,32 @@ impl SecretService {
         Ok(Some(self.ring.open(resource.id, &secret.key_id, &secret.nonce, &secret.ciphertext)?))
     }
 
-    /// Re-encrypts every secret that is not under the active key.
+    /// Encrypts an identity source's credential-like settings; `None` when
+    /// it has none.
+    pub fn seal_source_secrets(
+        &self,
+        source_id: Uuid,
+        secrets: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<SealedBlob>, SecretError> {
+        if secrets.is_empty() {
+            return Ok(None);
+        }
+        let sealed = self.ring.seal_source_secrets(source_id, &serde_json::Value::Object(secrets))?;
+        Ok(Some(SealedBlob { key_id: sealed.key_id, nonce: sealed.nonce.to_vec(), ciphertext: sealed.ciphertext }))
+    }
+
+    /// The credential-like settings of an identity source, by path (for
+    /// the directory connector, and tests).
+    pub fn open_source_secrets(&self, source_id: Uuid, sealed: &SealedBlob) -> Result<serde_json::Value, SecretError> {
+        self.ring.open_source_secrets(source_id, &sealed.key_id, &sealed.nonce, &sealed.ciphertext)
+    }
+
+    /// Re-encrypts every secret (resources' and identity sources') that is
+    /// not under the active key.
     pub async fn rotate(&self, context: &RequestContext) -> Result<RotationReport, StorageError> {
         let mut report =
             RotationReport { active_key_id: self.ring.active_key_id().to_owned(), ..RotationReport::default() };
+        self.rotate_source_secrets(context, &mut report).await?;
         for secret in self.repositories.resources.secrets_not_under(self.ring.active_key_id()).await? {
             let credentials = match self.ring.open(
                 secret.resource_id,
@@ -131,6 +153,50 @@ impl SecretService {
             }
         }
         Ok(report)
+    }
+}
+
+impl SecretService {
+    async fn rotate_source_secrets(
+        &self,
+        context: &RequestContext,
+        report: &mut RotationReport,
+    ) -> Result<(), StorageError> {
+        for source in self.repositories.identity_sources.sealed_not_under(self.ring.active_key_id()).await? {
+            let Some(old) = source.sealed_secrets else { continue };
+            let resealed = self
+                .open_source_secrets(source.id, &old)
+                .and_then(|secrets| self.ring.seal_source_secrets(source.id, &secrets));
+            let sealed = match resealed {
+                Ok(sealed) => sealed,
+                Err(error) => {
+                    tracing::warn!(identity_source_id = %source.id, key_id = %old.key_id, %error, "Identity source secrets left under their old key");
+                    report.failed.push(source.id);
+                    continue;
+                }
+            };
+            let event = audit::with(
+                audit::on(
+                    audit::event(
+                        context,
+                        None,
+                        "identity_source.secret_reencrypted",
+                        Outcome::Success,
+                        OffsetDateTime::now_utc(),
+                    ),
+                    "identity_source",
+                    source.id,
+                ),
+                json!({"from_key_id": old.key_id, "to_key_id": sealed.key_id}),
+            );
+            let event = AuditEvent { organization_id: Some(source.organization_id), ..event };
+            let blob =
+                SealedBlob { key_id: sealed.key_id, nonce: sealed.nonce.to_vec(), ciphertext: sealed.ciphertext };
+            if self.repositories.identity_sources.reseal(source.id, blob, &old.key_id, event).await? {
+                report.reencrypted += 1;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -246,6 +312,52 @@ mod tests {
         store.migrate().await.expect("migrate");
         let service = SecretService::new(store.repositories(), ring(("k1", 1), &[]));
         assert!(matches!(service.resolve(&resource).await, Err(SecretStoreError::Secret(SecretError::Undecryptable))));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn identity_source_secrets_are_sealed_per_source_and_rotated_with_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::start(dir.path().join(DATABASE_FILE_NAME), 1).expect("store");
+        store.migrate().await.expect("migrate");
+        let resource = resource_in(&store).await;
+        let old = SecretService::new(store.repositories(), ring(("k1", 1), &[]));
+        let now = OffsetDateTime::now_utc();
+        let id = Uuid::now_v7();
+        let secrets = serde_json::json!({"bind_password": "s3cret!"}).as_object().cloned().expect("object");
+        let sealed = old.seal_source_secrets(id, secrets).expect("seal").expect("something to seal");
+        assert!(old.seal_source_secrets(id, serde_json::Map::new()).expect("seal").is_none(), "nothing to seal");
+        assert!(old.open_source_secrets(Uuid::now_v7(), &sealed).is_err(), "bound to its own source");
+        let source = rap_storage::repo::IdentitySourceRecord {
+            id,
+            organization_id: resource.organization_id,
+            kind: "ldap".into(),
+            name: "AD".into(),
+            config: serde_json::json!({"bind_password": "[redacted]"}),
+            enabled: true,
+            sealed_secrets: Some(sealed),
+            created_at: now,
+            updated_at: now,
+        };
+        store.repositories().identity_sources.create(source, event()).await.expect("create");
+
+        let rotated = SecretService::new(store.repositories(), ring(("k2", 2), &[("k1", 1)]));
+        let report = rotated.rotate(&RequestContext::default()).await.expect("rotate");
+        assert_eq!(report.reencrypted, 1, "{report:?}");
+        let stored = store
+            .repositories()
+            .identity_sources
+            .get(resource.organization_id, id)
+            .await
+            .expect("get")
+            .expect("source");
+        let sealed = stored.sealed_secrets.expect("sealed");
+        assert_eq!(sealed.key_id, "k2");
+        let new_only = SecretService::new(store.repositories(), ring(("k2", 2), &[]));
+        assert_eq!(
+            new_only.open_source_secrets(id, &sealed).expect("open"),
+            serde_json::json!({"bind_password": "s3cret!"})
+        );
         store.close().await;
     }
 }

@@ -73,7 +73,42 @@ impl Slot {
     }
 }
 
+/// The database and its WAL hold everything (password hashes, sealed
+/// secrets, the audit log): readable by the appliance's user alone,
+/// whatever the umask. SQLite gives the `-wal` and `-shm` files it creates
+/// the database file's mode, so the file is made (or tightened) first.
+#[cfg(unix)]
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    let mut sidecars = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        sidecars.push(PathBuf::from(name));
+    }
+    for file in sidecars {
+        match std::fs::metadata(&file) {
+            Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 fn open(path: &Path, role: Role) -> Result<Connection, StorageError> {
+    if role == Role::Writer {
+        make_private(path).map_err(|error| StorageError::Unavailable(format!("{}: {error}", path.display())))?;
+    }
     let flags = match role {
         Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         // WAL readers still write the shared-memory index, hence READ_WRITE;

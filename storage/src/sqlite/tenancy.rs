@@ -13,7 +13,8 @@ use super::{SqliteStore, backend, insert_audit, json_column, optional_uuid_colum
 use crate::format_timestamp;
 use crate::repo::{
     AuditEvent, IdentityMappingRecord, IdentitySourceRecord, IdentitySourceRepository, LastOwner, MembershipChanges,
-    MembershipRecord, OrgScope, OrganizationChanges, OrganizationRecord, OrganizationRepository, StorageError,
+    MembershipRecord, OrgScope, OrganizationChanges, OrganizationRecord, OrganizationRepository, SealedBlob,
+    StorageError,
 };
 
 /// `scope` as SQL parameters: a flag for "all" and a JSON array of ids, used
@@ -258,9 +259,14 @@ impl OrganizationRepository for SqliteStore {
     }
 }
 
-const SOURCE_COLUMNS: &str = "id, organization_id, kind, name, config, enabled, created_at, updated_at";
+const SOURCE_COLUMNS: &str = "id, organization_id, kind, name, config, enabled, created_at, updated_at,
+     secret_key_id, secret_nonce, secret_ciphertext";
 
 fn source_from_row(row: &Row<'_>) -> rusqlite::Result<IdentitySourceRecord> {
+    let sealed = match (row.get::<_, Option<String>>(8)?, row.get(9)?, row.get(10)?) {
+        (Some(key_id), Some(nonce), Some(ciphertext)) => Some(SealedBlob { key_id, nonce, ciphertext }),
+        _ => None,
+    };
     Ok(IdentitySourceRecord {
         id: uuid_column(row, 0)?,
         organization_id: uuid_column(row, 1)?,
@@ -268,6 +274,7 @@ fn source_from_row(row: &Row<'_>) -> rusqlite::Result<IdentitySourceRecord> {
         name: row.get(3)?,
         config: json_column(row, 4)?,
         enabled: row.get(5)?,
+        sealed_secrets: sealed,
         created_at: timestamp_column(row, 6)?,
         updated_at: timestamp_column(row, 7)?,
     })
@@ -296,7 +303,9 @@ impl IdentitySourceRepository for SqliteStore {
             .write(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
                 tx.execute(
-                    &format!("INSERT INTO identity_sources ({SOURCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                    &format!(
+                        "INSERT INTO identity_sources ({SOURCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    ),
                     params![
                         source.id.to_string(),
                         source.organization_id.to_string(),
@@ -306,6 +315,9 @@ impl IdentitySourceRepository for SqliteStore {
                         source.enabled,
                         format_timestamp(source.created_at),
                         format_timestamp(source.updated_at),
+                        source.sealed_secrets.as_ref().map(|sealed| sealed.key_id.clone()),
+                        source.sealed_secrets.as_ref().map(|sealed| sealed.nonce.clone()),
+                        source.sealed_secrets.as_ref().map(|sealed| sealed.ciphertext.clone()),
                     ],
                 )
                 .map_err(backend)?;
@@ -366,6 +378,49 @@ impl IdentitySourceRepository for SqliteStore {
                 .map_err(backend)?;
                 insert_audit(&tx, &audit)?;
                 tx.commit().map_err(backend)
+            })
+            .await
+    }
+
+    async fn sealed_not_under(&self, key_id: &str) -> Result<Vec<IdentitySourceRecord>, StorageError> {
+        let key_id = key_id.to_owned();
+        self.pool
+            .read(move |conn| {
+                let mut statement = conn
+                    .prepare_cached(&format!(
+                        "SELECT {SOURCE_COLUMNS} FROM identity_sources WHERE secret_key_id IS NOT NULL AND secret_key_id <> ?1 ORDER BY id"
+                    ))
+                    .map_err(backend)?;
+                let rows = statement.query_map(params![key_id], source_from_row).map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await
+    }
+
+    async fn reseal(
+        &self,
+        id: Uuid,
+        sealed: SealedBlob,
+        previous_key_id: &str,
+        audit: AuditEvent,
+    ) -> Result<bool, StorageError> {
+        let previous_key_id = previous_key_id.to_owned();
+        self.pool
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(backend)?;
+                let changed = tx
+                    .execute(
+                        "UPDATE identity_sources SET secret_key_id = ?2, secret_nonce = ?3, secret_ciphertext = ?4
+                         WHERE id = ?1 AND secret_key_id = ?5",
+                        params![id.to_string(), sealed.key_id, sealed.nonce, sealed.ciphertext, previous_key_id],
+                    )
+                    .map_err(backend)?;
+                if changed == 0 {
+                    return Ok(false);
+                }
+                insert_audit(&tx, &audit)?;
+                tx.commit().map_err(backend)?;
+                Ok(true)
             })
             .await
     }
