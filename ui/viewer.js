@@ -198,7 +198,7 @@ class Viewer {
     );
 
     // Files (PROTOCOL.md "Files"): uploads land in the session's drive
-    // RAP_Transfers, downloads come from its ToClient folder.
+    // (RAPXfer; session.attached names it), downloads come from its ToClient folder.
     this.filePolicy = h('span', { id: 'file-policy', text: 'checking…' });
     this.fileBadge = h('span', { class: 'badge badge-viewer', id: 'file-badge', hidden: true });
     this.fileInput = h('input', {
@@ -236,9 +236,9 @@ class Viewer {
         'p',
         { class: 'muted', id: 'file-where' },
         'Uploaded files appear on the remote desktop in the drive ',
-        h('code', { text: 'RAP_Transfers' }),
+        (this.driveName = h('code', { text: 'RAPXfer' })),
         '. To send a file here, save it into ',
-        h('code', { text: 'RAP_Transfers\\ToClient' }),
+        (this.downloadFolder = h('code', { text: 'RAPXfer\\ToClient' })),
         ' on the remote desktop. At most 25 MiB per file.',
       ),
       h(
@@ -490,6 +490,10 @@ class Viewer {
           this.policyFromSocket = true;
           this.clipboardMode = payload.policy.clipboard_mode ?? null;
           this.fileMode = payload.policy.file_transfer_mode ?? null;
+          if (payload.policy.transfer_drive) {
+            this.driveName.textContent = payload.policy.transfer_drive;
+            this.downloadFolder.textContent = `${payload.policy.transfer_drive}\\${payload.policy.download_folder ?? 'ToClient'}`;
+          }
           this.showPolicies();
         }
         if (this.role === 'controller') {

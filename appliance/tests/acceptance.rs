@@ -237,10 +237,30 @@ async fn files_cross_the_redirected_drive_on_xrdp() {
     assert_eq!(uploaded["type"], "file_upload.completed", "{uploaded}");
 
     // xrdp mounts the redirected drive at ~/thinclient_drives/<name>, with
-    // the 7-character DOS name (`RAP_Tra`; Windows shows the whole name);
-    // the xterm starts in the home directory. Chansrv may take a moment.
+    // its DOS name (seven characters: `RAPXfer` reads whole there); the
+    // xterm starts in the home directory. Chansrv may take a moment.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    type_text(&mut socket, "cp thinclient_drives/RAP_Tra/up.txt thinclient_drives/RAP_Tra/ToClient/down.txt\n").await;
+    // Listing works as the remote user sees it: ls, ls -l and find each
+    // ask for other directory information classes.
+    let home = std::path::PathBuf::from(format!("/home/{}", xrdp_spec().map(|spec| spec.2).unwrap_or_default()));
+    for listing in ["rap-ls", "rap-lsl", "rap-find"] {
+        let _ = std::fs::remove_file(home.join(listing));
+    }
+    type_text(&mut socket, "ls thinclient_drives/RAPXfer > rap-ls; ls -l thinclient_drives/RAPXfer > rap-lsl; find thinclient_drives/RAPXfer > rap-find\n").await;
+    let listed = read_when_written(&home.join("rap-ls")).await;
+    assert!(
+        listed.lines().any(|line| line == "up.txt") && listed.lines().any(|line| line == "ToClient"),
+        "ls: {listed}"
+    );
+    let long = read_when_written(&home.join("rap-lsl")).await;
+    let size = content.len().to_string();
+    assert!(
+        long.lines().any(|line| line.ends_with(" up.txt") && line.split_whitespace().any(|field| field == size)),
+        "ls -l: {long}"
+    );
+    let found = read_when_written(&home.join("rap-find")).await;
+    assert!(found.lines().any(|line| line == "thinclient_drives/RAPXfer/ToClient"), "find: {found}");
+    type_text(&mut socket, "cp thinclient_drives/RAPXfer/up.txt thinclient_drives/RAPXfer/ToClient/down.txt\n").await;
     let offered = loop {
         let offered = next_of(&mut socket, &["file_download.available"], Duration::from_secs(30)).await;
         if offered["payload"]["files"].as_array().is_some_and(|files| !files.is_empty()) {

@@ -235,7 +235,7 @@ async fn files_in_to_client_are_offered_and_download_paced_by_acks() {
     assert_eq!(policy["file_transfer_mode"], "server_to_client", "the viewer learns the policy on attach: {attached}");
     assert_eq!(policy["clipboard_mode"], "disabled");
 
-    // The remote user saves a file into RAP_Transfers\ToClient.
+    // The remote user saves a file into RAPXfer\ToClient.
     let content: Vec<u8> = (0..5 * CHUNK + 123).map(|i| (i % 251) as u8).collect();
     let to_client = transfers_of(&live, &session).join("ToClient");
     std::fs::write(to_client.join("scan.pdf"), &content).expect("write");

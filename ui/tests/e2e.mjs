@@ -231,7 +231,7 @@ await step('files: a policy without uploads disables them, and a forced upload i
   assert((await note.innerText()).includes('File transfer is turned off for this resource.'), `upload note: ${await note.innerText()}`);
   assert(await pageA.locator('#file-download-note').isVisible(), 'the download reason is shown');
   assert(await pageA.locator('#file-downloads').isHidden(), 'no download list');
-  assert((await pageA.locator('#file-where').innerText()).includes('RAP_Transfers\\ToClient'), 'where files go is explained');
+  assert((await pageA.locator('#file-where').innerText()).includes('RAPXfer\\ToClient'), 'where files go is explained');
 
   // A tampered page gets past the disabled input: the appliance still says no.
   await pageA.locator('#file-upload').evaluate((element) => element.removeAttribute('disabled'));

@@ -353,9 +353,15 @@ impl Connection {
             return;
         };
         // What the viewer may offer its user (enforced again on each use).
-        let policy = broker.policy(&session).await.map(
-            |policy| json!({"clipboard_mode": policy.clipboard_mode, "file_transfer_mode": policy.file_transfer_mode}),
-        );
+        let policy = broker.policy(&session).await.map(|policy| {
+            json!({
+                "clipboard_mode": policy.clipboard_mode,
+                "file_transfer_mode": policy.file_transfer_mode,
+                // Where files are on the remote desktop, for the viewer to say.
+                "transfer_drive": crate::transfer::DRIVE_NAME,
+                "download_folder": crate::transfer::TO_CLIENT_DIR,
+            })
+        });
         let Some(screen) = self.wait_for_screen(sink, &mut notices, session).await else { return };
         let (width, height) = screen.size();
         let attached = json!({

@@ -1,6 +1,6 @@
 //! File transfer: one directory per running session under
 //! `<data_dir>/transfers`, shown to the remote desktop as the redirected
-//! drive `RAP_Transfers` (RDP drive redirection). Uploads land in its root;
+//! drive `RAPXfer` (RDP drive redirection). Uploads land in its root;
 //! files the remote user puts into its `ToClient` folder can be downloaded.
 //!
 //! Nothing here checks policy or who is asking: the gateway does, before it
@@ -20,8 +20,11 @@ use std::time::UNIX_EPOCH;
 use serde::Serialize;
 use uuid::Uuid;
 
-/// The name the remote desktop sees the session's directory under.
-pub const DRIVE_NAME: &str = "RAP_Transfers";
+/// The name the remote desktop sees the session's directory under. Seven
+/// characters: hosts that use the DOS name (xrdp) show it whole, as
+/// Windows does (`\\tsclient\RAPXfer`); the seed's `RAP_Transfers` was cut
+/// to `RAP_Tra` there.
+pub const DRIVE_NAME: &str = "RAPXfer";
 /// The drop zone inside the drive whose files may be downloaded.
 pub const TO_CLIENT_DIR: &str = "ToClient";
 /// Largest file either way (API.md).
