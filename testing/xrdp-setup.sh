@@ -35,6 +35,12 @@ sed -i "s/^KillDisconnected=.*/KillDisconnected=$kill_disconnected/" /etc/xrdp/s
 
 pkill -x xrdp 2>/dev/null || true
 pkill -x xrdp-sesman 2>/dev/null || true
+# A clean slate: no X session of the test user left from an earlier run
+# (the restart test counts the user's X servers).
+if pkill -u "$user" 2>/dev/null; then
+  for _ in $(seq 1 25); do pgrep -u "$user" >/dev/null || break; sleep 0.2; done
+  pkill -KILL -u "$user" 2>/dev/null || true
+fi
 sleep 0.5
 sh /usr/share/xrdp/socksetup >/dev/null 2>&1 || true
 mkdir -p /var/run/xrdp && chown xrdp:xrdp /var/run/xrdp 2>/dev/null || true
