@@ -619,7 +619,7 @@ async fn attach_tokens_are_single_use_and_short_lived() {
 
     let grant = state.broker().redeem(&offer.attach_token).await.expect("first use");
     assert_eq!(grant.session_id, view.session.id);
-    assert_eq!(grant.role, "controller");
+    assert_eq!(grant.role, rap_storage::types::AttachmentRole::Controller);
     assert_eq!(Some(grant.attachment_id), view.controller.as_ref().map(|controller| controller.id));
     assert_eq!(state.broker().redeem(&offer.attach_token).await, None, "a token works once");
     assert_eq!(state.broker().redeem("made-up-token").await, None);

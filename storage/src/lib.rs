@@ -21,6 +21,7 @@ pub mod live;
 pub mod repo;
 pub mod sqlite;
 mod time_text;
+pub mod types;
 
 pub use repo::{Repositories, StorageError};
 pub use time_text::{format_timestamp, parse_timestamp};

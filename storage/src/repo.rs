@@ -2,12 +2,15 @@
 //!
 //! Services hold these as `Arc<dyn …>`; each domain adds its trait here and
 //! its SQLite implementation in [`crate::sqlite`]. Records use plain types
-//! (`Uuid`, `OffsetDateTime`, `serde_json::Value`), never a driver's.
+//! (`Uuid`, `OffsetDateTime`, `serde_json::Value`, the vocabularies of
+//! [`crate::types`]), never a driver's.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+
+use crate::types::{AttachmentRole, CertificateMode, MembershipStatus, OrgRole, PolicyMode, Protocol, SessionState};
 use uuid::Uuid;
 
 /// What can go wrong below a repository. Messages may name tables or SQL
@@ -156,9 +159,8 @@ pub struct MembershipRecord {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub user_id: Uuid,
-    pub role: String,
-    /// `active` or `disabled`.
-    pub status: String,
+    pub role: OrgRole,
+    pub status: MembershipStatus,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -342,8 +344,8 @@ pub struct OrganizationChanges {
 /// Fields of a membership that may change.
 #[derive(Debug, Clone, Default)]
 pub struct MembershipChanges {
-    pub role: Option<String>,
-    pub status: Option<String>,
+    pub role: Option<OrgRole>,
+    pub status: Option<MembershipStatus>,
 }
 
 #[async_trait]
@@ -429,7 +431,7 @@ pub struct IdentityMappingRecord {
     pub external_kind: String,
     pub external_id: String,
     pub user_id: Option<Uuid>,
-    pub role: Option<String>,
+    pub role: Option<OrgRole>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -458,8 +460,8 @@ pub trait IdentitySourceRepository: Send + Sync {
 /// How a resource lets data cross between the viewer and the remote host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourcePolicyRecord {
-    pub clipboard_mode: String,
-    pub file_transfer_mode: String,
+    pub clipboard_mode: PolicyMode,
+    pub file_transfer_mode: PolicyMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -467,10 +469,10 @@ pub struct ResourceRecord {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub name: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub host: String,
     pub port: u16,
-    pub certificate_verification_mode: String,
+    pub certificate_verification_mode: CertificateMode,
     pub certificate_fingerprint: Option<String>,
     pub metadata: serde_json::Value,
     pub secret_ref: Option<String>,
@@ -537,8 +539,7 @@ pub struct SessionRecord {
     pub resource_id: Uuid,
     pub owner_user_id: Uuid,
     pub device_id: Option<Uuid>,
-    /// `pending`, `starting`, `active`, `detached`, `terminated`, `failed`.
-    pub state: String,
+    pub state: SessionState,
     pub worker_id: Option<Uuid>,
     pub width: Option<u16>,
     pub height: Option<u16>,
@@ -564,8 +565,7 @@ pub struct AttachmentRecord {
     pub session_id: Uuid,
     pub user_id: Uuid,
     pub device_id: Option<Uuid>,
-    /// `controller` or `viewer`.
-    pub role: String,
+    pub role: AttachmentRole,
     pub attached_at: OffsetDateTime,
     pub detached_at: Option<OffsetDateTime>,
     pub end_reason: Option<String>,
@@ -610,7 +610,7 @@ pub struct SessionScope {
     /// Organizations where every session is visible (owner/admin there).
     pub managed: Vec<Uuid>,
     /// Only sessions in these states; empty means all.
-    pub states: Vec<String>,
+    pub states: Vec<SessionState>,
 }
 
 /// One state transition and everything that goes with it, written in one
@@ -618,8 +618,8 @@ pub struct SessionScope {
 #[derive(Debug, Clone)]
 pub struct SessionTransition {
     pub session_id: Uuid,
-    pub from: Vec<&'static str>,
-    pub to: &'static str,
+    pub from: Vec<SessionState>,
+    pub to: SessionState,
     pub now: OffsetDateTime,
     /// The new state's reason: the failure reason for `failed`, the
     /// detach reason for `detached`, ignored otherwise.

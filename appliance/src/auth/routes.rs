@@ -201,8 +201,8 @@ struct MembershipEntry {
     organization_id: Uuid,
     organization_slug: String,
     organization_name: String,
-    role: String,
-    status: String,
+    role: rap_storage::types::OrgRole,
+    status: rap_storage::types::MembershipStatus,
 }
 
 impl From<MembershipView> for MembershipEntry {

@@ -79,8 +79,8 @@ struct MembershipView {
     id: Uuid,
     organization_id: Uuid,
     user_id: Uuid,
-    role: String,
-    status: String,
+    role: rap_storage::types::OrgRole,
+    status: rap_storage::types::MembershipStatus,
 }
 
 #[derive(Serialize)]

@@ -218,8 +218,8 @@ impl InstallationService {
             id: Uuid::now_v7(),
             organization_id: organization.id,
             user_id: owner.id,
-            role: "org_owner".to_owned(),
-            status: "active".to_owned(),
+            role: rap_storage::types::OrgRole::OrgOwner,
+            status: rap_storage::types::MembershipStatus::Active,
             created_at: now,
             updated_at: now,
         };

@@ -4,6 +4,7 @@
 
 use rap_storage::StorageError;
 use rap_storage::repo::Repositories;
+use rap_storage::types::MembershipStatus;
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -39,8 +40,8 @@ impl Gate {
     pub async fn standing(&self, principal: &Principal, organization_id: Uuid) -> Result<Standing, StorageError> {
         let membership = self.repositories.organizations.membership_of(organization_id, principal.user_id()).await?;
         let role = membership
-            .filter(|membership| membership.status == "active")
-            .and_then(|membership| OrgRole::parse(&membership.role));
+            .filter(|membership| membership.status == MembershipStatus::Active)
+            .map(|membership| membership.role);
         Ok(Standing { platform_admin: principal.is_platform_admin(), role })
     }
 
@@ -91,7 +92,7 @@ impl Gate {
         let memberships = self.repositories.users.memberships(principal.user_id()).await?;
         Ok(memberships
             .into_iter()
-            .filter(|view| view.membership.status == "active")
+            .filter(|view| view.membership.status == MembershipStatus::Active)
             .map(|view| view.membership.organization_id)
             .collect())
     }

@@ -150,8 +150,8 @@ struct MembershipView {
     id: Uuid,
     organization_id: Uuid,
     user_id: Uuid,
-    role: String,
-    status: String,
+    role: OrgRole,
+    status: rap_storage::types::MembershipStatus,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -314,7 +314,7 @@ struct MappingView {
     external_kind: String,
     external_id: String,
     user_id: Option<Uuid>,
-    role: Option<String>,
+    role: Option<OrgRole>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
 }

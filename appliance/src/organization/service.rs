@@ -3,6 +3,7 @@ use rap_storage::repo::{
     IdentityMappingRecord, IdentitySourceRecord, MembershipChanges, MembershipRecord, OrgScope, OrganizationChanges,
     OrganizationRecord, Repositories,
 };
+use rap_storage::types::MembershipStatus;
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -311,8 +312,8 @@ impl OrganizationService {
             id: Uuid::now_v7(),
             organization_id,
             user_id: input.user_id,
-            role: input.role.as_str().to_owned(),
-            status: "active".to_owned(),
+            role: input.role,
+            status: MembershipStatus::Active,
             created_at: now,
             updated_at: now,
         };
@@ -343,7 +344,7 @@ impl OrganizationService {
         self.gate.check(principal, organization_id, Action::ManageMemberships, context).await?;
         let membership =
             self.repositories.organizations.get_membership(organization_id, id).await?.ok_or(OrgError::NotFound)?;
-        if grants_owner || membership.role == OrgRole::OrgOwner.as_str() {
+        if grants_owner || membership.role == OrgRole::OrgOwner {
             self.gate.check(principal, organization_id, Action::ManageOwners, context).await?;
         }
         Ok(membership)
@@ -357,15 +358,16 @@ impl OrganizationService {
         patch: MembershipPatch,
         context: &RequestContext,
     ) -> Result<MembershipRecord, OrgError> {
-        if let Some(status) = &patch.status
-            && status != "active"
-            && status != "disabled"
-        {
-            return Err(OrgError::InvalidField(("status", "must be active or disabled")));
-        }
+        let status = match patch.status.as_deref() {
+            None => None,
+            Some(text) => Some(
+                MembershipStatus::parse(text)
+                    .ok_or(OrgError::InvalidField(("status", "must be active or disabled")))?,
+            ),
+        };
         let grants_owner = patch.role == Some(OrgRole::OrgOwner);
         self.existing_membership(principal, organization_id, id, grants_owner, context).await?;
-        let changes = MembershipChanges { role: patch.role.map(|role| role.as_str().to_owned()), status: patch.status };
+        let changes = MembershipChanges { role: patch.role, status };
         let event = audit::with(
             audit::on(self.event(context, principal, "membership.updated", organization_id), "membership", id),
             json!({"role": changes.role, "status": changes.status}),
@@ -511,7 +513,7 @@ impl OrganizationService {
             external_kind: input.external_kind,
             external_id: external_id.to_owned(),
             user_id: input.user_id,
-            role: input.role.map(|role| role.as_str().to_owned()),
+            role: input.role,
             created_at: now,
             updated_at: now,
         };

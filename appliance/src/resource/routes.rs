@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::guard::redact_credentials;
 use super::service::{PolicyInput, ResourceError, ResourceInput, ResourcePatch, SecretInput};
+use super::{CertificateMode, PolicyMode, Protocol};
 use crate::http::extract::{Context, CurrentUser};
 use crate::http::page::{self, Page};
 use crate::http::{ApiError, ApiJson, path_id};
@@ -62,8 +63,8 @@ impl From<ResourceError> for ApiError {
 
 #[derive(Serialize)]
 struct PolicyView {
-    clipboard_mode: String,
-    file_transfer_mode: String,
+    clipboard_mode: PolicyMode,
+    file_transfer_mode: PolicyMode,
     /// The seed's legacy flags, derived from the modes.
     clipboard_enabled: bool,
     file_transfer_enabled: bool,
@@ -74,10 +75,10 @@ struct ResourceView {
     id: Uuid,
     organization_id: Uuid,
     name: String,
-    protocol: String,
+    protocol: Protocol,
     host: String,
     port: u16,
-    certificate_verification_mode: String,
+    certificate_verification_mode: CertificateMode,
     certificate_fingerprint: Option<String>,
     metadata: Value,
     policy: PolicyView,
@@ -102,8 +103,8 @@ impl From<ResourceRecord> for ResourceView {
             certificate_fingerprint: record.certificate_fingerprint,
             metadata: redact_credentials(&record.metadata),
             policy: PolicyView {
-                clipboard_enabled: record.policy.clipboard_mode != "disabled",
-                file_transfer_enabled: record.policy.file_transfer_mode != "disabled",
+                clipboard_enabled: record.policy.clipboard_mode != PolicyMode::Disabled,
+                file_transfer_enabled: record.policy.file_transfer_mode != PolicyMode::Disabled,
                 clipboard_mode: record.policy.clipboard_mode,
                 file_transfer_mode: record.policy.file_transfer_mode,
             },

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::guard::credential_like_paths;
+use super::{CertificateMode, PolicyMode, Protocol};
 use crate::audit::{self, Outcome, RequestContext};
 use crate::auth::Principal;
 use crate::auth::validate::FieldError;
@@ -15,8 +16,6 @@ use crate::secrets::{Credentials, SecretService, SecretStoreError};
 
 /// Largest metadata document accepted, serialized.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
-const MODES: [&str; 4] = ["disabled", "client_to_server", "server_to_client", "bidirectional"];
-
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
     /// The resource is not there for this caller (or at all).
@@ -88,14 +87,6 @@ pub struct SecretInput {
     pub domain: Option<String>,
 }
 
-fn default_port(protocol: &str) -> u16 {
-    match protocol {
-        "vnc" => 5900,
-        "ssh" => 22,
-        _ => 3389,
-    }
-}
-
 fn valid_name(raw: &str) -> Result<String, ResourceError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -123,11 +114,9 @@ fn valid_port(port: u16) -> Result<u16, ResourceError> {
     if port == 0 { Err(ResourceError::InvalidField(("port", "must be between 1 and 65535"))) } else { Ok(port) }
 }
 
-fn valid_verification(mode: &str) -> Result<String, ResourceError> {
-    match mode {
-        "strict" | "ignore" => Ok(mode.to_owned()),
-        _ => Err(ResourceError::InvalidField(("certificate_verification_mode", "must be strict or ignore"))),
-    }
+fn valid_verification(mode: &str) -> Result<CertificateMode, ResourceError> {
+    CertificateMode::parse(mode)
+        .ok_or(ResourceError::InvalidField(("certificate_verification_mode", "must be strict or ignore")))
 }
 
 /// `sha256:` and 64 hex digits, colons allowed between bytes; stored in
@@ -152,15 +141,11 @@ fn valid_metadata(metadata: Value) -> Result<Value, ResourceError> {
     Ok(metadata)
 }
 
-fn valid_mode(mode: &str, field: &'static str) -> Result<String, ResourceError> {
-    if MODES.contains(&mode) {
-        Ok(mode.to_owned())
-    } else {
-        Err(ResourceError::InvalidField((
-            field,
-            "must be disabled, client_to_server, server_to_client or bidirectional",
-        )))
-    }
+fn valid_mode(mode: &str, field: &'static str) -> Result<PolicyMode, ResourceError> {
+    PolicyMode::parse(mode).ok_or(ResourceError::InvalidField((
+        field,
+        "must be disabled, client_to_server, server_to_client or bidirectional",
+    )))
 }
 
 fn apply_policy(
@@ -225,10 +210,8 @@ impl ResourceService {
             .check(principal, input.organization_id, Action::ManageResources, context)
             .await
             .map_err(ResourceError::Organization)?;
-        let protocol = match input.protocol.as_str() {
-            "rdp" | "vnc" | "ssh" => input.protocol.clone(),
-            _ => return Err(ResourceError::InvalidField(("protocol", "must be rdp, vnc or ssh"))),
-        };
+        let protocol = Protocol::parse(&input.protocol)
+            .ok_or(ResourceError::InvalidField(("protocol", "must be rdp, vnc or ssh")))?;
         let metadata = valid_metadata(input.metadata.unwrap_or_else(|| json!({})))?;
         self.guard_metadata(&metadata)?;
         let now = OffsetDateTime::now_utc();
@@ -236,7 +219,7 @@ impl ResourceService {
             id: Uuid::now_v7(),
             organization_id: input.organization_id,
             name: valid_name(&input.name)?,
-            port: valid_port(input.port.unwrap_or_else(|| default_port(&protocol)))?,
+            port: valid_port(input.port.unwrap_or_else(|| protocol.default_port()))?,
             protocol,
             host: valid_host(&input.host)?,
             certificate_verification_mode: valid_verification(
@@ -246,7 +229,7 @@ impl ResourceService {
             metadata,
             secret_ref: None,
             policy: apply_policy(
-                ResourcePolicyRecord { clipboard_mode: "disabled".into(), file_transfer_mode: "disabled".into() },
+                ResourcePolicyRecord { clipboard_mode: PolicyMode::Disabled, file_transfer_mode: PolicyMode::Disabled },
                 input.policy,
             )?,
             created_by_user_id: Some(principal.user_id()),

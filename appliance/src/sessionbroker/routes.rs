@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::service::{AttachOffer, BrokerError, SessionView, StartRequest};
+use super::state::SessionState;
+use super::{AttachOffer, BrokerError, SessionView, StartRequest};
 use crate::http::extract::{Context, CurrentUser, PlatformAdmin};
 use crate::http::page::{self, Page};
 use crate::http::{ApiError, ApiJson, path_id};
@@ -114,7 +115,7 @@ impl From<AttachmentRecord> for ControllerView {
 #[derive(Serialize)]
 struct SessionBody {
     id: Uuid,
-    state: String,
+    state: SessionState,
     resource_id: Uuid,
     organization_id: Uuid,
     owner_user_id: Uuid,
@@ -241,14 +242,12 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<ApiJson<Page<SessionBody>>, ApiError> {
     let (after, limit) = page::ListQuery { limit: query.limit, cursor: query.cursor }.id_page()?;
-    let states: Vec<String> = query
+    let states: Vec<SessionState> = query
         .state
         .as_deref()
-        .map(|states| states.split(',').map(str::trim).map(str::to_owned).collect())
-        .unwrap_or_default();
-    if states.iter().any(|state| super::state::SessionState::parse(state).is_none()) {
-        return Err(ApiError::invalid_fields([("state", "must be session states separated by commas")]));
-    }
+        .map(|states| states.split(',').map(str::trim).map(SessionState::parse).collect::<Option<_>>())
+        .unwrap_or(Some(Vec::new()))
+        .ok_or_else(|| ApiError::invalid_fields([("state", "must be session states separated by commas")]))?;
     let sessions = state.broker().list(&principal, query.organization_id, states, after, limit + 1, &context).await?;
     // Each with its controller: what an admin's live-sessions list shows.
     let mut bodies = Vec::with_capacity(sessions.len());

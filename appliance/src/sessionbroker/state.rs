@@ -19,42 +19,7 @@
 //! transaction with its audit event, conditional on the state it was
 //! computed from (so two racing commands cannot both win).
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    Pending,
-    Starting,
-    Active,
-    Detached,
-    Terminated,
-    Failed,
-}
-
-impl SessionState {
-    pub const ALL: [SessionState; 6] =
-        [Self::Pending, Self::Starting, Self::Active, Self::Detached, Self::Terminated, Self::Failed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Starting => "starting",
-            Self::Active => "active",
-            Self::Detached => "detached",
-            Self::Terminated => "terminated",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|state| state.as_str() == text)
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Terminated | Self::Failed)
-    }
-}
+pub use rap_storage::types::SessionState;
 
 /// What can happen to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +138,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_terminal_states_are_final() {
-        for state in SessionState::ALL {
-            assert_eq!(SessionState::parse(state.as_str()), Some(state));
+        for &state in SessionState::ALL {
             if state.is_terminal() {
                 assert!(COMMANDS.iter().all(|command| next(state, *command).is_err()));
             }

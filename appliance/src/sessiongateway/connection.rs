@@ -21,6 +21,7 @@ use crate::sessionbroker::state::SessionState;
 use crate::sessionbroker::{AttachGrant, SessionNotice};
 use crate::state::AppState;
 use crate::worker::{ClipboardText, SessionInput};
+use rap_storage::types::AttachmentRole;
 
 /// A client must attach this soon after connecting.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -216,7 +217,7 @@ async fn admit(
                 attachment_id: claims.aid,
                 user_id: claims.sub,
                 device_id: None,
-                role: if controls { "controller" } else { "viewer" }.into(),
+                role: if controls { AttachmentRole::Controller } else { AttachmentRole::Viewer },
             })
         }
     }
@@ -334,7 +335,7 @@ impl Connection {
     }
 
     pub(super) async fn is_controller(&self) -> bool {
-        self.grant.role == "controller"
+        self.grant.role == AttachmentRole::Controller
             && self
                 .state
                 .broker()
@@ -378,7 +379,7 @@ impl Connection {
         if !send_text(sink, envelope::envelope("session.attached", attached)).await {
             return;
         }
-        let current = broker.session(self.session_id()).await.map(|session| session.state).unwrap_or_default();
+        let current = broker.session(self.session_id()).await.map(|session| session.state);
         send_text(
             sink,
             envelope::envelope("session.state", json!({"session_id": self.session_id(), "state": current})),
@@ -387,12 +388,12 @@ impl Connection {
         self.state.metrics().viewer_attached();
         tracing::info!(session_id = %self.session_id(), attachment_id = %self.grant.attachment_id, role = %self.grant.role, "Viewer attached");
 
-        if self.grant.role == "viewer" {
+        if self.grant.role == AttachmentRole::Viewer {
             broker.announce_viewers(self.session_id()).await;
         }
         let ending = self.pump(sink, stream, &mut notices, &screen, &shutdown).await;
         self.state.metrics().viewer_detached();
-        if self.grant.role == "viewer" {
+        if self.grant.role == AttachmentRole::Viewer {
             broker.viewer_left(self.session_id(), self.grant.attachment_id).await;
         } else if matches!(ending, Ending::TransportLost) && self.is_controller().await {
             broker.transport_lost(self.session_id(), self.grant.attachment_id).await;
@@ -410,7 +411,7 @@ impl Connection {
     ) -> Option<Arc<Screen>> {
         let screens = &self.state.broker().live().queues.screens;
         let deadline = tokio::time::Instant::now() + SCREEN_TIMEOUT;
-        let mut state = SessionState::parse(&session.state);
+        let mut state = Some(session.state);
         // The reason of a failure that happens while this socket waits
         // comes with the notice, not with the record read before.
         let mut reason = session.failure_reason.clone();
@@ -536,7 +537,7 @@ impl Connection {
                         return Ending::TransportLost;
                     }
                 }
-                _ = offer_check.tick(), if self.grant.role == "controller" => {
+                _ = offer_check.tick(), if self.grant.role == AttachmentRole::Controller => {
                     if !self.offer_downloads(sink, false).await {
                         return Ending::TransportLost;
                     }
@@ -730,7 +731,7 @@ impl Connection {
                 "clipboard_client_to_server",
             ));
         }
-        if session.state != "active" {
+        if session.state != SessionState::Active {
             return Err((
                 "invalid_session_state",
                 "Clipboard text is accepted only while the session is active.",

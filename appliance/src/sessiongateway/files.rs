@@ -70,7 +70,7 @@ impl Connection {
             .session(self.session_id())
             .await
             .ok_or(Blocked { reason: "not_active", message: "The session is gone." })?;
-        if session.state != "active" {
+        if session.state != crate::sessionbroker::state::SessionState::Active {
             return Err(Blocked { reason: "not_active", message: "Files move only while the session is active." });
         }
         let mode = broker.file_transfer_mode(&session).await;

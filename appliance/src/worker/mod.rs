@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::protocol::framebuffer::{Screen, Screens};
+use crate::resource::{CertificateMode, PolicyMode, Protocol};
 use crate::secrets::Credentials;
 
 /// Queue names, as in the seed.
@@ -47,15 +48,14 @@ pub struct Assignment {
     pub session_id: Uuid,
     pub worker_id: Uuid,
     pub organization_id: Uuid,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub host: String,
     pub port: u16,
     pub credentials: Option<Credentials>,
-    /// `strict` or `ignore`.
-    pub certificate_verification_mode: String,
+    pub certificate_verification_mode: CertificateMode,
     pub certificate_fingerprint: Option<String>,
-    pub clipboard_mode: String,
-    pub file_transfer_mode: String,
+    pub clipboard_mode: PolicyMode,
+    pub file_transfer_mode: PolicyMode,
     pub width: u16,
     pub height: u16,
 }

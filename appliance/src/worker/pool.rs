@@ -137,8 +137,7 @@ impl Slot {
         let session_id = assignment.session_id;
         let cancel = shutdown.child_token();
         let mut io = SessionIo::new(session_id, self.worker_id, &self.queues, cancel.clone(), self.heartbeat_interval);
-        let transfers_allowed = crate::sessionbroker::PolicyMode::parse(&assignment.file_transfer_mode)
-            .is_some_and(|mode| mode != crate::sessionbroker::PolicyMode::Disabled);
+        let transfers_allowed = assignment.file_transfer_mode != crate::resource::PolicyMode::Disabled;
         if transfers_allowed {
             let transfers = self.queues.transfers.clone();
             let prepared = tokio::task::spawn_blocking(move || transfers.prepare(session_id)).await;

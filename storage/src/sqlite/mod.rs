@@ -228,3 +228,35 @@ impl AuditRepository for SqliteStore {
             .await
     }
 }
+
+/// The vocabularies are stored as their text; a value the schema's CHECK
+/// would refuse can still be read (a database edited by hand) and is then
+/// an error, never a guess.
+macro_rules! sql_text {
+    ($($name:ty),+) => {$(
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                <$name>::parse(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(format!("not a {}: {text:?}", stringify!($name)).into())
+                })
+            }
+        }
+    )+};
+}
+
+sql_text!(
+    crate::types::SessionState,
+    crate::types::PolicyMode,
+    crate::types::Protocol,
+    crate::types::CertificateMode,
+    crate::types::OrgRole,
+    crate::types::MembershipStatus,
+    crate::types::AttachmentRole
+);

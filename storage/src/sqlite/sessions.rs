@@ -238,7 +238,7 @@ impl SessionRepository for SqliteStore {
             .read(move |conn| {
                 let (all, organizations) = scope_params(&scope.organizations);
                 let managed = serde_json::Value::from(scope.managed.iter().map(Uuid::to_string).collect::<Vec<_>>()).to_string();
-                let states = serde_json::Value::from(scope.states.clone()).to_string();
+                let states = serde_json::to_string(&scope.states).map_err(|error| StorageError::Backend(error.to_string()))?;
                 collect(
                     conn,
                     &format!(
@@ -286,8 +286,8 @@ impl SessionRepository for SqliteStore {
             .write(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
                 let now = format_timestamp(transition.now);
-                let from = serde_json::Value::from(transition.from.clone()).to_string();
-                let terminal = matches!(transition.to, "terminated" | "failed");
+                let from = serde_json::to_string(&transition.from).map_err(|error| StorageError::Backend(error.to_string()))?;
+                let terminal = transition.to.is_terminal();
                 let changed = tx
                     .execute(
                         "UPDATE remote_sessions SET

@@ -14,7 +14,7 @@ use ironrdp_cliprdr::pdu::{
 };
 use ironrdp_cliprdr::{CliprdrClient, CliprdrSvcMessages};
 
-use crate::sessionbroker::PolicyMode;
+use crate::resource::PolicyMode;
 use crate::worker::ClipboardText;
 
 /// Largest remote clipboard text passed on, in bytes.

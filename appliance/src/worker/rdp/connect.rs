@@ -20,6 +20,7 @@ use ironrdp_tokio::{FramedWrite as _, TokioFramed};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 
+use crate::resource::CertificateMode;
 use crate::worker::Assignment;
 
 /// How long the whole connection sequence may take.
@@ -198,8 +199,8 @@ async fn upgrade(
     trust: &TrustRoots,
 ) -> Result<(TlsStream<TcpStream>, Vec<u8>), String> {
     let host = assignment.host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    let upgraded = match (assignment.certificate_verification_mode.as_str(), &assignment.certificate_fingerprint) {
-        ("ignore", _) => {
+    let upgraded = match (assignment.certificate_verification_mode, &assignment.certificate_fingerprint) {
+        (CertificateMode::Ignore, _) => {
             ironrdp_tls::upgrade_with_certificate_validation(
                 tcp,
                 &host,
@@ -224,7 +225,7 @@ async fn upgrade(
         classify_tls(&error)
     })?;
     if let Some(pin) = &assignment.certificate_fingerprint
-        && assignment.certificate_verification_mode != "ignore"
+        && assignment.certificate_verification_mode != CertificateMode::Ignore
     {
         let leaf =
             tls.get_ref().1.peer_certificates().and_then(|chain| chain.first()).map(|leaf| fingerprint(leaf.as_ref()));
@@ -261,7 +262,7 @@ pub async fn connect(
     // No clipboard channel at all when the policy allows nothing: the
     // server then has nothing to talk to.
     let mut clipboard = None;
-    if assignment.clipboard_mode != "disabled" {
+    if assignment.clipboard_mode != crate::resource::PolicyMode::Disabled {
         let (backend, events) = super::clipboard::Backend::new();
         connector = connector.with_static_channel(ironrdp_cliprdr::CliprdrClient::new(Box::new(backend)));
         clipboard = Some(events);

@@ -61,9 +61,7 @@ impl SessionRuntime for RdpRuntime {
             Err(_) => return SessionEnd::Failed("connect_timeout".into()),
         };
         tracing::info!(session_id = %io.session_id, "RDP connected");
-        let clipboard_mode = crate::sessionbroker::PolicyMode::parse(&assignment.clipboard_mode)
-            .unwrap_or(crate::sessionbroker::PolicyMode::Disabled);
-        match run_session(connection, &io, clipboard_mode).await {
+        match run_session(connection, &io, assignment.clipboard_mode).await {
             Ok(end) | Err(end) => end,
         }
     }
@@ -253,7 +251,7 @@ impl InputState {
 async fn run_session(
     connection: connect::Connection,
     io: &SessionIo,
-    clipboard_mode: crate::sessionbroker::PolicyMode,
+    clipboard_mode: crate::resource::PolicyMode,
 ) -> Result<SessionEnd, SessionEnd> {
     let connect::Connection { mut framed, result, clipboard: clipboard_events } = connection;
     let mut clipboard = clipboard::Clipboard::new(clipboard_mode);

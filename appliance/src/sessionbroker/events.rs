@@ -1,0 +1,68 @@
+//! What workers report (`worker:events`), fed into the state machine.
+
+use crate::audit::{self, Outcome, RequestContext};
+use crate::worker::{WorkerEvent, WorkerEventKind};
+use rap_storage::repo::LeaseChange;
+use serde_json::json;
+
+use super::service::{Broker, BrokerError, Transition, notice_topic};
+use super::state::{Command, SessionState};
+use super::types::SessionNotice;
+
+impl Broker {
+    /// Feeds one worker event into the state machine.
+    pub async fn on_worker_event(&self, event: WorkerEvent) -> Result<(), BrokerError> {
+        let Some(session) = self.inner.repositories.sessions.get(event.session_id).await? else {
+            tracing::warn!(session_id = %event.session_id, "Event for an unknown session");
+            return Ok(());
+        };
+        if session.worker_id != Some(event.worker_id) {
+            tracing::warn!(session_id = %session.id, worker_id = %event.worker_id, "Event from a worker that does not hold the session");
+            return Ok(());
+        }
+        match event.kind {
+            WorkerEventKind::Connected { width, height } => {
+                let audit = audit::with(
+                    self.event(&RequestContext::default(), None, "session.state_changed", &session, Outcome::Success),
+                    json!({"width": width, "height": height}),
+                );
+                let details = Transition { width: Some(width), height: Some(height), ..Transition::default() };
+                match self.apply(&session, Command::Connected, details, audit).await {
+                    Ok(_) => tracing::info!(session_id = %session.id, "Session active"),
+                    Err(BrokerError::Illegal(_) | BrokerError::Raced) => self.after_end(&session).await,
+                    Err(error) => return Err(error),
+                }
+            }
+            WorkerEventKind::Failed { reason } => {
+                tracing::info!(session_id = %session.id, %reason, "Session failed");
+                self.fail(&session, &reason).await?;
+            }
+            WorkerEventKind::Clipboard(clipboard) => {
+                // Enforced here as well as in the worker and the gateway
+                // (the seed: active-state and server-to-client checks).
+                let active = session.state == SessionState::Active;
+                if !active {
+                    tracing::info!(session_id = %session.id, state = %session.state, "Remote clipboard withheld: the session is not active");
+                } else if self.clipboard_mode(&session).await.is_some_and(|mode| mode.allows_server_to_client()) {
+                    let notice = SessionNotice::Clipboard { session_id: session.id, clipboard };
+                    self.inner.live.notices.publish(&notice_topic(session.id), notice).await;
+                } else {
+                    tracing::info!(session_id = %session.id, "Remote clipboard withheld by policy");
+                }
+            }
+            WorkerEventKind::Disconnected { reason } => {
+                let audit = audit::with(
+                    self.event(&RequestContext::default(), None, "session.state_changed", &session, Outcome::Success),
+                    json!({"reason": reason}),
+                );
+                let details =
+                    Transition { lease: LeaseChange::Release("session_ended".into()), ..Transition::default() };
+                match self.apply(&session, Command::Terminate, details, audit).await {
+                    Ok(_) | Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(())
+    }
+}
