@@ -56,8 +56,6 @@ struct Inner {
     /// Fired when shutdown begins: sockets close with a reason.
     sockets_shutdown: tokio_util::sync::CancellationToken,
     data_plane: Option<crate::dataplane::DataPlane>,
-    /// Data-plane token ids already used at the direct endpoint.
-    used_data_plane_tokens: Arc<dyn rap_storage::live::TtlMap<bool>>,
 }
 
 impl AppState {
@@ -161,7 +159,6 @@ impl AppState {
                 broker,
                 sockets_shutdown: tokio_util::sync::CancellationToken::new(),
                 data_plane,
-                used_data_plane_tokens: Arc::new(MemoryTtlMap::new(ATTACH_TOKENS_CAPACITY)),
             }),
         })
     }
@@ -213,10 +210,5 @@ impl AppState {
     /// The data-plane token issuer, when a signing key is configured.
     pub fn data_plane(&self) -> Option<&crate::dataplane::DataPlane> {
         self.inner.data_plane.as_ref()
-    }
-
-    /// Marks a data-plane token id used; `false` if it already was.
-    pub async fn use_data_plane_token(&self, jti: uuid::Uuid, ttl: std::time::Duration) -> bool {
-        self.inner.used_data_plane_tokens.insert_if_absent(&format!("jti:{jti}"), true, ttl).await
     }
 }

@@ -68,14 +68,20 @@ pub struct Offer {
     pub candidates: Vec<Candidate>,
 }
 
-/// Issues data-plane tokens and offers.
+/// Issues data-plane tokens and offers, and redeems tokens at the direct
+/// endpoint: the only signer and verifier of data-plane tokens.
 #[derive(Clone)]
 pub struct DataPlane {
     signing: Arc<SigningKey<Sha256>>,
     verifying: VerifyingKey<Sha256>,
     config: DataPlaneConfig,
     app_env: AppEnv,
+    /// Token ids already used (single use), until they would expire anyway.
+    used: Arc<dyn rap_storage::live::TtlMap<bool>>,
 }
+
+/// Redeemed tokens remembered at most; far above a small office's traffic.
+const USED_TOKENS_CAPACITY: u64 = 100_000;
 
 fn trust_name(trust: DirectWorkerTrust) -> &'static str {
     match trust {
@@ -162,7 +168,8 @@ impl DataPlane {
         };
         let signing = SigningKey::<Sha256>::new(private);
         let verifying = signing.verifying_key();
-        Ok(Some(Self { signing: Arc::new(signing), verifying, config: config.clone(), app_env }))
+        let used = Arc::new(rap_storage::live::memory::MemoryTtlMap::new(USED_TOKENS_CAPACITY));
+        Ok(Some(Self { signing: Arc::new(signing), verifying, config: config.clone(), app_env, used }))
     }
 
     /// Whether (and how) the direct worker endpoint serves.
@@ -173,6 +180,25 @@ impl DataPlane {
     /// The public half, all a direct endpoint needs.
     pub fn verifying_key(&self) -> &VerifyingKey<Sha256> {
         &self.verifying
+    }
+
+    /// Checks a token presented at `worker_id`'s direct endpoint: its
+    /// signature and lifetime, that it names this worker, and that it has
+    /// not been used; then marks it used. `Err` is the refusal's reason code.
+    pub async fn redeem(&self, token: &str, worker_id: Uuid) -> Result<Claims, &'static str> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = verify(token, &self.verifying, now).map_err(|error| {
+            tracing::info!(%error, "Data-plane token refused");
+            "data_plane_token_invalid"
+        })?;
+        if claims.wid != worker_id {
+            return Err("data_plane_wrong_worker");
+        }
+        let lifetime = std::time::Duration::from_secs(u64::try_from(claims.exp - now).unwrap_or(0).max(1));
+        if !self.used.insert_if_absent(&format!("jti:{}", claims.jti), true, lifetime).await {
+            return Err("data_plane_token_invalid");
+        }
+        Ok(claims)
     }
 
     pub fn offer(&self, user_id: Uuid, session_id: Uuid, worker_id: Uuid, attachment_id: Uuid) -> Offer {

@@ -13,7 +13,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::http::{ApiError, TraceId, path_id};
-use crate::sessiongateway::connection::{Entry, serve};
+use crate::sessiongateway::attach::{Entry, serve};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {

@@ -7,5 +7,7 @@ pub(crate) mod routes;
 mod service;
 
 pub use guard::{credential_like_paths, redact_credentials, split_credentials};
+pub mod flow;
+
 pub use rap_storage::types::{CertificateMode, PolicyMode, Protocol};
 pub use service::{PolicyInput, ResourceError, ResourceInput, ResourcePatch, ResourceService, SecretInput};

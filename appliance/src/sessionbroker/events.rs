@@ -1,12 +1,14 @@
 //! What workers report (`worker:events`), fed into the state machine.
 
 use crate::audit::{self, Outcome, RequestContext};
+use crate::resource::PolicyMode;
+use crate::resource::flow::{Crossing, Flow, may};
 use crate::worker::{WorkerEvent, WorkerEventKind};
 use rap_storage::repo::LeaseChange;
 use serde_json::json;
 
 use super::service::{Broker, BrokerError, Transition, notice_topic};
-use super::state::{Command, SessionState};
+use super::state::Command;
 use super::types::SessionNotice;
 
 impl Broker {
@@ -39,15 +41,18 @@ impl Broker {
             }
             WorkerEventKind::Clipboard(clipboard) => {
                 // Enforced here as well as in the worker and the gateway
-                // (the seed: active-state and server-to-client checks).
-                let active = session.state == SessionState::Active;
-                if !active {
-                    tracing::info!(session_id = %session.id, state = %session.state, "Remote clipboard withheld: the session is not active");
-                } else if self.clipboard_mode(&session).await.is_some_and(|mode| mode.allows_server_to_client()) {
-                    let notice = SessionNotice::Clipboard { session_id: session.id, clipboard };
-                    self.inner.live.notices.publish(&notice_topic(session.id), notice).await;
-                } else {
-                    tracing::info!(session_id = %session.id, "Remote clipboard withheld by policy");
+                // (the seed: active-state and server-to-client checks); the
+                // gateway then gives it to the controller alone.
+                let mode = self.clipboard_mode(&session).await.unwrap_or(PolicyMode::Disabled);
+                let crossing = Crossing { controller: true, state: session.state, mode };
+                match may(Flow::ClipboardOut, crossing) {
+                    Ok(()) => {
+                        let notice = SessionNotice::Clipboard { session_id: session.id, clipboard };
+                        self.inner.live.notices.publish(&notice_topic(session.id), notice).await;
+                    }
+                    Err(refusal) => {
+                        tracing::info!(session_id = %session.id, state = %session.state, reason = refusal.code(), "Remote clipboard withheld");
+                    }
                 }
             }
             WorkerEventKind::Disconnected { reason } => {

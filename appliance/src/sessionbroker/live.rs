@@ -95,8 +95,15 @@ impl Broker {
     /// Records a finished file transfer: who, which file, how big, its
     /// SHA-256; never its contents. A failed write is logged, not fatal:
     /// the file has already moved.
-    pub async fn audit_file_transfer(&self, session_id: Uuid, actor: Uuid, action: &str, details: serde_json::Value) {
+    pub async fn audit_file_transfer(
+        &self,
+        session_id: Uuid,
+        actor: Uuid,
+        action: &str,
+        moved: &crate::transfer::Moved,
+    ) {
         let Some(session) = self.session(session_id).await else { return };
+        let details = serde_json::to_value(moved).unwrap_or_default();
         let event = audit::with(
             self.event(&RequestContext::default(), Some(actor), action, &session, Outcome::Success),
             details,
@@ -121,5 +128,16 @@ impl Broker {
     /// request so an admin's change applies to running sessions too.
     pub async fn file_transfer_mode(&self, session: &SessionRecord) -> Option<PolicyMode> {
         Some(self.policy(session).await?.file_transfer_mode)
+    }
+
+    /// The running sessions' screens (the gateway reads them, workers draw).
+    pub fn screens(&self) -> &crate::protocol::framebuffer::Screens {
+        &self.inner.live.queues.screens
+    }
+
+    /// The session's transfer folder (it exists only while its policy
+    /// allows file transfer and the session runs).
+    pub fn transfer_dir(&self, session_id: Uuid) -> std::path::PathBuf {
+        self.inner.live.queues.transfers.dir(session_id)
     }
 }

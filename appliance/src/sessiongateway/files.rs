@@ -9,11 +9,13 @@
 use std::path::PathBuf;
 
 use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::connection::{Connection, Sink, send_text};
-use super::envelope::{self, ClientMessage, envelope_with_event, event};
+use super::connection::Connection;
+use super::envelope::{self, ClientMessage, FileBlocked, ServerMessage, details};
+use super::socket::{Sink, send};
+use crate::resource::flow::{self, Flow};
 use crate::transfer::download::Acked;
 use crate::transfer::upload::Step;
 use crate::transfer::{self, Offered, Refusal};
@@ -23,15 +25,6 @@ use crate::transfer::{self, Offered, Refusal};
 enum Direction {
     Upload,
     Download,
-}
-
-impl Direction {
-    fn blocked(self) -> &'static str {
-        match self {
-            Self::Upload => "file_upload.blocked",
-            Self::Download => "file_download.blocked",
-        }
-    }
 }
 
 /// A refusal before any transfer state is touched.
@@ -59,33 +52,30 @@ pub(super) struct FileTransfers {
 }
 
 impl Connection {
-    /// Whether this socket may move files `direction` now; the session's
-    /// transfer folder if so.
+    /// Whether this socket may move files `direction` now (the one rule:
+    /// controller, active, policy); the session's transfer folder if so.
     async fn transfer_gate(&self, direction: Direction) -> Result<PathBuf, Blocked> {
-        if !self.is_controller().await {
-            return Err(Blocked { reason: "not_controller", message: "Only the controller can transfer files." });
+        let flow = match direction {
+            Direction::Upload => Flow::Upload,
+            Direction::Download => Flow::Download,
+        };
+        match self.crossing(flow).await {
+            Ok(()) => {}
+            Err(flow::Refusal::NotController) => {
+                return Err(Blocked { reason: "not_controller", message: "Only the controller can transfer files." });
+            }
+            Err(flow::Refusal::NotActive) => {
+                return Err(Blocked { reason: "not_active", message: "Files move only while the session is active." });
+            }
+            Err(flow::Refusal::PolicyDenied) => {
+                let message = match direction {
+                    Direction::Upload => "This resource's policy does not allow uploading files.",
+                    Direction::Download => "This resource's policy does not allow downloading files.",
+                };
+                return Err(Blocked { reason: "policy_denied", message });
+            }
         }
-        let broker = self.state.broker();
-        let session = broker
-            .session(self.session_id())
-            .await
-            .ok_or(Blocked { reason: "not_active", message: "The session is gone." })?;
-        if session.state != crate::sessionbroker::state::SessionState::Active {
-            return Err(Blocked { reason: "not_active", message: "Files move only while the session is active." });
-        }
-        let mode = broker.file_transfer_mode(&session).await;
-        let allowed = mode.is_some_and(|mode| match direction {
-            Direction::Upload => mode.allows_client_to_server(),
-            Direction::Download => mode.allows_server_to_client(),
-        });
-        if !allowed {
-            let message = match direction {
-                Direction::Upload => "This resource's policy does not allow uploading files.",
-                Direction::Download => "This resource's policy does not allow downloading files.",
-            };
-            return Err(Blocked { reason: "policy_denied", message });
-        }
-        let dir = broker.live().queues.transfers.dir(self.session_id());
+        let dir = self.state.broker().transfer_dir(self.session_id());
         if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
             return Err(Refusal::StorageFailed.into());
         }
@@ -93,7 +83,15 @@ impl Connection {
     }
 
     async fn send_blocked(&self, sink: &mut Sink, direction: Direction, transfer_id: &str, blocked: Blocked) -> bool {
-        self.send_blocked_with(sink, direction, transfer_id, blocked, json!({})).await
+        let payload = FileBlocked {
+            transfer_id: None,
+            reason: blocked.reason,
+            received: (direction == Direction::Upload).then_some(None),
+            error: None,
+            field: None,
+            error_reason: None,
+        };
+        self.send_blocked_with(sink, direction, transfer_id, blocked, payload).await
     }
 
     async fn send_blocked_with(
@@ -102,16 +100,17 @@ impl Connection {
         direction: Direction,
         transfer_id: &str,
         blocked: Blocked,
-        extra: Value,
+        payload: FileBlocked,
     ) -> bool {
         // A refused list request has no transfer: its id is null.
-        let transfer_id = (!transfer_id.is_empty()).then_some(transfer_id);
-        let mut payload = json!({"transfer_id": transfer_id, "reason": blocked.reason});
-        if let (Some(payload), Value::Object(extra)) = (payload.as_object_mut(), extra) {
-            payload.extend(extra);
-        }
-        let notice = event(blocked.reason, blocked.message, json!({"transfer_id": transfer_id}), &self.trace_id);
-        send_text(sink, envelope_with_event(direction.blocked(), payload, notice)).await
+        let transfer_id = (!transfer_id.is_empty()).then(|| transfer_id.to_owned());
+        let event = self.notice(blocked.reason, blocked.message, details::one("transfer_id", &transfer_id));
+        let blocked = FileBlocked { transfer_id, reason: blocked.reason, ..payload };
+        let message = match direction {
+            Direction::Upload => ServerMessage::UploadBlocked { blocked, event },
+            Direction::Download => ServerMessage::DownloadBlocked { blocked, event },
+        };
+        send(sink, message).await
     }
 
     /// Handles one file transfer message; `false` if the socket should close.
@@ -144,8 +143,7 @@ impl Connection {
             }
             ClientMessage::FileUploadCancel(cancel) => {
                 let cancelled = Uuid::parse_str(&cancel.transfer_id).is_ok_and(|id| self.files.uploads.abandon(id));
-                let payload = json!({"transfer_id": cancel.transfer_id, "cancelled": cancelled});
-                send_text(sink, envelope::envelope("file_upload.cancelled", payload)).await
+                send(sink, ServerMessage::UploadCancelled { transfer_id: cancel.transfer_id, cancelled }).await
             }
             ClientMessage::FileDownloadList => {
                 self.files.offered = None;
@@ -161,13 +159,13 @@ impl Connection {
                 .await;
                 match result {
                     Ok((transfer_id, size)) => {
-                        let payload = json!({
-                            "transfer_id": transfer_id,
-                            "file_name": start.file_name,
-                            "size": size,
-                            "chunk_size": transfer::MAX_CHUNK_BYTES,
-                        });
-                        if !send_text(sink, envelope::envelope("file_download.started", payload)).await {
+                        let started = ServerMessage::DownloadStarted {
+                            transfer_id,
+                            file_name: start.file_name,
+                            size,
+                            chunk_size: transfer::MAX_CHUNK_BYTES,
+                        };
+                        if !send(sink, started).await {
                             return false;
                         }
                         self.send_download_chunks(sink, transfer_id).await
@@ -188,25 +186,24 @@ impl Connection {
                 match result {
                     Ok((transfer_id, Acked::Continue)) => self.send_download_chunks(sink, transfer_id).await,
                     Ok((transfer_id, Acked::Completed { size, sha256 })) => {
-                        let payload = json!({"transfer_id": transfer_id, "size": size, "sha256": sha256});
+                        let moved = transfer::Moved {
+                            transfer_id: transfer_id.to_string(),
+                            file_name: None,
+                            size,
+                            sha256: sha256.clone(),
+                        };
                         self.state
                             .broker()
-                            .audit_file_transfer(
-                                self.session_id(),
-                                self.grant.user_id,
-                                "file.downloaded",
-                                payload.clone(),
-                            )
+                            .audit_file_transfer(self.session_id(), self.grant.user_id, "file.downloaded", &moved)
                             .await;
-                        send_text(sink, envelope::envelope("file_download.completed", payload)).await
+                        send(sink, ServerMessage::DownloadCompleted { transfer_id, size, sha256 }).await
                     }
                     Err(blocked) => self.send_blocked(sink, Direction::Download, &ack.transfer_id, blocked).await,
                 }
             }
             ClientMessage::FileDownloadCancel(cancel) => {
                 let cancelled = Uuid::parse_str(&cancel.transfer_id).is_ok_and(|id| self.files.downloads.cancel(id));
-                let payload = json!({"transfer_id": cancel.transfer_id, "cancelled": cancelled});
-                send_text(sink, envelope::envelope("file_download.cancelled", payload)).await
+                send(sink, ServerMessage::DownloadCancelled { transfer_id: cancel.transfer_id, cancelled }).await
             }
             _ => true,
         }
@@ -215,24 +212,36 @@ impl Connection {
     async fn upload_outcome(&mut self, sink: &mut Sink, transfer_id: &str, result: Result<Step, Blocked>) -> bool {
         match result {
             Ok(Step::Received { received, size }) => {
-                let payload = json!({"transfer_id": transfer_id, "received": received, "size": size});
-                send_text(sink, envelope::envelope("file_upload.progress", payload)).await
+                send(sink, ServerMessage::UploadProgress { transfer_id: transfer_id.to_owned(), received, size }).await
             }
             Ok(Step::Completed { file_name, size, sha256 }) => {
-                let payload =
-                    json!({"transfer_id": transfer_id, "file_name": file_name, "size": size, "sha256": sha256});
+                let moved = transfer::Moved {
+                    transfer_id: transfer_id.to_owned(),
+                    file_name: Some(file_name.clone()),
+                    size,
+                    sha256: sha256.clone(),
+                };
                 self.state
                     .broker()
-                    .audit_file_transfer(self.session_id(), self.grant.user_id, "file.uploaded", payload.clone())
+                    .audit_file_transfer(self.session_id(), self.grant.user_id, "file.uploaded", &moved)
                     .await;
                 tracing::info!(session_id = %self.session_id(), %transfer_id, size, "File uploaded");
-                send_text(sink, envelope::envelope("file_upload.completed", payload)).await
+                let completed =
+                    ServerMessage::UploadCompleted { transfer_id: transfer_id.to_owned(), file_name, size, sha256 };
+                send(sink, completed).await
             }
             Err(blocked) => {
                 // Where the upload stands, so the client can resend from there.
                 let received = Uuid::parse_str(transfer_id).ok().and_then(|id| self.files.uploads.received(id));
-                self.send_blocked_with(sink, Direction::Upload, transfer_id, blocked, json!({"received": received}))
-                    .await
+                let payload = FileBlocked {
+                    transfer_id: None,
+                    reason: blocked.reason,
+                    received: Some(received),
+                    error: None,
+                    field: None,
+                    error_reason: None,
+                };
+                self.send_blocked_with(sink, Direction::Upload, transfer_id, blocked, payload).await
             }
         }
     }
@@ -241,12 +250,8 @@ impl Connection {
         match self.files.downloads.next_chunks(transfer_id).await {
             Ok(chunks) => {
                 for chunk in chunks {
-                    let payload = json!({
-                        "transfer_id": transfer_id,
-                        "offset": chunk.offset,
-                        "data": base64::engine::general_purpose::STANDARD.encode(&chunk.data),
-                    });
-                    if !send_text(sink, envelope::envelope("file_download.chunk", payload)).await {
+                    let message = ServerMessage::DownloadChunk { transfer_id, offset: chunk.offset, data: chunk.data };
+                    if !send(sink, message).await {
                         return false;
                     }
                 }
@@ -278,8 +283,15 @@ impl Connection {
         let value: Value = serde_json::from_str(text).ok()?;
         let transfer_id = value.pointer("/payload/transfer_id").and_then(Value::as_str).unwrap_or_default();
         let blocked = Blocked { reason: "invalid_request", message: "The file transfer request is malformed." };
-        let detail = json!({"error": error.words, "field": error.field, "error_reason": error.reason});
-        Some(self.send_blocked_with(sink, direction, transfer_id, blocked, detail).await)
+        let payload = FileBlocked {
+            transfer_id: None,
+            reason: blocked.reason,
+            received: (direction == Direction::Upload).then_some(None),
+            error: Some(error.words.clone()),
+            field: Some(error.field.clone()),
+            error_reason: Some(error.reason),
+        };
+        Some(self.send_blocked_with(sink, direction, transfer_id, blocked, payload).await)
     }
 
     /// Sends `file_download.available` when the `ToClient` folder's list
@@ -297,9 +309,8 @@ impl Connection {
         if !always && self.files.offered.as_ref() == Some(&files) {
             return true;
         }
-        let payload = json!({"session_id": self.session_id(), "files": files});
-        self.files.offered = Some(files);
-        send_text(sink, envelope::envelope("file_download.available", payload)).await
+        self.files.offered = Some(files.clone());
+        send(sink, ServerMessage::DownloadsAvailable { session_id: self.session_id(), files }).await
     }
 
     /// Ends every transfer after this socket lost control: uploads are

@@ -6,9 +6,11 @@
 //! routed to the session's worker. A socket that goes silent is closed and
 //! its session detached; reattaching resumes with a full frame.
 
-pub(crate) mod connection;
+pub(crate) mod attach;
+mod connection;
 mod envelope;
 mod files;
 pub(crate) mod routes;
+mod socket;
 
 pub use envelope::{RenderTransport, encode_binary_frame};

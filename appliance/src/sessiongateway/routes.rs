@@ -24,6 +24,6 @@ async fn upgrade(
     let trace_id = trace.map(|axum::Extension(TraceId(id))| id).unwrap_or_default();
     let shutdown = state.sockets_shutdown().clone();
     ws.max_message_size(MAX_CLIENT_MESSAGE).on_upgrade(move |socket| {
-        super::connection::serve(socket, state, super::connection::Entry::Gateway, trace_id, shutdown)
+        super::attach::serve(socket, state, super::attach::Entry::Gateway, trace_id, shutdown)
     })
 }

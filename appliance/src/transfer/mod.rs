@@ -188,6 +188,17 @@ fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
+/// A finished transfer, as the audit log records it: never the contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    pub transfer_id: String,
+    /// The name it was saved under (uploads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    pub size: u64,
+    pub sha256: String,
+}
+
 /// A file offered for download.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Offered {

@@ -1,10 +1,10 @@
-//! The JSON envelopes of the live plane (API.md "Live plane").
+//! What clients send on the live plane (API.md "Live plane"): the envelope,
+//! each message's payload, and refusals that say why in stable codes.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::protocol::frame::{ColorMode, Compression, Encoding, FrameHeader, Rect};
+use crate::protocol::frame::{ColorMode, Compression};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -259,86 +259,6 @@ fn no_fields(payload: Value) -> Result<(), EnvelopeError> {
         },
         _ => Err(EnvelopeError::new("invalid_value", Some("payload"), "payload must be an object.")),
     }
-}
-
-/// A user-facing notice: the seed's structured `event` object.
-pub fn event(code: &str, fallback_message: &str, details: Value, trace_id: &str) -> Value {
-    json!({
-        "code": code,
-        "message_key": format!("event.{code}"),
-        "fallback_message": fallback_message,
-        "details": details,
-        "trace_id": trace_id,
-    })
-}
-
-pub fn envelope(kind: &str, payload: Value) -> String {
-    json!({"type": kind, "payload": payload}).to_string()
-}
-
-pub fn envelope_with_event(kind: &str, payload: Value, event: Value) -> String {
-    json!({"type": kind, "payload": payload, "event": event}).to_string()
-}
-
-/// An `error` envelope: the HTTP error vocabulary (`error.<code>` keys).
-pub fn error(code: &str, fallback_message: &str, details: Value, trace_id: &str) -> String {
-    let event = json!({
-        "code": code,
-        "message_key": format!("error.{code}"),
-        "fallback_message": fallback_message,
-        "details": details,
-        "trace_id": trace_id,
-    });
-    envelope_with_event("error", json!({"code": code}), event)
-}
-
-/// One `binary_v1` message: header then payload (already encoded).
-pub fn encode_binary_frame(
-    seq: u32,
-    rect: Rect,
-    color_mode: ColorMode,
-    encoding: Encoding,
-    last: bool,
-    payload: &[u8],
-) -> Vec<u8> {
-    let header = FrameHeader {
-        encoding,
-        color_mode,
-        last,
-        seq,
-        rect,
-        payload_len: u32::try_from(payload.len()).unwrap_or(u32::MAX),
-    };
-    let mut message = Vec::with_capacity(crate::protocol::frame::HEADER_LEN + payload.len());
-    header.write(&mut message);
-    message.extend_from_slice(payload);
-    message
-}
-
-/// One `render.frame` text message.
-pub fn encode_json_frame(
-    seq: u32,
-    rect: Rect,
-    color_mode: ColorMode,
-    encoding: Encoding,
-    last: bool,
-    payload: &[u8],
-) -> String {
-    let encoding = encoding.name();
-    envelope(
-        "render.frame",
-        json!({
-            "seq": seq,
-            "x": rect.x,
-            "y": rect.y,
-            "width": rect.width,
-            "height": rect.height,
-            "encoding": encoding,
-            "color_mode": color_mode,
-            "last": last,
-            "data": base64::engine::general_purpose::STANDARD.encode(payload),
-        }),
-    )
 }
 
 #[cfg(test)]
