@@ -1,3 +1,4 @@
+// @ts-check
 // The admin console: organizations with their members and identity
 // sources, users, resources and their secrets, workers, live sessions,
 // the audit log and the installation's status.
@@ -20,10 +21,13 @@ import {
   loadInto,
   shortId,
 } from './ui.js';
-import { session, go, resume, refreshMe, withControllers, stateCell, protocolCell } from './app.js';
+import { go } from './nav.js';
+import { session, refreshMe } from './session.js';
+import { resume, withControllers, stateCell, protocolCell } from './sessions.js';
 
 const UUID = '([0-9a-fA-F-]{36})';
 
+/** @type {import('./nav.js').PageRoute[]} */
 export const adminRoutes = [
   { pattern: /^\/admin\/organizations$/, page: organizationsPage, title: 'Organizations', nav: 'Organizations', href: '/admin/organizations', requires: 'admin' },
   { pattern: new RegExp(`^/admin/organizations/${UUID}$`), page: organizationPage, title: 'Organization', requires: 'admin' },

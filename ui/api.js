@@ -1,3 +1,4 @@
+// @ts-check
 // The appliance's HTTP API: a fetch wrapper that carries the bearer token,
 // refreshes it in the background before it expires, retries once after a
 // refresh when a call meets `token_expired`, and signs out on any other 401.
@@ -13,8 +14,29 @@ const DEVICE_KEY = 'rap.device';
 /** Refresh this long before the access token expires (at most a fifth of its life). */
 const REFRESH_MARGIN_MS = 60_000;
 
+/**
+ * The error envelope of the HTTP API.
+ * @typedef {object} ErrorEnvelope
+ * @property {{code?: string, message_key?: string, fallback_message?: string, details?: Record<string, any>, trace_id?: string}} [error]
+ */
+
+/**
+ * A sign-in (`POST /auth/login`, `/auth/refresh`), kept in localStorage.
+ * @typedef {object} AuthTokens
+ * @property {string} access_token
+ * @property {string} refresh_token
+ * @property {string} [access_expires_at]
+ * @property {{id: string, email: string, display_name: string}} [user]
+ * @property {{id: string, name: string}} [device]
+ */
+
 /** An error from the API (or from the network), shaped like the envelope. */
 export class ApiError extends Error {
+  /**
+   * @param {number} status  the HTTP status; 0 when the appliance could not be reached
+   * @param {ErrorEnvelope | null} envelope
+   * @param {string | null} [traceId]  the `X-Trace-Id` header, when the body has none
+   */
   constructor(status, envelope, traceId = null) {
     const error = envelope?.error ?? {};
     const code = error.code ?? (status ? 'internal_error' : 'network_error');
@@ -27,12 +49,16 @@ export class ApiError extends Error {
     this.traceId = error.trace_id ?? traceId;
   }
 
-  /** `details.fields`, the per-field reasons, or `{}`. */
+  /**
+   * `details.fields`, the per-field reasons, or `{}`.
+   * @returns {Record<string, string>}
+   */
   get fields() {
     return this.details?.fields ?? {};
   }
 }
 
+/** @param {number} status */
 function fallbackFor(status) {
   if (!status) return 'The appliance could not be reached. Check the connection and try again.';
   return `The request failed (HTTP ${status}).`;
@@ -40,6 +66,7 @@ function fallbackFor(status) {
 
 // ---------------------------------------------------------------- storage
 
+/** @param {string} key */
 function readJson(key) {
   try {
     return JSON.parse(localStorage.getItem(key) ?? 'null');
@@ -48,11 +75,17 @@ function readJson(key) {
   }
 }
 
+/** @type {AuthTokens | null} */
 let tokens = readJson(AUTH_KEY);
+/** @type {Set<(tokens: AuthTokens | null, reason: string) => void>} */
 const listeners = new Set();
 let refreshTimer = null;
 
-/** Calls `listener(tokens | null, reason)` whenever the sign-in changes. */
+/**
+ * Calls `listener(tokens | null, reason)` whenever the sign-in changes;
+ * `reason`: signed_in, signed_out, refreshed, expired. Returns the way to stop.
+ * @param {(tokens: AuthTokens | null, reason: string) => void} listener
+ */
 export function onAuthChange(listener) {
   listeners.add(listener);
   return () => listeners.delete(listener);
@@ -70,7 +103,10 @@ function store(next, reason) {
   emit(reason);
 }
 
-/** The current sign-in (`{access_token, user, device, …}`) or null. */
+/**
+ * The current sign-in (`{access_token, user, device, …}`) or null.
+ * @returns {AuthTokens | null}
+ */
 export function currentAuth() {
   return tokens;
 }
@@ -98,7 +134,10 @@ schedule();
 
 // ------------------------------------------------------------------ device
 
-/** This browser's device: `{id?, name}`, remembered between sign-ins. */
+/**
+ * This browser's device: `{id, name}`, remembered between sign-ins.
+ * @returns {{id: string, name: string}}
+ */
 export function rememberedDevice() {
   const device = readJson(DEVICE_KEY) ?? {};
   return { id: device.id ?? newUuid(), name: device.name ?? guessDeviceName() };
@@ -115,7 +154,10 @@ function guessDeviceName() {
   return os ? `${browser} on ${os}` : browser;
 }
 
-/** A random UUID (v4); works outside secure contexts too. */
+/**
+ * A random UUID (v4); works outside secure contexts too.
+ * @returns {string}
+ */
 export function newUuid() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
@@ -161,6 +203,10 @@ async function send(method, path, body, accessToken) {
  * Calls the API. `options.query` becomes the query string; `options.auth`
  * (default true) adds the bearer token. Resolves with the JSON body (null
  * for 204), rejects with an ApiError.
+ * @param {string} method
+ * @param {string} path  below /api/v1
+ * @param {{body?: unknown, query?: Record<string, unknown>, auth?: boolean}} [options]
+ * @returns {Promise<any>}
  */
 export async function api(method, path, options = {}) {
   const { body, query, auth = true } = options;
@@ -184,13 +230,24 @@ function signedOutError() {
   });
 }
 
+/** @type {(path: string, query?: Record<string, unknown>) => Promise<any>} */
 export const get = (path, query) => api('GET', path, { query });
+/** @type {(path: string, body?: unknown) => Promise<any>} */
 export const post = (path, body) => api('POST', path, { body: body ?? {} });
+/** @type {(path: string, body: unknown) => Promise<any>} */
 export const patch = (path, body) => api('PATCH', path, { body });
+/** @type {(path: string, body: unknown) => Promise<any>} */
 export const put = (path, body) => api('PUT', path, { body });
+/** @type {(path: string) => Promise<any>} */
 export const del = (path) => api('DELETE', path);
 
-/** Every page of a list endpoint (bounded: at most `maxPages` pages of 500). */
+/**
+ * Every page of a list endpoint (bounded: at most `maxPages` pages of 500).
+ * @param {string} path
+ * @param {Record<string, unknown>} [query]
+ * @param {number} [maxPages]
+ * @returns {Promise<any[]>}
+ */
 export async function getAll(path, query = {}, maxPages = 20) {
   const items = [];
   let cursor = null;
@@ -205,7 +262,13 @@ export async function getAll(path, query = {}, maxPages = 20) {
 
 // -------------------------------------------------------------------- auth
 
-/** Signs in; remembers the device the appliance confirms. */
+/**
+ * Signs in; remembers the device the appliance confirms.
+ * @param {string} email
+ * @param {string} password
+ * @param {string | null} deviceName  empty: the remembered (or guessed) name
+ * @returns {Promise<AuthTokens>}
+ */
 export async function login(email, password, deviceName) {
   const device = rememberedDevice();
   const name = deviceName?.trim() || device.name;
@@ -230,6 +293,7 @@ let refreshing = null;
  * Exchanges the refresh token for a new pair. Resolves true when there is a
  * fresh access token (ours, or one another tab just got), false otherwise
  * (signed out, or the appliance could not be reached).
+ * @returns {Promise<boolean>}
  */
 export function refresh() {
   refreshing ??= withLock(refreshNow).finally(() => {

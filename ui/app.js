@@ -1,70 +1,21 @@
-// The console: a hash-routed single-page app. This module holds the router,
-// the page shell (navigation, account menu), first-run bootstrap, sign-in
-// and the staff view; admin pages live in admin.js, the viewer in viewer.js.
+// @ts-check
+// The console's entry point (index.html loads it): the hash router, the
+// page shell (navigation, account menu), first-run bootstrap, sign-in and
+// the staff view. Admin pages live in admin.js, the viewer in viewer.js;
+// what they share with this module (navigation, the signed-in session,
+// session helpers) lives in nav.js, session.js and sessions.js.
 
 import * as api from './api.js';
-import { h, setChildren, buildForm, section, table, actionButton, loadInto, timeCell, badge, toast, confirmDialog, errorBox, humanize } from './ui.js';
+import { h, setChildren, buildForm, section, table, actionButton, loadInto, timeCell, badge, toast, confirmDialog, errorBox } from './ui.js';
+import { go, currentRoute, onRedraw } from './nav.js';
+import { state, session } from './session.js';
+import { canStart, unsupportedWhy, protocolCell, stateCell, withControllers, connect, resume } from './sessions.js';
 import { adminRoutes } from './admin.js';
-import { viewerPage, handOff } from './viewer.js';
-
-// ------------------------------------------------------------------ state
-
-const state = {
-  installation: null,
-  me: null,
-  /** A message for the sign-in page (why the user landed there). */
-  loginNotice: null,
-};
-
-/** What pages know about the signed-in user. */
-export const session = {
-  get me() {
-    return state.me;
-  },
-  get installation() {
-    return state.installation;
-  },
-  get userId() {
-    return state.me?.user?.id ?? null;
-  },
-  get isPlatformAdmin() {
-    return state.me?.platform_role === 'platform_admin';
-  },
-  /** Organizations where the user is an active owner or admin. */
-  get managedOrganizationIds() {
-    return (state.me?.memberships ?? [])
-      .filter((membership) => membership.status === 'active' && ['org_owner', 'org_admin'].includes(membership.role))
-      .map((membership) => membership.organization_id);
-  },
-  get canAdminister() {
-    return this.isPlatformAdmin || this.managedOrganizationIds.length > 0;
-  },
-  /** A device id to give new sessions (this browser's, when known). */
-  get deviceId() {
-    return api.currentAuth()?.device?.id ?? null;
-  },
-};
-
-/** Reloads the signed-in user's memberships (after they change). */
-export async function refreshMe() {
-  state.me = await api.get('/auth/me');
-}
+import { viewerPage } from './viewer.js';
 
 // ----------------------------------------------------------------- routing
 
-/** Navigates to a hash route such as `/admin/resources`. */
-export function go(path) {
-  const target = `#${path}`;
-  if (location.hash === target) render();
-  else location.hash = target;
-}
-
-function currentRoute() {
-  const raw = location.hash.replace(/^#/, '') || '/';
-  const [path, query = ''] = raw.split('?');
-  return { path: path || '/', params: new URLSearchParams(query) };
-}
-
+/** @type {import('./nav.js').PageRoute[]} */
 const routes = [
   { pattern: /^\/setup$/, page: setupPage, title: 'Set up', public: true },
   { pattern: /^\/login$/, page: loginPage, title: 'Sign in', public: true },
@@ -99,7 +50,7 @@ async function render() {
     const signedIn = Boolean(api.currentAuth());
     const route = routes.find((candidate) => candidate.pattern.test(path));
     if (!route) {
-      renderShell(null);
+      renderShell();
       setChildren(main, h('h1', { tabindex: '-1', text: 'Page not found' }), h('p', {}, h('a', { href: '#/', text: 'Back to my desktops' })));
       return;
     }
@@ -111,7 +62,7 @@ async function render() {
     if (signedIn && !state.me) state.me = await api.get('/auth/me');
     if (count !== renderCount) return;
 
-    renderShell(route);
+    renderShell();
     document.title = `${route.title} · RAP Appliance`;
     main.className = route.wide ? 'wide' : '';
     document.body.classList.toggle('fill', Boolean(route.wide));
@@ -125,7 +76,7 @@ async function render() {
     focusHeading(main);
   } catch (error) {
     if (count !== renderCount) return;
-    renderShell(null);
+    renderShell();
     setChildren(main, h('h1', { tabindex: '-1', text: 'Something went wrong' }), errorBox(error), h('p', {}, h('button', { type: 'button', onclick: () => render(), text: 'Try again' })));
   }
 }
@@ -190,6 +141,7 @@ api.onAuthChange((tokens, reason) => {
 });
 
 window.addEventListener('hashchange', render);
+onRedraw(render);
 
 // ------------------------------------------------------------- first run
 
@@ -302,70 +254,6 @@ async function loginPage(main) {
 }
 
 // --------------------------------------------------------------- staff view
-
-/** A session size that fits this window (the remote desktop's first size). */
-export function windowSize() {
-  const even = (value, low, high) => Math.max(low, Math.min(high, Math.floor(value / 2) * 2));
-  // What the viewer's stage will get: the window less the bars around it.
-  return { width: even(window.innerWidth - 18, 640, 7680), height: even(window.innerHeight - 190, 480, 4320) };
-}
-
-/**
- * Adds `controller` to sessions that may have one: the list endpoint
- * leaves it out, the session's own endpoint has it.
- */
-export async function withControllers(sessions) {
-  const live = sessions.filter((s) => ['pending', 'starting', 'active'].includes(s.state)).slice(0, 50);
-  const details = await Promise.all(live.map((s) => api.get(`/sessions/${s.id}`).catch(() => null)));
-  const byId = new Map(details.filter(Boolean).map((detail) => [detail.id, detail]));
-  return sessions.map((s) => (byId.has(s.id) ? { ...s, ...byId.get(s.id) } : s));
-}
-
-/** Whether this appliance can start sessions on `resource`'s protocol. */
-export function canStart(resource) {
-  const protocols = state.installation?.session_protocols;
-  return !protocols || protocols.includes(resource.protocol);
-}
-
-/** Why a resource cannot be started, in words (the API's `protocol_unsupported`). */
-export function unsupportedWhy(resource) {
-  return `${resource.protocol.toUpperCase()} sessions are not available on this appliance yet.`;
-}
-
-/** The protocol, marked when this appliance cannot start sessions on it. */
-export function protocolCell(resource) {
-  const name = resource.protocol.toUpperCase();
-  return canStart(resource) ? name : [name, h('small', { class: 'muted', text: ' not available yet', title: unsupportedWhy(resource) })];
-}
-
-/** Words for why a detached session is detached (`detach_reason`). */
-const DETACH_REASONS = {
-  detached: 'left open',
-  transport_closed: 'connection lost',
-  appliance_restarted: 'appliance restarted — Resume reconnects',
-};
-
-/** A session's state badge with the reason a person wants next to it. */
-export function stateCell(s) {
-  const why = s.state === 'failed' ? s.failure_reason && humanize(s.failure_reason) : s.state === 'detached' ? DETACH_REASONS[s.detach_reason] : null;
-  return [badge(s.state), why ? h('small', { class: 'muted', text: ` ${why}` }) : null];
-}
-
-/** Starts a session of `resource` and opens the viewer. */
-export async function connect(resourceId) {
-  const body = { resource_id: resourceId, ...windowSize() };
-  if (session.deviceId) body.device_id = session.deviceId;
-  const started = await api.post('/sessions', body);
-  handOff(started.session.id, started.attach, 'control');
-  go(`/viewer/${started.session.id}`);
-}
-
-/** Reattaches to (or takes over) a session and opens the viewer. */
-export async function resume(sessionId, how = 'attach') {
-  const answer = await api.post(`/sessions/${sessionId}/${how}`);
-  handOff(sessionId, answer.attach, how === 'shadow' ? 'shadow' : 'control');
-  go(`/viewer/${sessionId}${how === 'shadow' ? '?mode=shadow' : ''}`);
-}
 
 async function homePage(main) {
   const resourcesSlot = h('div', { id: 'my-resources' });

@@ -1,3 +1,4 @@
+// @ts-check
 // The viewer's frame pipeline: `binary_v1` frame messages in, in the order
 // the socket delivers them; decoded frames out to `paint`, in that same
 // order. Decoding (zlib inflate, gray → RGBA) runs in a Web Worker
@@ -41,32 +42,53 @@ function covers(later, earlier) {
   );
 }
 
+/** @typedef {import('./frames.js').FrameHeader} FrameHeader */
+/** @typedef {import('./frames.js').DecodedFrame} DecodedFrame */
+
+/**
+ * A frame message on its way through the pipeline.
+ * @typedef {object} Entry
+ * @property {number} id
+ * @property {ArrayBuffer | null} buffer  until it is decoded (or dropped)
+ * @property {FrameHeader | null} header  null when the header is malformed
+ * @property {'waiting' | 'decoding' | 'done' | 'failed'} state
+ * @property {DecodedFrame | null} frame
+ * @property {unknown} error
+ */
+
 export class FramePipeline {
   /**
    * `paint(frame)` gets each decoded frame (`{x, y, width, height, seq,
    * last, colorMode, encoding, rgba}`), in order; `fail(error)` each frame
    * that could not be decoded or painted; `resync()` asks for the whole
    * screen.
+   * @param {{paint: (frame: DecodedFrame) => void, fail: (error: unknown) => void, resync: () => void}} hooks
    */
   constructor({ paint, fail, resync }) {
     this.paint = paint;
     this.fail = fail;
     this.resync = resync;
-    this.queue = []; // entries in arrival order: waiting, decoding, done or failed
+    /** @type {Entry[]} entries in arrival order: waiting, decoding, done or failed */
+    this.queue = [];
     this.nextId = 1;
     this.inFlight = 0;
     this.waiting = 0;
     this.waitingBytes = 0;
     this.dropped = 0; // frames never decoded: covered by a later one, or resynced
     this.resyncs = 0;
-    this.sent = new Map(); // id → entry being decoded by the worker
+    /** @type {Map<number, Entry>} id → entry being decoded by the worker */
+    this.sent = new Map();
+    /** @type {Worker | null} */
     this.worker = null;
     this.workerReady = false;
     this.closed = false;
     this.startWorker();
   }
 
-  /** Where frames are decoded now: 'worker' or 'main'. */
+  /**
+   * Where frames are decoded now: 'worker' or 'main'.
+   * @returns {'worker' | 'main'}
+   */
   get decoder() {
     return this.workerReady ? 'worker' : 'main';
   }
@@ -88,7 +110,10 @@ export class FramePipeline {
     worker.addEventListener('messageerror', () => this.stopWorker(new Error('the frame decoder sent an unreadable message')));
   }
 
-  /** Gives up on the worker: frames it held fail, the next ones decode here. */
+  /**
+   * Gives up on the worker: frames it held fail, the next ones decode here.
+   * @param {Error} error
+   */
   stopWorker(error) {
     if (!this.worker) return;
     this.worker.terminate();
@@ -116,9 +141,13 @@ export class FramePipeline {
     }
   }
 
-  /** One frame message from the socket (its buffer is handed over: it is detached after). */
+  /**
+   * One frame message from the socket (its buffer is handed over: it is detached after).
+   * @param {ArrayBuffer} buffer
+   */
   push(buffer) {
     if (this.closed) return;
+    /** @type {Entry} */
     const entry = { id: this.nextId, buffer, header: null, state: 'waiting', frame: null, error: null };
     this.nextId += 1;
     try {

@@ -1,3 +1,4 @@
+// @ts-check
 // Small DOM helpers shared by every page: an element builder, forms with
 // per-field errors, modal dialogs, tables, error and notice rendering.
 // Text always goes in as text (never as HTML).
@@ -5,9 +6,20 @@
 import { ApiError } from './api.js';
 
 /**
+ * What `h` and `setChildren` take as children: nodes, strings (as text),
+ * numbers, arrays of these; null, undefined and false are skipped.
+ * @typedef {Node | string | number | boolean | null | undefined | any[]} Child
+ */
+
+/**
  * Builds an element. `attrs`: `class`, `text`, `dataset`, `on<event>`
  * handlers, boolean and string attributes; `null`/`false` are skipped.
  * Children: nodes, strings, arrays, null.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, any> | null} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
@@ -18,7 +30,10 @@ export function h(tag, attrs = {}, ...children) {
     else if (key === 'dataset') {
       for (const [name, data] of Object.entries(value)) if (data !== null && data !== undefined) element.dataset[name] = data;
     }
-    else if (key.startsWith('on') && typeof value === 'function') element.addEventListener(key.slice(2), value);
+    else if (key.startsWith('on')) {
+      // Handlers are functions; a string here would become code (an inline handler).
+      if (typeof value === 'function') element.addEventListener(key.slice(2), value);
+    }
     else if (key === 'value' || key === 'checked' || key === 'selected') element[key] = value;
     else element.setAttribute(key, value === true ? '' : String(value));
   }
@@ -26,6 +41,10 @@ export function h(tag, attrs = {}, ...children) {
   return element;
 }
 
+/**
+ * @param {Element} parent
+ * @param {Child[]} children
+ */
 function append(parent, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
@@ -33,7 +52,13 @@ function append(parent, children) {
   }
 }
 
-/** Replaces the children of `element`. */
+/**
+ * Replaces the children of `element`.
+ * @template {Element} E
+ * @param {E} element
+ * @param {...Child} children
+ * @returns {E}
+ */
 export function setChildren(element, ...children) {
   element.replaceChildren();
   append(element, children);
@@ -41,6 +66,10 @@ export function setChildren(element, ...children) {
 }
 
 let idCounter = 0;
+/**
+ * An id unique in this page, for `for`, `aria-describedby` and the like.
+ * @param {string} [prefix]
+ */
 export function uid(prefix = 'id') {
   idCounter += 1;
   return `${prefix}-${idCounter}`;
@@ -48,7 +77,11 @@ export function uid(prefix = 'id') {
 
 // ------------------------------------------------------------------ errors
 
-/** Turns anything thrown into the envelope's shape. */
+/**
+ * Turns anything thrown into the envelope's shape.
+ * @param {any} error
+ * @returns {ApiError}
+ */
 export function asApiError(error) {
   if (error instanceof ApiError) return error;
   return new ApiError(500, {
@@ -65,6 +98,8 @@ export function asApiError(error) {
  * An alert paragraph for an error (an ApiError, or an `event` object of a
  * live-plane envelope): the fallback message as text, the message key kept
  * in `data-message-key` for localisation.
+ * @param {any} error  an ApiError, an Error, or a live-plane `event`
+ * @returns {HTMLParagraphElement}
  */
 export function errorBox(error) {
   const isEvent = error && !(error instanceof Error) && 'fallback_message' in error;
@@ -82,14 +117,22 @@ export function errorBox(error) {
   );
 }
 
-/** Shows `error` in `slot` (replacing what was there). */
+/**
+ * Shows `error` in `slot` (replacing what was there).
+ * @param {Element} slot
+ * @param {unknown} error
+ */
 export function showError(slot, error) {
   setChildren(slot, errorBox(error));
 }
 
 // ----------------------------------------------------------------- toasts
 
-/** A short status message in the page's live region. */
+/**
+ * A short status message in the page's live region.
+ * @param {string} text
+ * @param {'ok' | 'info' | 'warn'} [kind]
+ */
 export function toast(text, kind = 'ok') {
   const region = document.getElementById('toasts');
   if (!region) return;
@@ -101,6 +144,10 @@ export function toast(text, kind = 'ok') {
 
 // ------------------------------------------------------------------ format
 
+/**
+ * A timestamp in the reader's locale; '—' for none.
+ * @param {string | number | Date | null | undefined} value
+ */
 export function formatTime(value) {
   if (!value) return '—';
   const date = new Date(value);
@@ -108,25 +155,85 @@ export function formatTime(value) {
   return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 }
 
+/**
+ * A `<time>` for a table cell, the exact value in its tooltip.
+ * @param {string | null | undefined} value
+ */
 export function timeCell(value) {
   return value ? h('time', { datetime: value, title: value, text: formatTime(value) }) : '—';
 }
 
+/**
+ * The last 8 characters of an id (enough to tell rows apart).
+ * @param {string | null | undefined} id
+ */
 export function shortId(id) {
   return id ? String(id).slice(-8) : '—';
 }
 
+/**
+ * A short id in `<code>`, the whole id in its tooltip.
+ * @param {string | null | undefined} id
+ */
 export function idCell(id) {
   return id ? h('code', { title: id, class: 'id', text: shortId(id) }) : '—';
 }
 
+/**
+ * A state badge; `kind` picks its colours (`badge-<kind>`).
+ * @param {string} text
+ * @param {string} [kind]
+ */
 export function badge(text, kind = text) {
   return h('span', { class: `badge badge-${String(kind).replace(/[^a-z0-9_-]/gi, '')}`, text });
 }
 
+/**
+ * A snake_case code in words (`invalid_credentials` → `invalid credentials`).
+ * @param {unknown} value
+ */
 export const humanize = (value) => String(value ?? '').replaceAll('_', ' ');
 
 // ------------------------------------------------------------------- forms
+
+/**
+ * One field of `buildForm`.
+ * @typedef {object} FieldSpec
+ * @property {string} name
+ * @property {string} label
+ * @property {string} [type]  text (default), email, password, number, select, textarea, checkbox
+ * @property {any} [value]
+ * @property {boolean} [required]
+ * @property {boolean} [readonly]
+ * @property {string[][]} [options]  a select's `[value, label]` pairs
+ * @property {string} [hint]
+ * @property {string} [autocomplete]
+ * @property {string} [placeholder]
+ * @property {string} [inputmode]
+ * @property {number} [min]
+ * @property {number} [max]
+ * @property {number} [minlength]
+ * @property {number} [rows]
+ */
+
+/**
+ * @typedef {object} FormSpec
+ * @property {(FieldSpec | false | null | undefined)[]} fields  falsy entries are left out
+ * @property {(values: Record<string, any>, form: BuiltForm) => unknown} submit
+ * @property {string} [name]         the form's accessible name
+ * @property {string} [title]        a dialog's heading (`formDialog`)
+ * @property {string} [submitLabel]
+ * @property {Node} [intro]
+ * @property {Node} [extraButtons]
+ * @property {string} [class]
+ * @property {boolean} [novalidate]
+ * @property {(path: string) => string} [fieldFor]  the field a `details.fields` path belongs to
+ */
+
+/**
+ * A form from `buildForm`, with its controls by field name.
+ * @typedef {HTMLFormElement & {controls: Map<string, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>}} BuiltForm
+ */
 
 /**
  * Builds a form from field specs:
@@ -134,11 +241,13 @@ export const humanize = (value) => String(value ?? '').replaceAll('_', ' ');
  *   hint?, autocomplete?, placeholder?, min?, max?, rows?}`.
  * `spec.submit(values, form)` is awaited on submit; a thrown ApiError is
  * shown above the buttons, and its `details.fields` next to each field.
+ * @param {FormSpec} spec
+ * @returns {BuiltForm}
  */
 export function buildForm(spec) {
   const errorSlot = h('div', { class: 'form-error', 'aria-live': 'polite' });
   const controls = new Map();
-  const fieldNodes = spec.fields.filter(Boolean).map((field) => {
+  const fieldNodes = spec.fields.filter(/** @returns {field is FieldSpec} */ (field) => Boolean(field)).map((field) => {
     const id = uid(`f-${field.name}`);
     const hintId = field.hint ? `${id}-hint` : null;
     const errorId = `${id}-error`;
@@ -187,7 +296,7 @@ export function buildForm(spec) {
 
   const submitButton = h('button', { type: 'submit', class: 'primary', text: spec.submitLabel ?? 'Save' });
   const buttons = h('div', { class: 'form-actions' }, submitButton, spec.extraButtons ?? null);
-  const form = h('form', { class: `form ${spec.class ?? ''}`, novalidate: spec.novalidate ?? false }, spec.intro ?? null, fieldNodes, errorSlot, buttons);
+  const form = /** @type {BuiltForm} */ (h('form', { class: `form ${spec.class ?? ''}`, novalidate: spec.novalidate ?? false }, spec.intro ?? null, fieldNodes, errorSlot, buttons));
   if (spec.name) form.setAttribute('aria-label', spec.name);
 
   const clearErrors = () => {
@@ -243,6 +352,8 @@ export function buildForm(spec) {
 /**
  * A modal dialog around a form. Resolves with what `spec.submit` returned,
  * or undefined when cancelled.
+ * @param {FormSpec & {title: string}} spec
+ * @returns {Promise<any>}
  */
 export function formDialog(spec) {
   return new Promise((resolve) => {
@@ -264,12 +375,18 @@ export function formDialog(spec) {
     });
     document.body.append(dialog);
     dialog.showModal();
-    const first = form.querySelector('input:not([type=hidden]), select, textarea');
+    const first = /** @type {HTMLElement | null} */ (form.querySelector('input:not([type=hidden]), select, textarea'));
     first?.focus();
   });
 }
 
-/** Asks a yes/no question in a modal dialog; resolves true on confirm. */
+/**
+ * Asks a yes/no question in a modal dialog; resolves true on confirm.
+ * @param {string} message
+ * @param {string} [confirmLabel]
+ * @param {boolean} [danger]  a red confirm button
+ * @returns {Promise<boolean>}
+ */
 export function confirmDialog(message, confirmLabel = 'Confirm', danger = true) {
   return new Promise((resolve) => {
     const titleId = uid('dlg');
@@ -305,6 +422,11 @@ export function confirmDialog(message, confirmLabel = 'Confirm', danger = true) 
 /**
  * A table: `columns` = `[{label, cell: (item) => node|string, class?}]`.
  * `caption` names it for assistive technology.
+ * @template T  a row's item; its `id`, when it has one, goes into `data-id`
+ * @param {string} caption
+ * @param {{label: string, cell: (item: T) => Child, class?: string}[]} columns
+ * @param {T[]} items
+ * @param {string} [empty]  shown instead of an empty table
  */
 export function table(caption, columns, items, empty = 'Nothing here yet.') {
   if (!items.length) return h('p', { class: 'empty', text: empty });
@@ -319,13 +441,14 @@ export function table(caption, columns, items, empty = 'Nothing here yet.') {
       h(
         'tbody',
         {},
-        items.map((item) =>
-          h(
+        items.map((item) => {
+          const { id } = /** @type {{id?: string}} */ (item);
+          return h(
             'tr',
-            { dataset: item.id ? { id: item.id } : {} },
+            { dataset: id ? { id } : {} },
             columns.map((column) => h('td', { class: column.class, dataset: { label: column.label } }, column.cell(item) ?? '—')),
-          ),
-        ),
+          );
+        }),
       ),
     ),
   );
@@ -334,12 +457,20 @@ export function table(caption, columns, items, empty = 'Nothing here yet.') {
 /**
  * A small button for table rows. Its accessible name is its visible label;
  * `title` (what exactly it acts on) becomes its tooltip and description.
+ * @param {string} label
+ * @param {((event: MouseEvent) => unknown) | null} onclick
+ * @param {{kind?: string, title?: string, disabled?: boolean}} [options]
  */
 export function actionButton(label, onclick, { kind = 'secondary', title, disabled } = {}) {
   return h('button', { type: 'button', class: `small ${kind}`, text: label, title, onclick, disabled });
 }
 
-/** A section with a heading and optional header actions. */
+/**
+ * A section with a heading and optional header actions.
+ * @param {string} title
+ * @param {Child} actions
+ * @param {...Child} content
+ */
 export function section(title, actions, ...content) {
   const headingId = uid('sec');
   return h(
@@ -353,6 +484,10 @@ export function section(title, actions, ...content) {
 /**
  * Runs `load()` and shows its result in `slot` via `render(result)`;
  * shows a loading line meanwhile and the error box on failure.
+ * @template T
+ * @param {HTMLElement} slot
+ * @param {() => Promise<T>} load
+ * @param {(result: T) => Child} render
  */
 export async function loadInto(slot, load, render) {
   slot.setAttribute('aria-busy', 'true');

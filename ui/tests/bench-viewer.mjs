@@ -19,7 +19,7 @@
 // CPU time of those processes.
 //
 // Live windows count, in the page (through the viewer's test handle
-// `rapViewer`, by wrapping its `onFrame` and `paint`):
+// `rapViewer`, by wrapping its screen's `onFrame` and `paint`, viewer-screen.js):
 // - received: binary frame messages (rectangles) that reached `onFrame`;
 // - painted: rectangles with the `last` flag painted by `paint`
 //   (`putImageData`), i.e. complete screen updates on the canvas (what the
@@ -66,7 +66,7 @@ const IDLE_WAIT = Number(process.env.BENCH_IDLE_WAIT ?? 0);
 const APPLIANCE_PID = Number(process.env.RAP_APPLIANCE_PID) || null;
 const SERVER_PID = Number(process.env.RDP_SERVER_PID) || null;
 const SIZE = { width: 1920, height: 1080 };
-// app.js windowSize(): the session gets the window less 18 × 190 px of bars.
+// viewer-screen.js windowSize(): the session gets the window less 18 × 190 px of bars.
 const VIEWPORT = { width: SIZE.width + 18, height: SIZE.height + 190 };
 const CONNECT_TIMEOUT = 60_000;
 
@@ -170,17 +170,18 @@ async function metrics() {
 function instrument() {
   return page.evaluate((size) => {
     const viewer = document.getElementById('viewer').rapViewer;
+    const { screen } = viewer;
     const counters = { received: 0, rects: 0, updates: 0, pixels: 0, paintMs: 0, ticks: 0, shown: 0 };
-    const onFrame = viewer.onFrame.bind(viewer);
-    viewer.onFrame = (buffer) => {
+    const onFrame = screen.onFrame.bind(screen);
+    screen.onFrame = (buffer) => {
       counters.received += 1;
       const view = new DataView(buffer);
       // A copy: the viewer hands the buffer over to its decoder (detached after).
       if (view.getUint16(16, true) === size.width && view.getUint16(18, true) === size.height) window.__benchSample = buffer.slice(0);
       onFrame(buffer);
     };
-    const paint = viewer.paint.bind(viewer);
-    viewer.paint = (frame) => {
+    const paint = screen.paint.bind(screen);
+    screen.paint = (frame) => {
       const t0 = performance.now();
       paint(frame);
       counters.paintMs += performance.now() - t0;
@@ -188,11 +189,11 @@ function instrument() {
       counters.pixels += frame.width * frame.height;
       if (frame.last) counters.updates += 1;
     };
-    let seen = viewer.frames;
+    let seen = screen.frames;
     const tick = () => {
       counters.ticks += 1;
-      if (viewer.frames !== seen) {
-        seen = viewer.frames;
+      if (screen.frames !== seen) {
+        seen = screen.frames;
         counters.shown += 1;
       }
       if (!viewer.destroyed) requestAnimationFrame(tick);
@@ -207,7 +208,7 @@ async function liveSnapshot() {
   const t0 = performance.now();
   const [counters, appliance] = await Promise.all([
     page.evaluate(() => {
-      const pipeline = document.getElementById('viewer')?.rapViewer.pipeline;
+      const pipeline = document.getElementById('viewer')?.rapViewer.screen.pipeline;
       return { ...window.__bench, dropped: pipeline?.dropped ?? 0, resyncs: pipeline?.resyncs ?? 0 };
     }),
     metrics(),

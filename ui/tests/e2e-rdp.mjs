@@ -191,7 +191,7 @@ await step('connect from My desktops: the server’s desktop is drawn on the can
   await row(page, RESOURCE.name).getByRole('button', { name: 'Connect' }).click();
   await connected();
   sessionId = await page.locator('#viewer').getAttribute('data-session-id');
-  // The session's size is the window's (app.js windowSize); the server honours it.
+  // The session's size is the window's (viewer-screen.js windowSize); the server honours it.
   size = await page.evaluate(() => ({ width: window.innerWidth - 18, height: window.innerHeight - 190 }));
   size = { width: Math.floor(size.width / 2) * 2, height: Math.floor(size.height / 2) * 2 };
   const result = await expectPattern('the server’s pattern on the whole canvas', size);
@@ -199,7 +199,7 @@ await step('connect from My desktops: the server’s desktop is drawn on the can
   assert((await sessionState(sessionId)) === 'active', 'the session is active');
   console.log(`     canvas ${result.width}×${result.height}: every pixel is the server’s pattern`);
   // The frames were decoded in the viewer's Web Worker (frame-pipeline.js), not on the main thread.
-  const decoder = await page.evaluate(() => document.getElementById('viewer').rapViewer.pipeline.decoder);
+  const decoder = await page.evaluate(() => document.getElementById('viewer').rapViewer.screen.pipeline.decoder);
   assert(decoder === 'worker', `frames decoded in the worker, not ${decoder}`);
   await page.locator('#latency[data-ms]').waitFor();
   await page.evaluate(() => document.getElementById('toasts').replaceChildren());

@@ -440,9 +440,9 @@ await step('files: upload (two files, one after another) and download on a resou
 
   // Cancel, from the keyboard, an upload held after its start.
   await pageA.evaluate(() => {
-    const viewer = document.getElementById('viewer').rapViewer;
-    viewer.heldSendChunk = viewer.sendChunk;
-    viewer.sendChunk = () => {};
+    const { files } = document.getElementById('viewer').rapViewer;
+    files.heldSendChunk = files.sendChunk;
+    files.sendChunk = () => {};
   });
   await input.setInputFiles({ name: 'cancelled.bin', mimeType: 'application/octet-stream', buffer: randomBytes(300_000) });
   const cancelling = pageA.locator('#file-transfers li[data-state="uploading"]', { hasText: 'cancelled.bin' });
@@ -456,8 +456,8 @@ await step('files: upload (two files, one after another) and download on a resou
   await pageA.keyboard.press('Enter');
   await pageA.locator('#file-transfers li[data-state="cancelled"]', { hasText: 'cancelled.bin' }).waitFor();
   await pageA.evaluate(() => {
-    const viewer = document.getElementById('viewer').rapViewer;
-    viewer.sendChunk = viewer.heldSendChunk;
+    const { files } = document.getElementById('viewer').rapViewer;
+    files.sendChunk = files.heldSendChunk;
   });
   await until('the part file gone', async () => (await partFiles()).length === 0);
   assert(!(await readdir(folder)).includes('cancelled.bin'), 'nothing under the cancelled name');
