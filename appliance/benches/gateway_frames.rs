@@ -148,7 +148,7 @@ fn main() {
         let store = rap_storage::sqlite::SqliteStore::start(dir.path().join("rap.sqlite3"), 2).unwrap();
         store.migrate().await.unwrap();
         for slot in 0..8 {
-            store.repositories().sessions.register_worker("scripted", &format!("slot-{slot}"), 1, time::OffsetDateTime::now_utc()).await.unwrap();
+            store.repositories().workers.register_worker("scripted", &format!("slot-{slot}"), 1, time::OffsetDateTime::now_utc()).await.unwrap();
         }
         let state = rap_appliance::state::AppState::build(config, store.repositories(), Default::default()).await.unwrap();
         let context = RequestContext::default();

@@ -156,7 +156,7 @@ async fn start_workers(state: &AppState, shutdown: CancellationToken) -> Option<
                 "Sessions still starting in the previous run were failed (appliance_restarted)"
             );
         }
-        repositories.sessions.mark_workers_offline().await.map_err(|error| error.to_string())
+        repositories.workers.mark_workers_offline().await.map_err(|error| error.to_string())
     };
     if let Err(error) = prepared.await {
         tracing::error!(%error, "Worker slots not started");

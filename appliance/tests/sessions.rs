@@ -579,7 +579,7 @@ async fn attach_tokens_are_single_use_and_short_lived() {
     for name in ["slot-001", "slot-002"] {
         store
             .repositories()
-            .sessions
+            .workers
             .register_worker("scripted", name, 1, time::OffsetDateTime::now_utc())
             .await
             .expect("worker");

@@ -14,7 +14,7 @@ impl Broker {
     /// Every worker with its open leases (platform admins only; the route
     /// requires it).
     pub async fn workers(&self) -> Result<Vec<rap_storage::repo::WorkerStatus>, StorageError> {
-        self.inner.repositories.sessions.workers().await
+        self.inner.repositories.workers.workers().await
     }
 
     /// Open sessions and online workers, for the metrics gauges.
@@ -23,7 +23,7 @@ impl Broker {
         let online = self
             .inner
             .repositories
-            .sessions
+            .workers
             .workers()
             .await?
             .iter()
@@ -40,23 +40,23 @@ impl Broker {
         let now = OffsetDateTime::now_utc();
         let heartbeats = &self.inner.live.queues.heartbeats;
         let beats = heartbeats.take_all().await;
-        let stale =
-            match self.inner.repositories.sessions.renew_leases(beats.clone(), self.inner.config.lease_ttl).await {
-                Ok(stale) => stale,
-                Err(error) => {
-                    // Keep the beats for the next round (newer ones win).
-                    for beat in beats {
-                        let _ = heartbeats.beat(beat).await;
-                    }
-                    return Err(error.into());
+        let stale = match self.inner.repositories.workers.renew_leases(beats.clone(), self.inner.config.lease_ttl).await
+        {
+            Ok(stale) => stale,
+            Err(error) => {
+                // Keep the beats for the next round (newer ones win).
+                for beat in beats {
+                    let _ = heartbeats.beat(beat).await;
                 }
-            };
+                return Err(error.into());
+            }
+        };
         for beat in stale {
             // Its session is over for the broker: the worker must stop.
             self.stop_worker(beat.worker_id, beat.session_id).await;
         }
         let mut failed = 0;
-        for lease in self.inner.repositories.sessions.expired_leases(now).await? {
+        for lease in self.inner.repositories.workers.expired_leases(now).await? {
             if let Some(session) = self.inner.repositories.sessions.get(lease.session_id).await? {
                 tracing::warn!(session_id = %session.id, worker_id = %lease.worker_id, "Worker lease expired");
                 if self.fail(&session, "worker_lost").await?.is_some() {

@@ -69,7 +69,7 @@ impl WorkerPool {
         for index in 1..=slots {
             let name = format!("slot-{index:03}");
             let worker =
-                repositories.sessions.register_worker(runtime.kind(), &name, 1, OffsetDateTime::now_utc()).await?;
+                repositories.workers.register_worker(runtime.kind(), &name, 1, OffsetDateTime::now_utc()).await?;
             worker_ids.push(worker.id);
             let slot =
                 Slot { worker_id: worker.id, runtime: runtime.clone(), queues: queues.clone(), heartbeat_interval };

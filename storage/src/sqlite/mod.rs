@@ -1,11 +1,13 @@
 //! The SQLite implementation of the repository traits.
 
+mod auth;
 mod identity;
 mod migrations;
 mod pool;
 mod resources;
 mod sessions;
 mod tenancy;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,7 +62,8 @@ impl SqliteStore {
             organizations: store.clone(),
             identity_sources: store.clone(),
             resources: store.clone(),
-            sessions: store,
+            sessions: store.clone(),
+            workers: store,
         }
     }
 }
