@@ -171,7 +171,7 @@ fn main() {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}/api/v1/gateway/ws", listener.local_addr().unwrap());
-        let app = rap_appliance::http::router(state.clone());
+        let app = rap_appliance::app::router(state.clone());
         tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
 
         println!("gateway frames, 1920×1080, binary_v1, {} s per run; per viewer: updates/s (slowest viewer), bytes/update, Mbit/s", RUN.as_secs());

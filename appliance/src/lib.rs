@@ -14,6 +14,7 @@
 //! - [`metrics`] is the Prometheus registry.
 //! - Durable and live state come from the `rap-storage` crate, behind traits.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -71,7 +72,7 @@ pub async fn run(
     let workers = start_workers(&state, background.clone()).await;
     let broker_tasks = sessionbroker::background::spawn(state.broker().clone(), background.clone());
     let sockets = state.sockets_shutdown().clone();
-    let app = http::router(state);
+    let app = app::router(state);
 
     let local_addr = listener.local_addr().context("reading the listen address")?;
     tracing::info!(%local_addr, "Appliance listening");

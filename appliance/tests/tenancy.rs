@@ -464,3 +464,30 @@ async fn an_organization_without_an_owner_can_still_be_managed() {
     assert_eq!(app.send(Method::DELETE, &format!("{path}/{membership}"), Some(admin), None).await.status(), 204);
     office.app.stop().await.expect("clean stop");
 }
+
+/// Every id in a path is checked before anything else, and a bad one is
+/// named by its segment.
+#[tokio::test]
+async fn malformed_ids_in_paths_are_refused_by_name() {
+    let office = office().await;
+    let Office { app, admin, org_a, .. } = &office;
+    let cases = [
+        (Method::GET, "/api/v1/sessions/not-a-uuid".to_owned(), "id"),
+        (Method::POST, "/api/v1/sessions/12345/attach".to_owned(), "id"),
+        (Method::GET, "/api/v1/resources/../../etc".to_owned(), "id"),
+        (Method::PATCH, format!("/api/v1/organizations/{org_a}/memberships/x"), "membership_id"),
+        (Method::GET, format!("/api/v1/organizations/{org_a}/identity-sources/x/mappings"), "source_id"),
+        (Method::GET, "/api/v1/organizations/x".to_owned(), "id"),
+    ];
+    for (method, path, field) in cases {
+        let response = app.send(method.clone(), &path, Some(admin), Some(json!({}))).await;
+        if response.status() == 404 {
+            // `..` segments are resolved away before routing: not a path of ours.
+            assert!(path.contains(".."), "{method} {path}");
+            continue;
+        }
+        let error = assert_envelope(response, 400, "invalid_request").await;
+        assert_eq!(error["details"]["fields"][field], "must be a UUID", "{method} {path}: {error}");
+    }
+    office.app.stop().await.expect("clean stop");
+}

@@ -1,7 +1,7 @@
 //! `/api/v1/auth/*` and `/api/v1/users`.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use super::service::{AuthError, DeviceRequestInput, LoginRequest, NewUserRequest, TokenGrant};
 use super::{PlatformRole, UserView};
-use crate::http::extract::{Context, CurrentUser, PlatformAdmin};
+use crate::http::extract::{Context, CurrentUser, PathId, PlatformAdmin};
 use crate::http::page::{ListQuery, Page};
-use crate::http::{ApiError, ApiJson, path_id};
+use crate::http::{ApiError, ApiJson};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -286,9 +286,8 @@ async fn revoke_session(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_id(&id, "id")?;
     state.auth().revoke_session(&principal, id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -305,9 +304,8 @@ async fn trust_device(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<ApiJson<DeviceView>, ApiError> {
-    let id = path_id(&id, "id")?;
     Ok(ApiJson(state.auth().set_device_trust(&principal, id, true, &context).await?.into()))
 }
 
@@ -315,9 +313,8 @@ async fn untrust_device(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<ApiJson<DeviceView>, ApiError> {
-    let id = path_id(&id, "id")?;
     Ok(ApiJson(state.auth().set_device_trust(&principal, id, false, &context).await?.into()))
 }
 
@@ -325,9 +322,8 @@ async fn revoke_device(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_id(&id, "id")?;
     state.auth().revoke_device(&principal, id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }

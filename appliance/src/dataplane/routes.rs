@@ -6,15 +6,17 @@
 //! works once.
 
 use axum::Router;
-use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::extract::{State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use serde_json::json;
 
-use crate::http::{ApiError, TraceId, path_id};
+use crate::http::extract::PathId;
+use crate::http::{ApiError, TraceId};
 use crate::sessiongateway::attach::{Entry, serve};
 use crate::state::AppState;
+use uuid::Uuid;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/data-plane/workers/{worker_id}/ws", get(upgrade))
@@ -22,14 +24,10 @@ pub(crate) fn routes() -> Router<AppState> {
 
 async fn upgrade(
     State(state): State<AppState>,
-    Path(worker_id): Path<String>,
+    PathId(worker_id): PathId<Uuid>,
     trace: Option<axum::Extension<TraceId>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let worker_id = match path_id(&worker_id, "worker_id") {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
     // Refused before the upgrade when the configuration does not let it
     // serve (API.md "Data plane v1"; the seed's flags).
     let service =

@@ -65,3 +65,57 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
         }))
     }
 }
+
+/// The UUIDs of a route's `{id}`-like segments (`{id}`, `{membership_id}`,
+/// …), parsed before the handler runs: a bad one is a 400 naming the
+/// segment (`{"fields": {"id": "must be a UUID"}}`). `T` is `Uuid` for one
+/// id, `(Uuid, Uuid)` for two, in route order. Other segments (a command
+/// name) are left to `Path`.
+pub struct PathId<T>(pub T);
+
+/// What [`PathId`] can hold.
+pub trait PathIds: Sized {
+    fn from_ids(ids: &[uuid::Uuid]) -> Option<Self>;
+}
+
+impl PathIds for uuid::Uuid {
+    fn from_ids(ids: &[uuid::Uuid]) -> Option<Self> {
+        match ids {
+            [id] => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+impl PathIds for (uuid::Uuid, uuid::Uuid) {
+    fn from_ids(ids: &[uuid::Uuid]) -> Option<Self> {
+        match ids {
+            [first, second] => Some((*first, *second)),
+            _ => None,
+        }
+    }
+}
+
+impl<S: Send + Sync, T: PathIds> FromRequestParts<S> for PathId<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(segments) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::not_found())?;
+        let mut ids = Vec::with_capacity(segments.len());
+        for (name, value) in &segments {
+            if name == "id" || name.ends_with("_id") {
+                let id = uuid::Uuid::parse_str(value).map_err(|_| {
+                    ApiError::invalid_request("The request has invalid fields.")
+                        .with_details(serde_json::json!({"fields": {name: "must be a UUID"}}))
+                })?;
+                ids.push(id);
+            }
+        }
+        // INVARIANT: routes and handlers agree on how many ids a path has;
+        // a mismatch is a bug, answered as an internal error.
+        T::from_ids(&ids).map(PathId).ok_or_else(|| ApiError::internal(&"route and handler disagree on path ids"))
+    }
+}

@@ -1,12 +1,14 @@
 //! The HTTP layer: the error envelope, trace ids, the JSON extractor, and the
 //! middleware stack every route runs behind (the seed's `httpx`).
 //!
-//! Architecture invariant: only this module and `routes.rs` files import
-//! axum; services never see HTTP types.
+//! Architecture invariant: only this module, `routes.rs` files, the
+//! gateway's socket code and [`crate::app`] import axum; services never see
+//! HTTP types. The router is assembled above the handlers, in
+//! [`crate::app`]: this module knows no domain.
 
 mod error;
 pub mod extract;
-mod health;
+pub(crate) mod health;
 mod json;
 pub mod page;
 mod trace;
@@ -26,28 +28,8 @@ pub use trace::{TRACE_ID_HEADER, TraceId, current_trace_id};
 
 use crate::state::AppState;
 
-/// A UUID from a path segment; anything else is a 400 naming `field`.
-pub fn path_id(text: &str, field: &'static str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(text).map_err(|_| ApiError::invalid_fields([(field, "must be a UUID")]))
-}
-
 /// A request still running after this long is cut off with 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The whole HTTP surface: every domain's routes behind the common stack.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(health::routes())
-        .merge(crate::installation::routes::routes())
-        .merge(crate::auth::routes::routes())
-        .merge(crate::organization::routes::routes())
-        .merge(crate::resource::routes::routes())
-        .merge(crate::audit::routes::routes())
-        .merge(crate::sessionbroker::routes::routes())
-        .merge(crate::sessiongateway::routes::routes())
-        .merge(crate::dataplane::routes::routes());
-    with_common_layers(api, state)
-}
 
 /// Wraps `routes` in the middleware every route shares: body limit, panic
 /// and timeout handling, trace ids, metrics, the envelope safety net, and

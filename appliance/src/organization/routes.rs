@@ -1,7 +1,7 @@
 //! `/api/v1/organizations/*`: organizations, memberships, identity sources.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use rap_storage::repo::{IdentityMappingRecord, IdentitySourceRecord, MembershipRecord, OrganizationRecord};
@@ -15,9 +15,9 @@ use super::policy::OrgRole;
 use super::service::{
     IdentitySourceInput, MappingInput, MembershipInput, MembershipPatch, OrgError, OrganizationInput, OrganizationPatch,
 };
-use crate::http::extract::{Context, CurrentUser};
+use crate::http::extract::{Context, CurrentUser, PathId};
 use crate::http::page::{ListQuery, Page};
-use crate::http::{ApiError, ApiJson, path_id};
+use crate::http::{ApiError, ApiJson};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -120,9 +120,8 @@ async fn show(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<ApiJson<OrganizationView>, ApiError> {
-    let id = path_id(&id, "id")?;
     Ok(ApiJson(state.organizations().get(&principal, id, &context).await?.into()))
 }
 
@@ -137,10 +136,9 @@ async fn update(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> Result<ApiJson<OrganizationView>, ApiError> {
-    let id = path_id(&id, "id")?;
     let patch = OrganizationPatch { name: body.name, slug: body.slug };
     Ok(ApiJson(state.organizations().update(&principal, id, patch, &context).await?.into()))
 }
@@ -176,9 +174,8 @@ async fn list_memberships(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<ApiJson<Page<MembershipView>>, ApiError> {
-    let id = path_id(&id, "id")?;
     let memberships = state.organizations().memberships(&principal, id, &context).await?;
     Ok(ApiJson(Page { items: memberships.into_iter().map(MembershipView::from).collect(), next_cursor: None }))
 }
@@ -194,10 +191,9 @@ async fn add_membership(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
     ApiJson(body): ApiJson<MembershipBody>,
 ) -> Result<(StatusCode, ApiJson<MembershipView>), ApiError> {
-    let id = path_id(&id, "id")?;
     let input = MembershipInput { user_id: body.user_id, role: body.role };
     let membership = state.organizations().add_membership(&principal, id, input, &context).await?;
     Ok((StatusCode::CREATED, ApiJson(membership.into())))
@@ -214,11 +210,9 @@ async fn update_membership(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path((id, membership_id)): Path<(String, String)>,
+    PathId((id, membership_id)): PathId<(Uuid, Uuid)>,
     ApiJson(body): ApiJson<MembershipPatchBody>,
 ) -> Result<ApiJson<MembershipView>, ApiError> {
-    let id = path_id(&id, "id")?;
-    let membership_id = path_id(&membership_id, "membership_id")?;
     let patch = MembershipPatch { role: body.role, status: body.status };
     Ok(ApiJson(state.organizations().update_membership(&principal, id, membership_id, patch, &context).await?.into()))
 }
@@ -227,10 +221,8 @@ async fn delete_membership(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path((id, membership_id)): Path<(String, String)>,
+    PathId((id, membership_id)): PathId<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_id(&id, "id")?;
-    let membership_id = path_id(&membership_id, "membership_id")?;
     state.organizations().delete_membership(&principal, id, membership_id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -268,9 +260,8 @@ async fn list_sources(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<ApiJson<Page<SourceView>>, ApiError> {
-    let id = path_id(&id, "id")?;
     let sources = state.organizations().identity_sources(&principal, id, &context).await?;
     Ok(ApiJson(Page { items: sources.into_iter().map(SourceView::from).collect(), next_cursor: None }))
 }
@@ -298,10 +289,9 @@ async fn create_source(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
     ApiJson(body): ApiJson<SourceBody>,
 ) -> Result<(StatusCode, ApiJson<SourceView>), ApiError> {
-    let id = path_id(&id, "id")?;
     let input = IdentitySourceInput { kind: body.kind, name: body.name, config: body.config, enabled: body.enabled };
     let source = state.organizations().create_identity_source(&principal, id, input, &context).await?;
     Ok((StatusCode::CREATED, ApiJson(source.into())))
@@ -337,10 +327,8 @@ async fn list_mappings(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path((id, source_id)): Path<(String, String)>,
+    PathId((id, source_id)): PathId<(Uuid, Uuid)>,
 ) -> Result<ApiJson<Page<MappingView>>, ApiError> {
-    let id = path_id(&id, "id")?;
-    let source_id = path_id(&source_id, "source_id")?;
     let mappings = state.organizations().mappings(&principal, id, source_id, &context).await?;
     Ok(ApiJson(Page { items: mappings.into_iter().map(MappingView::from).collect(), next_cursor: None }))
 }
@@ -358,11 +346,9 @@ async fn add_mapping(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path((id, source_id)): Path<(String, String)>,
+    PathId((id, source_id)): PathId<(Uuid, Uuid)>,
     ApiJson(body): ApiJson<MappingBody>,
 ) -> Result<(StatusCode, ApiJson<MappingView>), ApiError> {
-    let id = path_id(&id, "id")?;
-    let source_id = path_id(&source_id, "source_id")?;
     let input = MappingInput {
         external_kind: body.external_kind,
         external_id: body.external_id,

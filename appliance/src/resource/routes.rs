@@ -1,7 +1,7 @@
 //! `/api/v1/resources/*`.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use rap_storage::repo::ResourceRecord;
@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::guard::redact_credentials;
 use super::service::{PolicyInput, ResourceError, ResourceInput, ResourcePatch, SecretInput};
 use super::{CertificateMode, PolicyMode, Protocol};
-use crate::http::extract::{Context, CurrentUser};
+use crate::http::extract::{Context, CurrentUser, PathId};
 use crate::http::page::{self, Page};
-use crate::http::{ApiError, ApiJson, path_id};
+use crate::http::{ApiError, ApiJson};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -184,18 +184,13 @@ async fn list(
     Ok(ApiJson(Page::from_overfetch(views, limit, |resource: &ResourceView| resource.id.to_string())))
 }
 
-/// A resource id from the path; a malformed one cannot name a resource.
-fn resource_id(text: &str) -> Result<Uuid, ApiError> {
-    path_id(text, "id")
-}
-
 async fn show(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<ApiJson<ResourceView>, ApiError> {
-    Ok(ApiJson(state.resources().get(&principal, resource_id(&id)?, &context).await?.into()))
+    Ok(ApiJson(state.resources().get(&principal, id, &context).await?.into()))
 }
 
 /// Tells `"field": null` (clear it) from an absent field (keep it).
@@ -220,7 +215,7 @@ async fn update(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> Result<ApiJson<ResourceView>, ApiError> {
     let patch = ResourcePatch {
@@ -232,16 +227,16 @@ async fn update(
         metadata: body.metadata,
         policy: body.policy.map(PolicyInput::from),
     };
-    Ok(ApiJson(state.resources().update(&principal, resource_id(&id)?, patch, &context).await?.into()))
+    Ok(ApiJson(state.resources().update(&principal, id, patch, &context).await?.into()))
 }
 
 async fn delete(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state.resources().delete(&principal, resource_id(&id)?, &context).await?;
+    state.resources().delete(&principal, id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -265,10 +260,10 @@ async fn put_secret(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
     ApiJson(body): ApiJson<SecretBody>,
 ) -> Result<ApiJson<SecretView>, ApiError> {
     let input = SecretInput { username: body.username, password: body.password, domain: body.domain };
-    let (secret, secret_ref) = state.resources().put_secret(&principal, resource_id(&id)?, input, &context).await?;
+    let (secret, secret_ref) = state.resources().put_secret(&principal, id, input, &context).await?;
     Ok(ApiJson(SecretView { secret_ref, key_id: secret.key_id, updated_at: secret.updated_at }))
 }

@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use super::state::SessionState;
 use super::{AttachOffer, BrokerError, SessionView, StartRequest};
-use crate::http::extract::{Context, CurrentUser, PlatformAdmin};
+use crate::http::extract::{Context, CurrentUser, PathId, PlatformAdmin};
 use crate::http::page::{self, Page};
-use crate::http::{ApiError, ApiJson, path_id};
+use crate::http::{ApiError, ApiJson};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -260,9 +260,8 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
-    Path(id): Path<String>,
+    PathId(id): PathId<Uuid>,
 ) -> Result<ApiJson<SessionBody>, ApiError> {
-    let id = path_id(&id, "id")?;
     Ok(ApiJson(state.broker().get(&principal, id).await?.into()))
 }
 
@@ -274,12 +273,9 @@ async fn command(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    Path((id, command)): Path<(String, String)>,
+    PathId(id): PathId<Uuid>,
+    Path((_, command)): Path<(String, String)>,
 ) -> Response {
-    let id = match path_id(&id, "id") {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
     let broker = state.broker();
     let offered = |result: Result<_, BrokerError>| match result {
         Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
