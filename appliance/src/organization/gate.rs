@@ -3,6 +3,7 @@
 //! refusals that are worth knowing about (a member reaching past their role).
 
 use rap_storage::StorageError;
+use rap_storage::repo::OrgScope;
 use rap_storage::repo::Repositories;
 use rap_storage::types::MembershipStatus;
 use serde_json::json;
@@ -84,6 +85,27 @@ impl Gate {
                 tracing::info!(user_id = %principal.user_id(), %organization_id, action = action.as_str(), "Denied by role");
                 Err(Denied::Forbidden)
             }
+        }
+    }
+
+    /// Which organizations a list may show the caller: the one asked for if
+    /// the caller may do `action` there (refused as [`Self::check`] does),
+    /// otherwise every organization for platform admins and the caller's
+    /// own (active memberships) for everyone else. Every list asks this.
+    pub async fn list_scope(
+        &self,
+        principal: &Principal,
+        organization_id: Option<Uuid>,
+        action: Action,
+        context: &RequestContext,
+    ) -> Result<OrgScope, Denied> {
+        match organization_id {
+            Some(id) => {
+                self.check(principal, id, action, context).await?;
+                Ok(OrgScope::Only(vec![id]))
+            }
+            None if principal.is_platform_admin() => Ok(OrgScope::All),
+            None => Ok(OrgScope::Only(self.member_organizations(principal).await.map_err(Denied::Storage)?)),
         }
     }
 

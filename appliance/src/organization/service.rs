@@ -1,6 +1,6 @@
 use rap_storage::StorageError;
 use rap_storage::repo::{
-    IdentityMappingRecord, IdentitySourceRecord, MembershipChanges, MembershipRecord, OrgScope, OrganizationChanges,
+    IdentityMappingRecord, IdentitySourceRecord, MembershipChanges, MembershipRecord, OrganizationChanges,
     OrganizationRecord, Repositories,
 };
 use rap_storage::types::MembershipStatus;
@@ -244,11 +244,7 @@ impl OrganizationService {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<OrganizationRecord>, OrgError> {
-        let scope = if principal.is_platform_admin() {
-            OrgScope::All
-        } else {
-            OrgScope::Only(self.gate.member_organizations(principal).await?)
-        };
+        let scope = self.gate.list_scope(principal, None, Action::ReadOrganization, &RequestContext::default()).await?;
         Ok(self.repositories.organizations.list(scope, after, limit).await?)
     }
 

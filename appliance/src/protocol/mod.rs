@@ -3,3 +3,6 @@
 
 pub mod frame;
 pub mod framebuffer;
+pub mod size;
+
+pub use size::DesktopSize;

@@ -1,5 +1,5 @@
 use rap_storage::StorageError;
-use rap_storage::repo::{OrgScope, Repositories, ResourcePolicyRecord, ResourceRecord, SecretRecord};
+use rap_storage::repo::{Repositories, ResourcePolicyRecord, ResourceRecord, SecretRecord};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -254,17 +254,11 @@ impl ResourceService {
         limit: usize,
         context: &RequestContext,
     ) -> Result<Vec<ResourceRecord>, ResourceError> {
-        let scope = match organization_id {
-            Some(id) => {
-                self.gate
-                    .check(principal, id, Action::ReadResources, context)
-                    .await
-                    .map_err(ResourceError::Organization)?;
-                OrgScope::Only(vec![id])
-            }
-            None if principal.is_platform_admin() => OrgScope::All,
-            None => OrgScope::Only(self.gate.member_organizations(principal).await?),
-        };
+        let scope = self
+            .gate
+            .list_scope(principal, organization_id, Action::ReadResources, context)
+            .await
+            .map_err(ResourceError::Organization)?;
         Ok(self.repositories.resources.list(scope, after, limit).await?)
     }
 

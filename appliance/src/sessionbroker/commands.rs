@@ -14,14 +14,12 @@ use crate::auth::Principal;
 use crate::keys::random_bytes;
 use crate::organization::Denied;
 use crate::organization::policy::{Action, Decision, authorize};
+use crate::protocol::DesktopSize;
 use crate::resource::credential_like_paths;
 use crate::secrets::Credentials;
 use crate::worker::{Assignment, WorkerControl, control_queue};
 
-use super::service::{
-    Broker, BrokerError, CONTROLLER_TTL, DEFAULT_SIZE, MAX_HEIGHT, MAX_WIDTH, MIN_SIZE, Transition, attach_key,
-    controller_key, notice_topic,
-};
+use super::service::{Broker, BrokerError, CONTROLLER_TTL, Transition, attach_key, controller_key, notice_topic};
 use super::state::{Command, IllegalTransition, SessionState};
 use super::types::{AttachGrant, AttachOffer, ControllerBinding, SessionNotice, SessionView, StartRequest};
 
@@ -42,38 +40,29 @@ impl Broker {
         limit: usize,
         context: &RequestContext,
     ) -> Result<Vec<SessionRecord>, BrokerError> {
-        let scope = if principal.is_platform_admin() {
-            SessionScope {
-                organizations: organization_id.map_or(OrgScope::All, |id| OrgScope::Only(vec![id])),
-                owner: None,
-                managed: Vec::new(),
-                states,
+        let organizations =
+            self.inner.gate.list_scope(principal, organization_id, Action::ReadOrganization, context).await.map_err(
+                |denied| match denied {
+                    Denied::Hidden => BrokerError::InvalidField(("organization_id", "no such organization")),
+                    other => other.into(),
+                },
+            )?;
+        let scope = match organizations {
+            // Every session everywhere (or in the one asked for).
+            OrgScope::All => SessionScope { organizations, owner: None, managed: Vec::new(), states },
+            OrgScope::Only(_) if principal.is_platform_admin() => {
+                SessionScope { organizations, owner: None, managed: Vec::new(), states }
             }
-        } else {
-            let organizations = match organization_id {
-                Some(id) => {
-                    self.inner.gate.check(principal, id, Action::ReadOrganization, context).await.map_err(
-                        |denied| match denied {
-                            Denied::Hidden => BrokerError::InvalidField(("organization_id", "no such organization")),
-                            other => other.into(),
-                        },
-                    )?;
-                    vec![id]
+            OrgScope::Only(ref ids) => {
+                // Their own sessions, and every session where they manage them.
+                let mut managed = Vec::new();
+                for id in ids {
+                    let standing = self.inner.gate.standing(principal, *id).await?;
+                    if authorize(standing, Action::ManageSessions) == Decision::Allow {
+                        managed.push(*id);
+                    }
                 }
-                None => self.inner.gate.member_organizations(principal).await?,
-            };
-            let mut managed = Vec::new();
-            for id in &organizations {
-                let standing = self.inner.gate.standing(principal, *id).await?;
-                if authorize(standing, Action::ManageSessions) == Decision::Allow {
-                    managed.push(*id);
-                }
-            }
-            SessionScope {
-                organizations: OrgScope::Only(organizations),
-                owner: Some(principal.user_id()),
-                managed,
-                states,
+                SessionScope { organizations, owner: Some(principal.user_id()), managed, states }
             }
         };
         Ok(self.inner.repositories.sessions.list(scope, after, limit).await?)
@@ -102,14 +91,11 @@ impl Broker {
                 return Err(BrokerError::InvalidField(("device_id", "is not one of your devices")));
             }
         }
-        let width = request.width.unwrap_or(DEFAULT_SIZE.0);
-        let height = request.height.unwrap_or(DEFAULT_SIZE.1);
-        if !(MIN_SIZE..=MAX_WIDTH).contains(&width) {
-            return Err(BrokerError::InvalidField(("width", "must be between 64 and 7680")));
-        }
-        if !(MIN_SIZE..=MAX_HEIGHT).contains(&height) {
-            return Err(BrokerError::InvalidField(("height", "must be between 64 and 4320")));
-        }
+        let DesktopSize { width, height } = DesktopSize::requested(
+            request.width.unwrap_or(DesktopSize::DEFAULT.width),
+            request.height.unwrap_or(DesktopSize::DEFAULT.height),
+        )
+        .map_err(BrokerError::InvalidField)?;
 
         let now = OffsetDateTime::now_utc();
         let session = SessionRecord {
@@ -186,7 +172,10 @@ impl Broker {
         credentials: Option<Credentials>,
         context: &RequestContext,
     ) -> Result<(), BrokerError> {
-        let (width, height) = (session.width.unwrap_or(DEFAULT_SIZE.0), session.height.unwrap_or(DEFAULT_SIZE.1));
+        let (width, height) = (
+            session.width.unwrap_or(DesktopSize::DEFAULT.width),
+            session.height.unwrap_or(DesktopSize::DEFAULT.height),
+        );
         let assignment = Assignment {
             session_id: session.id,
             worker_id,

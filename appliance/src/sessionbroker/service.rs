@@ -25,11 +25,6 @@ use crate::secrets::SecretService;
 use crate::worker::pool::WorkerQueues;
 use crate::worker::{WorkerControl, control_queue, input_queue};
 
-/// Size used when a client does not say (and the bounds it may ask for).
-pub(super) const DEFAULT_SIZE: (u16, u16) = (1280, 800);
-pub(super) const MIN_SIZE: u16 = 64;
-pub(super) const MAX_WIDTH: u16 = 7680;
-pub(super) const MAX_HEIGHT: u16 = 4320;
 /// How long a controller binding lives without being renewed by a transition.
 pub(super) const CONTROLLER_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 

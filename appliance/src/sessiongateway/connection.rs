@@ -16,6 +16,7 @@ use super::envelope::{
     encode_binary_frame, encode_json_frame, failure_message,
 };
 use super::socket::{Sink, Stream, close, close_with, compressed, read_screen, send};
+use crate::protocol::DesktopSize;
 use crate::protocol::frame::{ColorMode, Compression};
 use crate::protocol::framebuffer::Screen;
 use crate::resource::flow::{Crossing, Flow, Refusal, may};
@@ -421,9 +422,7 @@ impl Connection {
                 return send(sink, too_long).await;
             }
             ClientMessage::Unicode(unicode) => SessionInput::Unicode { text: unicode.text },
-            ClientMessage::Resize(size)
-                if !(64..=7680).contains(&size.width) || !(64..=4320).contains(&size.height) =>
-            {
+            ClientMessage::Resize(size) if DesktopSize::requested(size.width, size.height).is_err() => {
                 return send(sink, self.error("invalid_request", "The size is out of bounds.", details::none())).await;
             }
             ClientMessage::Resize(size) => SessionInput::Resize { width: size.width, height: size.height },

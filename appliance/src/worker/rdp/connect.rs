@@ -59,8 +59,8 @@ fn config(assignment: &Assignment) -> Result<Config, String> {
         enable_credssp: true,
         enable_standard_rdp_security: false,
         desktop_size: DesktopSize {
-            width: assignment.width.min(super::MAX_WIDTH),
-            height: assignment.height.min(super::MAX_HEIGHT),
+            width: crate::protocol::DesktopSize::capped(assignment.width, assignment.height).width,
+            height: crate::protocol::DesktopSize::capped(assignment.width, assignment.height).height,
         },
         bitmap: Some(BitmapConfig { lossy_compression: false, color_depth: 32, codecs }),
         autologon: true,

@@ -22,13 +22,10 @@ use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput, Gracef
 use ironrdp_tokio::FramedWrite as _;
 
 use super::{Assignment, SessionEnd, SessionInput, SessionIo, SessionRuntime, WorkerEventKind};
+use crate::protocol::DesktopSize;
 use crate::protocol::frame::Rect;
 use crate::protocol::framebuffer::{PixelStore, Screen};
 
-/// The largest desktop a session may have (8K); a server asking for more
-/// is refused before anything is allocated.
-pub const MAX_WIDTH: u16 = 7680;
-pub const MAX_HEIGHT: u16 = 4320;
 /// Input events per second a controller may send before the excess is dropped.
 const MAX_INPUT_PER_SECOND: u32 = 2000;
 
@@ -256,7 +253,7 @@ async fn run_session(
     let connect::Connection { mut framed, result, clipboard: clipboard_events } = connection;
     let mut clipboard = clipboard::Clipboard::new(clipboard_mode);
     let size = result.desktop_size;
-    if size.width > MAX_WIDTH || size.height > MAX_HEIGHT || size.width == 0 || size.height == 0 {
+    if !DesktopSize::acceptable_from_host(size.width, size.height) {
         return Err(SessionEnd::Failed("desktop_too_large".into()));
     }
     let (mut refresh_ok, mut suppress_ok) = (result.refresh_rect_support, result.suppress_output_support);
@@ -318,7 +315,8 @@ async fn run_session(
                     continue;
                 }
                 if let SessionInput::Resize { width, height } = next {
-                    let (width, height) = (u32::from(width.min(MAX_WIDTH)), u32::from(height.min(MAX_HEIGHT)));
+                    let capped = DesktopSize::capped(width, height);
+                    let (width, height) = (u32::from(capped.width), u32::from(capped.height));
                     if let Some(Ok(frame)) = stage.encode_resize(width, height, None, None) {
                         framed.write_all(&frame).await.map_err(write_failed)?;
                     }
@@ -345,7 +343,7 @@ async fn run_session(
                 ActiveStageOutput::DeactivateAll => {
                     let (width, height, refresh, suppress) =
                         connect::reactivate(&factory, &mut framed, &mut stage).await.map_err(SessionEnd::Failed)?;
-                    if width > MAX_WIDTH || height > MAX_HEIGHT || width == 0 || height == 0 {
+                    if !DesktopSize::acceptable_from_host(width, height) {
                         return Err(SessionEnd::Failed("desktop_too_large".into()));
                     }
                     screen.replace_store(width, height, desktop(width, height));
