@@ -13,7 +13,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::routes::routes())
         .merge(crate::organization::routes::routes())
         .merge(crate::resource::routes::routes())
-        .merge(crate::audit::routes::routes())
+        .merge(crate::auditlog::routes::routes())
         .merge(crate::sessionbroker::routes::routes())
         .merge(crate::sessiongateway::routes::routes())
         .merge(crate::dataplane::routes::routes());

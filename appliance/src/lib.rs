@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod auditlog;
 pub mod auth;
 pub mod config;
 pub mod dataplane;

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use rap_storage::Repositories;
 use rap_storage::live::memory::{MemoryCounters, MemoryHeartbeats, MemoryQueues, MemoryTopics, MemoryTtlMap};
 
-use crate::audit::AuditService;
+use crate::auditlog::AuditService;
 use crate::auth::service::AuthLiveState;
 use crate::auth::{AuthService, Passwords};
 use crate::config::Config;
@@ -139,7 +139,7 @@ impl AppState {
         };
         let auth = AuthService::new(
             repositories.clone(),
-            installation.clone(),
+            Arc::new(installation.clone()),
             live,
             &keys.access_token,
             config.auth.clone(),

@@ -72,8 +72,3 @@ pub fn with(mut event: AuditEvent, details: Value) -> AuditEvent {
     }
     event
 }
-
-pub(crate) mod routes;
-mod service;
-
-pub use service::{AuditError, AuditService};

@@ -19,7 +19,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use password::Passwords;
-pub use service::{AuthError, AuthService, DeviceRequestInput, LoginRequest, NewUserRequest, TokenGrant};
+pub use service::{
+    AuthError, AuthService, DeviceRequestInput, LoginRequest, NewUserRequest, PlatformAuthority, TokenGrant,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

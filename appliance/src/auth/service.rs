@@ -18,8 +18,25 @@ use super::validate::{self, FieldError};
 use super::{PlatformRole, Principal, UserView};
 use crate::audit::{self, Outcome, RequestContext};
 use crate::config::AuthConfig;
-use crate::installation::InstallationService;
 use crate::keys::random_bytes;
+
+/// Who vouches for platform roles: the installation's authority. Logins
+/// ask it which platform role a user really has, and user creation asks it
+/// to sign grants; defined here so that `auth` depends on no authority
+/// (the installation implements it).
+#[async_trait::async_trait]
+pub trait PlatformAuthority: Send + Sync {
+    /// The platform role `user` really has (in strict mode only what a
+    /// valid signed grant backs).
+    async fn effective_platform_role(&self, user: &UserRecord) -> Result<Option<PlatformRole>, StorageError>;
+    /// A signed grant of `role` to `user_id`, ready to store.
+    async fn signed_grant(
+        &self,
+        user_id: Uuid,
+        role: PlatformRole,
+        now: OffsetDateTime,
+    ) -> Result<rap_storage::repo::GrantRecord, StorageError>;
+}
 
 /// How long a user's snapshot (name, effective role) and an auth session's
 /// "still open" are trusted between database reads. Revocations in this
@@ -112,7 +129,7 @@ pub struct AuthService {
 
 struct Inner {
     repositories: Repositories,
-    installation: InstallationService,
+    installation: Arc<dyn PlatformAuthority>,
     live: AuthLiveState,
     tokens: AccessTokens,
     config: AuthConfig,
@@ -143,7 +160,7 @@ fn duration(std: Duration) -> time::Duration {
 impl AuthService {
     pub fn new(
         repositories: Repositories,
-        installation: InstallationService,
+        installation: Arc<dyn PlatformAuthority>,
         live: AuthLiveState,
         token_key: &[u8; 32],
         config: AuthConfig,

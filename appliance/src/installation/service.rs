@@ -282,3 +282,19 @@ fn bootstrap_denial_reason(error: &BootstrapError) -> &'static str {
         _ => "other",
     }
 }
+
+#[async_trait::async_trait]
+impl crate::auth::PlatformAuthority for InstallationService {
+    async fn effective_platform_role(&self, user: &UserRecord) -> Result<Option<PlatformRole>, StorageError> {
+        InstallationService::effective_platform_role(self, user).await
+    }
+
+    async fn signed_grant(
+        &self,
+        user_id: Uuid,
+        role: PlatformRole,
+        now: OffsetDateTime,
+    ) -> Result<GrantRecord, StorageError> {
+        InstallationService::signed_grant(self, user_id, role, now).await
+    }
+}

@@ -248,7 +248,7 @@ impl From<IdentitySourceRecord> for SourceView {
             organization_id: record.organization_id,
             kind: record.kind,
             name: record.name,
-            config: crate::resource::redact_credentials(&record.config),
+            config: crate::secrets::redact_credentials(&record.config),
             enabled: record.enabled,
             created_at: record.created_at,
             updated_at: record.updated_at,

@@ -427,7 +427,7 @@ impl OrganizationService {
         let id = Uuid::now_v7();
         // Credentials never reach the database in clear: sealed apart, and
         // "[redacted]" in their place in the stored configuration.
-        let (config, secrets) = crate::resource::split_credentials(&input.config);
+        let (config, secrets) = crate::secrets::split_credentials(&input.config);
         let sealed_secrets = self.secrets.seal_source_secrets(id, secrets).map_err(OrgError::Secret)?;
         let source = IdentitySourceRecord {
             id,

@@ -2,11 +2,9 @@
 //! their certificate policy, clipboard and file transfer policy, and a
 //! reference to their encrypted credentials.
 
-mod guard;
 pub(crate) mod routes;
 mod service;
 
-pub use guard::{credential_like_paths, redact_credentials, split_credentials};
 pub mod flow;
 
 pub use rap_storage::types::{CertificateMode, PolicyMode, Protocol};

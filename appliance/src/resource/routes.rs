@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::guard::redact_credentials;
 use super::service::{PolicyInput, ResourceError, ResourceInput, ResourcePatch, SecretInput};
 use super::{CertificateMode, PolicyMode, Protocol};
 use crate::http::extract::{Context, CurrentUser, PathId};
 use crate::http::page::{self, Page};
 use crate::http::{ApiError, ApiJson};
+use crate::secrets::redact_credentials;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {

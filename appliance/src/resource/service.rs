@@ -4,7 +4,6 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::guard::credential_like_paths;
 use super::{CertificateMode, PolicyMode, Protocol};
 use crate::audit::{self, Outcome, RequestContext};
 use crate::auth::Principal;
@@ -12,6 +11,7 @@ use crate::auth::validate::FieldError;
 use crate::config::AppEnv;
 use crate::organization::policy::Action;
 use crate::organization::{Denied, Gate};
+use crate::secrets::credential_like_paths;
 use crate::secrets::{Credentials, SecretService, SecretStoreError};
 
 /// Largest metadata document accepted, serialized.

@@ -8,5 +8,8 @@
 mod cipher;
 mod service;
 
+mod guard;
+
 pub use cipher::{Credentials, Sealed, SecretError, SecretKeyRing};
+pub use guard::{credential_like_paths, redact_credentials, split_credentials};
 pub use service::{RotationReport, SecretService, SecretStoreError, secret_ref};

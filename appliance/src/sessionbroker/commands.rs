@@ -15,8 +15,8 @@ use crate::keys::random_bytes;
 use crate::organization::Denied;
 use crate::organization::policy::{Action, Decision, authorize};
 use crate::protocol::DesktopSize;
-use crate::resource::credential_like_paths;
 use crate::secrets::Credentials;
+use crate::secrets::credential_like_paths;
 use crate::worker::{Assignment, WorkerControl, control_queue};
 
 use super::service::{Broker, BrokerError, CONTROLLER_TTL, Transition, attach_key, controller_key, notice_topic};

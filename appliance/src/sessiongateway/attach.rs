@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::connection::Connection;
-use super::envelope::{AttachPayload, ClientMessage, RenderTransport, ServerMessage};
+use super::envelope::{AttachPayload, ClientMessage, RenderTransport, ServerMessage, details};
 use super::socket::{Stream, close, close_with, send};
 use crate::sessionbroker::AttachGrant;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ impl Refused {
         Self {
             code: "unauthorized",
             words: "The token is invalid, expired or already used.",
-            details: json!({"reason": reason}),
+            details: details::reason(reason),
             close_code: close::ATTACH_REFUSED,
             close_reason: reason,
         }
@@ -57,7 +57,7 @@ impl Refused {
         Self {
             code: "invalid_request",
             words,
-            details: json!({"reason": reason}),
+            details: details::reason(reason),
             close_code: close::ATTACH_REFUSED,
             close_reason: reason,
         }
@@ -139,18 +139,18 @@ async fn read_attach(stream: &mut Stream) -> Result<AttachPayload, Refused> {
             return Err(Refused {
                 code: "attach_timeout",
                 words: "Send an attach message first.",
-                details: json!({}),
+                details: details::none(),
                 close_code: close::ATTACH_TIMEOUT,
                 close_reason: "attach_required",
             });
         }
-        Ok(None) => return Err(protocol("Send an attach message first.", json!({}))),
+        Ok(None) => return Err(protocol("Send an attach message first.", details::none())),
         Ok(Some(text)) => text,
     };
     let first = "The first message must be a valid attach.";
     match ClientMessage::parse(&text) {
         Ok(ClientMessage::Attach(payload)) => Ok(payload),
-        Ok(_) => Err(protocol(first, json!({"reason": "attach_required"}))),
+        Ok(_) => Err(protocol(first, details::reason("attach_required"))),
         Err(error) => Err(protocol(first, error.details())),
     }
 }

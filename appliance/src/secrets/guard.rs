@@ -1,5 +1,7 @@
-//! The production secret-readiness guard: credentials belong in the secret
-//! store, never in a resource's free-form metadata.
+//! Recognising credentials in free-form JSON: the production secret-
+//! readiness guard (credentials belong in the secret store, never in a
+//! resource's metadata), response redaction, and taking them out of an
+//! identity source's configuration to be sealed.
 
 use serde_json::Value;
 

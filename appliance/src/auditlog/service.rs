@@ -2,7 +2,7 @@ use rap_storage::StorageError;
 use rap_storage::repo::{AuditCursor, AuditEvent, AuditQuery, Repositories};
 use uuid::Uuid;
 
-use super::RequestContext;
+use crate::audit::RequestContext;
 use crate::auth::Principal;
 use crate::organization::policy::Action;
 use crate::organization::{Denied, Gate};
