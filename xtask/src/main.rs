@@ -1,0 +1,221 @@
+//! `cargo xtask ci`: the checks CI runs, in CI's order, with CI's closing
+//! line. Steps whose tools are missing say so and are skipped (a developer
+//! machine may have no xrdp or Chromium); `.ci/run` installs everything
+//! first, so in CI every step runs.
+//!
+//! - format and lint (`cargo fmt --check`, `cargo clippy -D warnings`);
+//! - the README's test command (`cargo test --workspace`);
+//! - with `RAP_ACCEPTANCE_XRDP` set: the xrdp acceptance tests, and with
+//!   `RAP_XRDP_SETUP=1` as well, xrdp restarted to keep disconnected
+//!   sessions (`testing/xrdp-setup.sh --keep-disconnected`, needs root) and
+//!   the appliance-restart acceptance test;
+//! - the web UI's type check and unit tests (Node.js), and its end-to-end
+//!   tests in headless Chromium against the scripted desktop and the RDP
+//!   test server (both built by the tests above).
+
+#![allow(clippy::print_stdout)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => match ci() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(failed) => {
+                println!("\nci: failed at: {failed}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => {
+            println!("usage: cargo xtask ci");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Test counts gathered from every step's output.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    /// `test result: ok. 5 passed; 0 failed; …`, `e2e: 20 passed, 0 failed`, `unit: …`.
+    fn read(&mut self, line: &str) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let number = |index: usize| words.get(index).and_then(|word| word.trim_matches([';', ',']).parse::<u64>().ok());
+        let counts = if line.starts_with("test result:") {
+            number(3).zip(number(5))
+        } else if line.starts_with("e2e: ") || line.starts_with("unit: ") {
+            number(1).zip(number(3))
+        } else {
+            None
+        };
+        if let Some((passed, failed)) = counts {
+            self.passed += passed;
+            self.failed += failed;
+        }
+    }
+}
+
+struct Ci {
+    root: PathBuf,
+    target: PathBuf,
+    tally: Tally,
+}
+
+fn ci() -> Result<(), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).ok_or("no workspace root")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let mut ci = Ci { root, target, tally: Tally::default() };
+
+    ci.step("Format", "cargo", &["fmt", "--all", "--", "--check"], &[])?;
+    ci.step("Lint", "cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"], &[])?;
+    ci.step("Test (the README's test command)", "cargo", &["test", "--workspace", "--locked"], &[])?;
+
+    match std::env::var("RAP_ACCEPTANCE_XRDP") {
+        Ok(spec) => {
+            let filter = [
+                "test",
+                "--workspace",
+                "--locked",
+                "--test",
+                "main",
+                "acceptance",
+                "--",
+                "--nocapture",
+                "--test-threads=1",
+            ];
+            ci.step("Acceptance: a real xrdp on loopback", "cargo", &filter, &[("RAP_ACCEPTANCE_XRDP", &spec)])?;
+            if std::env::var("RAP_XRDP_SETUP").as_deref() == Ok("1") {
+                let kept = ci.capture("bash", &["testing/xrdp-setup.sh", "--keep-disconnected"])?;
+                let restart = [
+                    "test",
+                    "--workspace",
+                    "--locked",
+                    "--test",
+                    "main",
+                    "acceptance::an_appliance_restart",
+                    "--",
+                    "--nocapture",
+                    "--test-threads=1",
+                ];
+                ci.step(
+                    "Acceptance: an appliance restart brings the same xrdp desktop back",
+                    "cargo",
+                    &restart,
+                    &[("RAP_ACCEPTANCE_XRDP", kept.trim()), ("RAP_ACCEPTANCE_XRDP_KEEPS_SESSIONS", "1")],
+                )?;
+            } else {
+                println!("\n==> Acceptance restart test skipped (RAP_XRDP_SETUP=1 lets it restart xrdp)");
+            }
+        }
+        Err(_) => println!(
+            "\n==> Acceptance skipped: RAP_ACCEPTANCE_XRDP is not set (bash testing/xrdp-setup.sh sets up xrdp)"
+        ),
+    }
+
+    if which("node") {
+        ci.step("Web UI: types", "bash", &["ui/tests/typecheck.sh"], &[])?;
+        ci.step("Web UI: unit tests", "bash", &["ui/tests/unit.sh"], &[])?;
+    } else {
+        println!("\n==> Web UI checks skipped: no Node.js");
+    }
+    let appliance = ci.target.join("debug/rap-appliance");
+    let test_server = ci.target.join("rdp-test-server/debug/rdp-test-server");
+    let playwright = ci.root.join("ui/tests/node_modules/playwright-core");
+    if Path::new("/usr/bin/chromium").exists() && playwright.exists() {
+        let appliance = appliance.to_string_lossy().into_owned();
+        ci.step("Web UI in a real browser (headless Chromium)", "bash", &["ui/tests/run.sh", &appliance], &[])?;
+        let server = test_server.to_string_lossy().into_owned();
+        ci.step(
+            "Web UI against a real RDP desktop (the RDP test server)",
+            "bash",
+            &["ui/tests/run-rdp.sh", &appliance, &server],
+            &[],
+        )?;
+    } else {
+        println!(
+            "\n==> Browser tests skipped: they need /usr/bin/chromium and playwright-core in ui/tests/node_modules"
+        );
+    }
+
+    println!("\n==> CI passed");
+    println!("tests: {} passed, {} failed", ci.tally.passed, ci.tally.failed);
+    Ok(())
+}
+
+fn which(program: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|out| out.status.success())
+}
+
+impl Ci {
+    /// Runs one step, echoing its output and counting its tests.
+    fn step(&mut self, title: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+        println!("\n==> {title}");
+        let mut command = Command::new(program);
+        command.args(args).current_dir(&self.root).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().map_err(|error| format!("{title}: {program}: {error}"))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        // stderr is echoed as it comes, on its own thread (cargo writes there).
+        let echo = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines.push(line);
+            }
+            lines
+        });
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            self.tally.read(&line);
+        }
+        for line in echo.join().unwrap_or_default() {
+            self.tally.read(&line);
+        }
+        let status = child.wait().map_err(|error| format!("{title}: {error}"))?;
+        if status.success() { Ok(()) } else { Err(title.to_owned()) }
+    }
+
+    /// Runs a helper and returns what it printed.
+    fn capture(&self, program: &str, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(program)
+            .args(args)
+            .current_dir(&self.root)
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|error| format!("{program}: {error}"))?;
+        if !output.status.success() {
+            return Err(format!("{program} {}", args.join(" ")));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn the_closing_line_counts_every_kind_of_result() {
+        let mut tally = Tally::default();
+        for line in [
+            "test result: ok. 97 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 29.06s",
+            "test result: FAILED. 3 passed; 2 failed; 0 ignored",
+            "e2e: 20 passed, 0 failed",
+            "unit: 63 passed, 1 failed",
+            "running 5 tests",
+        ] {
+            tally.read(line);
+        }
+        assert_eq!((tally.passed, tally.failed), (183, 3));
+    }
+}
