@@ -185,7 +185,8 @@ pub trait AuthRepository: Send + Sync {
         next: RefreshTokenRecord,
         now: OffsetDateTime,
     ) -> Result<RotateOutcome, StorageError>;
-    /// Revokes the session if it is open; returns whether it was.
+    /// Revokes the session unless it already is (an expired one too, so
+    /// that its revocation is recorded); returns whether it did.
     async fn revoke_session(
         &self,
         id: Uuid,

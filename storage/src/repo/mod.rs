@@ -52,7 +52,9 @@ pub trait InstallationRepository: Send + Sync {
     /// Later calls return the stored row unchanged, whatever the candidate.
     async fn get_or_create(&self, candidate: InstallationRecord) -> Result<InstallationRecord, StorageError>;
     async fn status(&self) -> Result<Option<InstallationStatus>, StorageError>;
-    /// Writes the first owner, once: a second bootstrap is `Ok(None)`.
+    /// Writes the first owner, once: a second bootstrap is `Ok(None)`. The
+    /// installation must exist first ([`Self::get_or_create`]); without it
+    /// there is nothing to bootstrap, which is `Ok(None)` too.
     async fn bootstrap(&self, bootstrap: Bootstrap) -> Result<Option<Bootstrapped>, StorageError>;
 }
 

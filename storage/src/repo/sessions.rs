@@ -143,7 +143,9 @@ pub struct NoCapacity;
 pub trait SessionRepository: Send + Sync {
     /// Writes the session (`pending`) with a lease on the least loaded
     /// online worker of `worker_kind` that has room, and its audit event;
-    /// placement and capacity are decided inside the write.
+    /// placement and capacity are decided inside the write. Timestamps are
+    /// kept to the microsecond: the records returned are what was given, a
+    /// later `get` has them at that precision.
     async fn create(
         &self,
         session: SessionRecord,
@@ -159,8 +161,11 @@ pub trait SessionRepository: Send + Sync {
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StorageError>;
     async fn controller(&self, session_id: Uuid) -> Result<Option<AttachmentRecord>, StorageError>;
-    /// Applies the transition if the session is in one of its `from`
-    /// states; `None` if it was not (someone else moved it first).
+    /// Applies the transition (with its audit event) if the session is in
+    /// one of its `from` states; [`TransitionOutcome::Raced`] if it was not
+    /// (someone else moved it first) and [`TransitionOutcome::NoCapacity`]
+    /// if its [`LeaseChange::Acquire`] found no room: then nothing is
+    /// written, the audit event neither.
     async fn transition(&self, transition: SessionTransition) -> Result<TransitionOutcome, StorageError>;
     /// Opens a read-only viewer attachment (no state change) with its audit event.
     async fn open_viewer(&self, attachment: AttachmentRecord, audit: AuditEvent) -> Result<(), StorageError>;
