@@ -45,7 +45,8 @@ impl Client {
         }
         for command in ["detach", "attach", "terminate"] {
             let path = format!("/api/v1/sessions/{id}/{command}");
-            let response = self.0.http.post(format!("{}{path}", self.0.base)).bearer_auth(&self.0.token).send().await.unwrap();
+            let response =
+                self.0.http.post(format!("{}{path}", self.0.base)).bearer_auth(&self.0.token).send().await.unwrap();
             if !response.status().is_success() {
                 return false;
             }
