@@ -206,6 +206,16 @@ pub trait AuthRepository: Send + Sync {
         now: OffsetDateTime,
         audit: AuditEvent,
     ) -> Result<Option<DeviceRecord>, StorageError>;
+    /// Disables or enables the user; disabling also revokes every open auth
+    /// session of theirs, in the same write. Returns the updated user and
+    /// the revoked session ids, or `None` if there is no such user.
+    async fn set_user_disabled(
+        &self,
+        user_id: Uuid,
+        disabled: bool,
+        now: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<Option<(UserRecord, Vec<Uuid>)>, StorageError>;
     /// Revokes the user's device and every open session on it; returns the
     /// revoked session ids, or `None` if there is no such device.
     async fn revoke_device(

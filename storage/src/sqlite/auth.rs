@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::identity::{USER_COLUMNS, user_from_row};
 use super::{
     SqliteStore, backend, insert_audit, optional_timestamp, optional_timestamp_column, optional_uuid_column,
     timestamp_column, uuid_column,
@@ -12,7 +13,7 @@ use super::{
 use crate::format_timestamp;
 use crate::repo::{
     AuditEvent, AuthRepository, AuthSessionRecord, DeviceRecord, NewLogin, RefreshTokenRecord, RotateOutcome,
-    StorageError,
+    StorageError, UserRecord,
 };
 
 const DEVICE_COLUMNS: &str = "id, user_id, name, trusted, trusted_at, created_at, last_seen_at, revoked_at";
@@ -326,6 +327,42 @@ impl AuthRepository for SqliteStore {
                 let device = select_device(&tx, device_id)?;
                 tx.commit().map_err(backend)?;
                 Ok(device)
+            })
+            .await
+    }
+
+    async fn set_user_disabled(
+        &self,
+        user_id: Uuid,
+        disabled: bool,
+        now: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<Option<(UserRecord, Vec<Uuid>)>, StorageError> {
+        self.pool
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(backend)?;
+                let id = user_id.to_string();
+                let user = tx
+                    .query_row(
+                        &format!(
+                            "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1 RETURNING {USER_COLUMNS}"
+                        ),
+                        params![id, disabled, format_timestamp(now)],
+                        user_from_row,
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                let Some(user) = user else { return Ok(None) };
+                let revoked = if disabled {
+                    revoke_sessions_where(&tx, "user_id = ?3", &id, "user_disabled", now)?
+                } else {
+                    Vec::new()
+                };
+                let mut audit = audit;
+                audit.details["revoked_auth_sessions"] = serde_json::Value::from(revoked.len());
+                insert_audit(&tx, &audit)?;
+                tx.commit().map_err(backend)?;
+                Ok(Some((user, revoked)))
             })
             .await
     }

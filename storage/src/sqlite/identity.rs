@@ -11,9 +11,10 @@ use crate::repo::{
     MembershipRecord, MembershipView, OrganizationRecord, StorageError, UserRecord, UserRepository,
 };
 
-const USER_COLUMNS: &str = "id, email, password_hash, display_name, platform_role, disabled, created_at, updated_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, email, password_hash, display_name, platform_role, disabled, created_at, updated_at";
 
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
         id: uuid_column(row, 0)?,
         email: row.get(1)?,

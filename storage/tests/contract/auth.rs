@@ -264,3 +264,41 @@ pub async fn revoking_a_device_revokes_its_open_sessions(repos: &Repositories) {
     assert_eq!(repos.auth.revoke_device(alice.id, laptop.id, now(), twice.clone()).await.expect("revoke"), None);
     assert_not_audited(repos, &twice).await;
 }
+
+pub async fn disabling_a_user_revokes_every_open_session_of_theirs(repos: &Repositories) {
+    let alice = create_user(repos, "alice@example.com").await;
+    let bob = create_user(repos, "bob@example.com").await;
+    let (laptop, _) = logged_in(repos, alice.id, None).await;
+    let (phone, _) = logged_in(repos, alice.id, None).await;
+    let (other, _) = logged_in(repos, bob.id, None).await;
+
+    let at = now();
+    let disabled = audit("user.disabled");
+    let (user, ids) = repos
+        .auth
+        .set_user_disabled(alice.id, true, at, disabled.clone())
+        .await
+        .expect("disable")
+        .expect("alice exists");
+    assert!(user.disabled);
+    assert_eq!(user.updated_at, at);
+    let mut ids = ids;
+    ids.sort();
+    let mut expected = vec![laptop.session.id, phone.session.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(session(repos, laptop.session.id).await.revoke_reason.as_deref(), Some("user_disabled"));
+    assert_eq!(session(repos, other.session.id).await.revoked_at, None, "bob is untouched");
+    assert!(repos.users.get(alice.id).await.expect("get").expect("alice").disabled);
+    assert_audited(repos, &disabled).await;
+
+    let enabled = repos.auth.set_user_disabled(alice.id, false, now(), audit("user.enabled")).await.expect("enable");
+    let (user, ids) = enabled.expect("alice exists");
+    assert!(!user.disabled);
+    assert!(ids.is_empty(), "enabling revokes nothing and reopens nothing");
+    assert!(session(repos, laptop.session.id).await.revoked_at.is_some());
+
+    let nobody = audit("user.disabled");
+    assert_eq!(repos.auth.set_user_disabled(Uuid::now_v7(), true, now(), nobody.clone()).await.expect("disable"), None);
+    assert_not_audited(repos, &nobody).await;
+}

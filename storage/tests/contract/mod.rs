@@ -83,6 +83,7 @@ macro_rules! contract_tests {
                 a_session_is_revoked_once,
                 device_trust_is_set_only_on_the_users_own_open_device,
                 revoking_a_device_revokes_its_open_sessions,
+                disabling_a_user_revokes_every_open_session_of_theirs,
             }
             organizations {
                 organizations_round_trip_and_list_by_scope,
