@@ -54,6 +54,7 @@ fn main() {
             password: "owner password 1".into(),
             display_name: "Owner".into(),
             activation: None,
+            setup_code: None,
         };
         state.installation().bootstrap_owner(owner, &context).await.unwrap();
         let login = LoginRequest {

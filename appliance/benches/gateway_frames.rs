@@ -144,7 +144,7 @@ fn main() {
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_string_lossy().into_owned();
-        let config = rap_appliance::Config::from_pairs([("APP_DATA_DIR", data.as_str()), ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"), ("RAP_WORKER_RUNTIME", "scripted")]).unwrap();
+        let config = rap_appliance::Config::from_pairs([("APP_DATA_DIR", data.as_str()), ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"), ("RAP_WORKER_RUNTIME", "scripted"), ("APP_RATE_LIMIT_PER_SECOND", "0")]).unwrap();
         let store = rap_storage::sqlite::SqliteStore::start(dir.path().join("rap.sqlite3"), 2).unwrap();
         store.migrate().await.unwrap();
         for slot in 0..8 {
@@ -152,7 +152,7 @@ fn main() {
         }
         let state = rap_appliance::state::AppState::build(config, store.repositories(), Default::default()).await.unwrap();
         let context = RequestContext::default();
-        let owner = BootstrapOwner { email: "o@example.com".into(), password: "owner password 1".into(), display_name: "O".into(), activation: None };
+        let owner = BootstrapOwner { email: "o@example.com".into(), password: "owner password 1".into(), display_name: "O".into(), activation: None, setup_code: None };
         let org = state.installation().bootstrap_owner(owner, &context).await.unwrap().organization.id;
         let login = LoginRequest { email: "o@example.com".into(), password: "owner password 1".into(), device: DeviceRequestInput::default() };
         let principal = state.auth().authenticate(&state.auth().login(login, &context).await.unwrap().access_token).await.unwrap();

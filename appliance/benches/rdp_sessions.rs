@@ -202,10 +202,10 @@ fn main() {
             let (rate, share, per_update, resident) = scenario(&appliance, &binary, count, size, animate).await;
             let base = *baseline.get_or_insert(share);
             let per_update = if per_update.is_finite() { format!("{per_update:.0} µs") } else { "—".into() };
-            println!(
-                "| {name} | {count} | {rate:.1} | {share:.1} % | {:.1}× | {per_update} | {resident:.0} MiB |",
-                share / base
-            );
+            // Idle sessions can cost less than the clock's resolution: then
+            // there is no ratio to give, only the absolute share.
+            let ratio = if base >= 0.05 { format!("{:.1}×", share / base) } else { "—".into() };
+            println!("| {name} | {count} | {rate:.1} | {share:.1} % | {ratio} | {per_update} | {resident:.0} MiB |");
         }
         appliance.stop().await;
     });

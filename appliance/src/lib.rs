@@ -9,8 +9,10 @@
 //!   several in one process.
 //! - [`config`] turns environment variables and an optional file into a
 //!   [`Config`], once, naming the setting in every error.
-//! - [`http`] owns the error envelope, trace ids, the JSON extractor and the
-//!   middleware stack; domain modules add their `routes.rs` behind it.
+//! - [`net`] accepts connections (TLS from [`tls`] when configured) and
+//!   bounds what each client may hold; [`http`] owns the error envelope,
+//!   trace ids, the JSON extractor and the middleware stack; domain modules
+//!   add their `routes.rs` behind it.
 //! - [`metrics`] is the Prometheus registry.
 //! - Durable and live state come from the `rap-storage` crate, behind traits.
 
@@ -24,6 +26,7 @@ pub mod http;
 pub mod installation;
 pub mod keys;
 pub mod metrics;
+pub mod net;
 pub mod organization;
 pub mod protocol;
 pub mod resource;
@@ -31,10 +34,13 @@ pub mod secrets;
 pub mod sessionbroker;
 pub mod sessiongateway;
 pub mod state;
+pub mod throttle;
+pub mod tls;
 pub mod transfer;
 pub mod worker;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::Context;
 use rap_storage::sqlite::SqliteStore;
@@ -68,47 +74,86 @@ pub async fn run(
 
     let metrics = Metrics::new();
     let grace = config.shutdown_grace;
-    let state = AppState::build(config, store.repositories(), metrics).await?;
+    let redirect_addr = config.tls.redirect_addr;
+    let (max_connections, max_idle) = connection_limits(&config);
+    let state = AppState::build(config, store.repositories(), metrics.clone()).await?;
+    if let Err(error) = state.installation().prepare_first_run().await {
+        tracing::error!(%error, "Preparing the first-run set-up code failed");
+    }
+    let local_addr = listener.local_addr().context("reading the listen address")?;
+    state.set_origins(net::origin::OwnOrigins::new(
+        local_addr,
+        state.tls(),
+        state.config().edge.allowed_origins.clone(),
+    ));
     let background = CancellationToken::new();
     let workers = start_workers(&state, background.clone()).await;
     let broker_tasks = sessionbroker::background::spawn(state.broker().clone(), background.clone());
+    let tls_maintenance = state.tls().map(|tls| tls.spawn_maintenance(metrics.clone(), background.clone()));
     let sockets = state.sockets_shutdown().clone();
+    let edge = Arc::new(net::Edge {
+        board: net::connections::ConnectionBoard::new(max_connections, max_idle, metrics.clone()),
+        header_read_timeout: state.config().edge.header_read_timeout,
+        tls_handshake_timeout: state.config().edge.tls_handshake_timeout,
+        metrics,
+        graceful: CancellationToken::new(),
+        force: CancellationToken::new(),
+        tasks: tokio_util::task::TaskTracker::new(),
+    });
+    let tls_config = state.tls().map(tls::Tls::server_config);
+    let scheme = if tls_config.is_some() { "https" } else { "http" };
     let app = app::router(state);
 
-    let local_addr = listener.local_addr().context("reading the listen address")?;
-    tracing::info!(%local_addr, "Appliance listening");
+    let mut listeners = tokio::task::JoinSet::new();
+    if let Some(addr) = redirect_addr {
+        let redirect = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("APP_HTTP_REDIRECT_ADDR: cannot listen on {addr}"))?;
+        tracing::info!(%addr, "Redirecting plain HTTP to HTTPS");
+        listeners.spawn(net::serve(redirect, net::redirect::router(local_addr.port()), None, edge.clone()));
+    }
+    tracing::info!(%local_addr, scheme, "Appliance listening");
+    listeners.spawn(net::serve(listener, app, tls_config, edge.clone()));
 
-    let (stop_accepting, stopped_accepting) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("Shutting down: no new connections, finishing in-flight requests");
-            sockets.cancel();
-            let _ = stop_accepting.send(());
-        });
-    let server = server.into_future();
-    tokio::pin!(server);
-
-    let served = tokio::select! {
-        served = &mut server => served,
-        () = async {
-            // Only after shutdown began does the grace period start.
-            let _ = stopped_accepting.await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace_secs = grace.as_secs_f64(), "In-flight requests did not finish in time; closing them");
-            Ok(())
-        }
-    };
+    shutdown.await;
+    tracing::info!("Shutting down: no new connections, finishing in-flight requests");
+    sockets.cancel();
+    edge.graceful.cancel();
+    listeners.join_all().await;
+    edge.tasks.close();
+    if tokio::time::timeout(grace, edge.tasks.wait()).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs_f64(), "In-flight requests did not finish in time; closing them");
+        edge.force.cancel();
+        edge.tasks.wait().await;
+    }
 
     background.cancel();
     if let Some(workers) = workers {
         workers.join().await;
     }
     broker_tasks.join_all().await;
+    if let Some(maintenance) = tls_maintenance {
+        let _ = maintenance.await;
+    }
     store.close().await;
     tracing::info!("Appliance stopped");
-    served.context("serving HTTP")
+    Ok(())
+}
+
+/// The configured connection limits, lowered to fit the file descriptors
+/// the process may open.
+fn connection_limits(config: &Config) -> (usize, usize) {
+    let edge = &config.edge;
+    let budget = net::descriptor_budget(config.worker_slots).unwrap_or(edge.max_connections).max(16);
+    let max_connections = edge.max_connections.min(budget);
+    if max_connections < edge.max_connections {
+        tracing::info!(
+            max_connections,
+            configured = edge.max_connections,
+            "Connection limit lowered to fit the open-file limit (raise LimitNOFILE to allow more)"
+        );
+    }
+    (max_connections, edge.max_idle_connections.min(max_connections))
 }
 
 /// Creates the data directory if needed, private to the appliance's user

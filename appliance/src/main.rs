@@ -43,6 +43,10 @@ enum Command {
         /// A JSON file with {"manifest_b64", "signature_b64"}.
         #[arg(long)]
         activation: Option<PathBuf>,
+        /// The one-time set-up code (legacy mode); by default read from
+        /// the data directory, which this command can read anyway.
+        #[arg(long)]
+        setup_code: Option<String>,
     },
 }
 
@@ -111,8 +115,8 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Installation => installation(config).await,
-            Command::BootstrapOwner { email, display_name, activation } => {
-                bootstrap_owner(config, email, display_name, activation).await
+            Command::BootstrapOwner { email, display_name, activation, setup_code } => {
+                bootstrap_owner(config, email, display_name, activation, setup_code).await
             }
             Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
             Command::ProductRoot(_) => unreachable!("handled before configuration"),
@@ -197,6 +201,7 @@ async fn bootstrap_owner(
     email: String,
     display_name: String,
     activation: Option<PathBuf>,
+    setup_code: Option<String>,
 ) -> anyhow::Result<()> {
     let activation = match activation {
         Some(path) => {
@@ -213,10 +218,13 @@ async fn bootstrap_owner(
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
+    let code_file = config.data_dir.join(rap_appliance::installation::setup_code::SETUP_CODE_FILE);
     let (store, state) = offline_state(config).await?;
+    state.installation().prepare_first_run().await.map_err(|error| anyhow::anyhow!("{error}"))?;
+    let setup_code = setup_code.or_else(|| std::fs::read_to_string(&code_file).ok());
     let context =
         rap_appliance::audit::RequestContext { user_agent: Some("rap-appliance cli".into()), ..Default::default() };
-    let request = rap_appliance::installation::BootstrapOwner { email, password, display_name, activation };
+    let request = rap_appliance::installation::BootstrapOwner { email, password, display_name, activation, setup_code };
     let outcome = state.installation().bootstrap_owner(request, &context).await;
     store.close().await;
     let result = outcome.map_err(|error| anyhow::anyhow!("bootstrap refused: {error}"))?;

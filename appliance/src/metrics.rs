@@ -11,6 +11,17 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// One label whose values are a fixed set chosen in code (never client text).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: String,
@@ -34,6 +45,11 @@ struct Inner {
     workers: Gauge,
     screen_updates: Counter,
     undelivered_worker_events: Counter,
+    connections: Family<StateLabel, Gauge>,
+    connections_closed: Family<ReasonLabel, Counter>,
+    rate_limited: Family<ReasonLabel, Counter>,
+    sockets_revoked: Family<ReasonLabel, Counter>,
+    tls_certificate_changes: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -67,6 +83,36 @@ impl Metrics {
             "Worker events (connected, failed, clipboard...) that could not be queued for the broker",
             undelivered_worker_events.clone(),
         );
+        let connections = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "http_connections",
+            "Open HTTP connections, idle (no request in progress) or busy",
+            connections.clone(),
+        );
+        let connections_closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_connections_closed",
+            "Connections the appliance closed or refused to protect itself (evicted_idle, over_limit, tls_handshake, foreign_origin)",
+            connections_closed.clone(),
+        );
+        let rate_limited = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests, sockets and socket messages refused by a per-client limit",
+            rate_limited.clone(),
+        );
+        let sockets_revoked = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "sockets_revoked",
+            "Attached sockets closed because their principal lost the right to them",
+            sockets_revoked.clone(),
+        );
+        let tls_certificate_changes = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "tls_certificate_changes",
+            "Server certificate renewals and reloads, and failed attempts",
+            tls_certificate_changes.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -78,15 +124,52 @@ impl Metrics {
                 workers,
                 screen_updates,
                 undelivered_worker_events,
+                connections,
+                connections_closed,
+                rate_limited,
+                sockets_revoked,
+                tls_certificate_changes,
             }),
         }
     }
 
     pub(crate) fn record_http_request(&self, route: &str, method: &str, status: u16) {
+        // A client can send any method name; each new one must not become
+        // a new series.
+        let method = match method {
+            known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => known,
+            _ => "other",
+        };
         self.inner
             .http_requests
             .get_or_create(&HttpLabels { route: route.to_owned(), method: method.to_owned(), status })
             .inc();
+    }
+
+    /// Moves one connection between `idle`, `busy` and closed (`None`).
+    pub fn connection_state(&self, from: Option<&'static str>, to: Option<&'static str>) {
+        if let Some(state) = from {
+            self.inner.connections.get_or_create(&StateLabel { state }).dec();
+        }
+        if let Some(state) = to {
+            self.inner.connections.get_or_create(&StateLabel { state }).inc();
+        }
+    }
+
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.inner.connections_closed.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn rate_limited(&self, reason: &'static str) {
+        self.inner.rate_limited.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn socket_revoked(&self, reason: &'static str) {
+        self.inner.sockets_revoked.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn tls_certificate_changed(&self, reason: &'static str) {
+        self.inner.tls_certificate_changes.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     pub fn set_workers(&self, count: i64) {

@@ -56,11 +56,29 @@ struct Inner {
     /// Fired when shutdown begins: sockets close with a reason.
     sockets_shutdown: tokio_util::sync::CancellationToken,
     data_plane: Option<crate::dataplane::DataPlane>,
+    tls: Option<crate::tls::Tls>,
+    access_changes: crate::auth::AccessChanges,
+    request_limiter: crate::http::ratelimit::RequestLimiter,
+    sockets: crate::sessiongateway::SocketCounts,
+    /// Set once the listener is bound (the real port is known then).
+    origins: std::sync::OnceLock<crate::net::origin::OwnOrigins>,
 }
 
 impl AppState {
     /// Loads (or makes) the data directory's keys and builds the services.
-    pub async fn build(config: Config, repositories: Repositories, metrics: Metrics) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config, repositories: Repositories, metrics: Metrics) -> anyhow::Result<Self> {
+        let tls = {
+            let config = config.clone();
+            let mode = config.tls.mode.as_str();
+            tokio::task::spawn_blocking(move || crate::tls::Tls::prepare(&config))
+                .await
+                .context("preparing TLS")?
+                .with_context(|| format!("APP_TLS={mode}"))?
+        };
+        if let Some(ca) = tls.as_ref().and_then(crate::tls::Tls::ca) {
+            // The direct endpoint is this listener: its CA is the platform CA.
+            config.data_plane.direct_worker_tls_ca_ref.get_or_insert_with(|| ca.fingerprint.clone());
+        }
         let data_dir = config.data_dir.clone();
         let signing_key_file = config.installation.signing_key_file.clone();
         let configured_secret_key = config.secrets.encryption_key;
@@ -82,7 +100,9 @@ impl AppState {
         .context("SECRET_ENCRYPTION_RETIRED_KEYS")?;
         let secrets = SecretService::new(repositories.clone(), Arc::new(ring));
         let gate = Gate::new(repositories.clone());
-        let organizations = OrganizationService::new(repositories.clone(), gate.clone(), secrets.clone());
+        let access_changes = crate::auth::AccessChanges::new();
+        let organizations =
+            OrganizationService::new(repositories.clone(), gate.clone(), secrets.clone(), access_changes.clone());
         let resources = ResourceService::new(repositories.clone(), gate.clone(), secrets.clone(), config.app_env);
         let audit = AuditService::new(repositories.clone(), gate.clone());
         let transfers = crate::transfer::TransferDirs::new(config.data_dir.join("transfers"));
@@ -128,7 +148,12 @@ impl AppState {
         let installation = InstallationService::new(
             repositories.clone(),
             config.installation.clone(),
-            config.app_env,
+            crate::installation::InstallationSetting {
+                app_env: config.app_env,
+                data_dir: config.data_dir.clone(),
+                session_protocols: config.broker.runtime.protocols(),
+                tls: crate::tls::Tls::view(tls.as_ref()),
+            },
             keys.clone(),
             passwords.clone(),
         );
@@ -144,6 +169,13 @@ impl AppState {
             &keys.access_token,
             config.auth.clone(),
             passwords,
+            access_changes.clone(),
+        );
+        let request_limiter =
+            crate::http::ratelimit::RequestLimiter::new(config.edge.requests_per_second, config.edge.request_burst);
+        let sockets = crate::sessiongateway::SocketCounts::new(
+            config.edge.websockets_per_user,
+            config.edge.websockets_per_address,
         );
         Ok(Self {
             inner: Arc::new(Inner {
@@ -159,6 +191,11 @@ impl AppState {
                 broker,
                 sockets_shutdown: tokio_util::sync::CancellationToken::new(),
                 data_plane,
+                tls,
+                access_changes,
+                request_limiter,
+                sockets,
+                origins: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -210,5 +247,38 @@ impl AppState {
     /// The data-plane token issuer, when a signing key is configured.
     pub fn data_plane(&self) -> Option<&crate::dataplane::DataPlane> {
         self.inner.data_plane.as_ref()
+    }
+
+    /// TLS serving state; `None` when the appliance serves plain HTTP.
+    pub fn tls(&self) -> Option<&crate::tls::Tls> {
+        self.inner.tls.as_ref()
+    }
+
+    /// Fires when someone's rights may have shrunk (see
+    /// [`crate::auth::AccessChanges`]).
+    pub fn access_changes(&self) -> &crate::auth::AccessChanges {
+        &self.inner.access_changes
+    }
+
+    pub fn request_limiter(&self) -> &crate::http::ratelimit::RequestLimiter {
+        &self.inner.request_limiter
+    }
+
+    /// Live WebSockets per user and per address, against their limits.
+    pub fn sockets(&self) -> &crate::sessiongateway::SocketCounts {
+        &self.inner.sockets
+    }
+
+    pub fn set_origins(&self, origins: crate::net::origin::OwnOrigins) {
+        let _ = self.inner.origins.set(origins);
+    }
+
+    /// Whether a WebSocket upgrade from this `Origin` is admitted. Before
+    /// the listener is known only clients without one are.
+    pub fn admits_origin(&self, origin: Option<&str>) -> bool {
+        match self.inner.origins.get() {
+            Some(origins) => origins.admits(origin),
+            None => origin.is_none(),
+        }
     }
 }

@@ -215,7 +215,7 @@ async fn an_installer_activates_the_first_owner_from_the_command_line() {
     strict(&mut serve);
     let mut child = serve.spawn().expect("spawn");
     let (addr, _logs) = wait_until_listening(&mut child);
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     let login: serde_json::Value = client
         .post(format!("http://{addr}/api/v1/auth/login"))
         .json(&serde_json::json!({"email": "boss@example.com", "password": "boss password 1"}))

@@ -124,7 +124,7 @@ impl ProbeServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, client: reqwest::Client::new(), _data_dir: data_dir }
+        Self { addr, client: crate::support::client(), _data_dir: data_dir }
     }
 
     async fn post_json(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {

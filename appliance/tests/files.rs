@@ -12,7 +12,7 @@ use sha2::Digest;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::gateway::{Live, Socket, WAIT, live, next_of};
+use crate::gateway::{Live, Socket, WAIT, closed_with, live, next_of};
 use crate::support::json_of;
 
 const CHUNK: usize = 256 * 1024;
@@ -329,8 +329,9 @@ async fn a_takeover_ends_the_old_controllers_upload_and_the_folder_goes_with_the
         assert!(Instant::now() < deadline, "the abandoned part file is deleted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    send(&mut old, "file_upload.chunk", json!({"transfer_id": transfer_id, "offset": 5, "data": b64(b"67890")})).await;
-    assert_eq!(blocked_reason(&upload_reply(&mut old).await), "not_controller");
+    // The old device is told and closed: no later chunk can reach the drive.
+    next_of(&mut old, "session.taken_over").await;
+    assert_eq!(closed_with(&mut old).await, 4411);
     upload(&mut new, "whole.bin", b"1234567890").await;
 
     live.command(&session, "terminate").await;

@@ -24,7 +24,11 @@ pub(crate) struct Live {
 }
 
 pub(crate) async fn live(settings: &[(&str, &str)]) -> Live {
-    let app = legacy_app_with_owner(settings).await;
+    live_on(legacy_app_with_owner(settings).await).await
+}
+
+/// The owner of `app` (bootstrapped already) signed in.
+pub(crate) async fn live_on(app: TestApp) -> Live {
     let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
     let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
     let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
@@ -52,8 +56,7 @@ impl Live {
     }
 
     pub(crate) async fn connect(&self) -> Socket {
-        let url = format!("ws://{}/api/v1/gateway/ws", self.app.addr);
-        tokio_tungstenite::connect_async(url).await.expect("connect").0
+        connect_ws(&self.app, "/api/v1/gateway/ws").await
     }
 
     pub(crate) async fn attach(&self, token: &str, transport: &str, color_mode: &str) -> (Socket, Value) {
@@ -92,6 +95,14 @@ impl Live {
     }
 }
 
+/// A WebSocket to `path`, over TLS trusting only the appliance's CA when
+/// it serves TLS.
+pub(crate) async fn connect_ws(app: &TestApp, path: &str) -> Socket {
+    let url = app.ws_url(path);
+    let connector = app.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector).await.expect("connect").0
+}
+
 /// The next message that is not a ping or pong, waiting at most [`WAIT`].
 pub(crate) async fn next_message(socket: &mut Socket) -> Message {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -114,6 +125,20 @@ pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
+/// Reads until the server closes `socket`, and returns the close code.
+pub(crate) async fn closed_with(socket: &mut Socket) -> u16 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await.expect("closed in time") {
+            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+            Some(Ok(Message::Close(None))) => panic!("a close frame with a code"),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => panic!("the socket failed instead of closing: {error}"),
+            None => panic!("the socket ended without a close frame"),
+        }
+    }
+}
+
 /// Reads until a JSON message of `kind`, skipping frames and others.
 pub(crate) async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     let deadline = Instant::now() + WAIT;
@@ -131,10 +156,10 @@ pub(crate) async fn next_of(socket: &mut Socket, kind: &str) -> Value {
 /// One decoded rectangle of a render update.
 #[derive(Debug)]
 pub(crate) struct Frame {
-    rect: Rect,
-    color_mode: ColorMode,
-    last: bool,
-    pixels: Vec<u8>,
+    pub(crate) rect: Rect,
+    pub(crate) color_mode: ColorMode,
+    pub(crate) last: bool,
+    pub(crate) pixels: Vec<u8>,
 }
 
 pub(crate) async fn next_frame(socket: &mut Socket) -> Frame {
@@ -326,12 +351,10 @@ async fn takeover_tells_the_old_controller_and_takes_its_input() {
     assert_eq!(notice["event"]["code"], "session_taken_over");
     assert_eq!(notice["event"]["message_key"], "event.session_taken_over");
     assert!(notice["event"]["fallback_message"].as_str().is_some_and(|text| !text.is_empty()));
+    // The device that lost control does not keep watching: it is closed.
+    assert_eq!(closed_with(&mut old).await, 4411);
 
     let click = json!({"type": "input.mouse", "payload": {"x": 10, "y": 10, "buttons": 0}});
-    old.send(Message::text(click.to_string())).await.expect("send");
-    let refused = next_of(&mut old, "error").await;
-    assert_eq!(refused["event"]["code"], "forbidden");
-    assert_eq!(refused["event"]["details"]["reason"], "not_controller");
     next_frame(&mut new).await;
     new.send(Message::text(click.to_string())).await.expect("send");
     assert_eq!(next_frame(&mut new).await.rect, Rect::new(10, 10, 8, 8), "the new controller's input arrives");
@@ -420,12 +443,12 @@ async fn a_terminated_session_ends_its_sockets_with_a_reason() {
 async fn a_slow_viewer_does_not_slow_a_fast_one() {
     let live = live(&[]).await;
     let (session, token) = live.start("animate.scripted", (640, 480)).await;
-    // The first socket becomes a viewer after a takeover and then stops reading.
-    let (mut slow, _) = live.attach(&token, "binary_v1", "full_color").await;
-    next_frame(&mut slow).await;
-    live.wait_state(&session, "active").await;
-    let (mut fast, _) = live.attach_by(&session, "takeover", "full_color").await;
+    // A shadow viewer that stops reading, and the controller.
+    let (mut fast, _) = live.attach(&token, "binary_v1", "full_color").await;
     next_frame(&mut fast).await;
+    live.wait_state(&session, "active").await;
+    let (mut slow, _) = live.attach_by(&session, "shadow", "full_color").await;
+    next_frame(&mut slow).await;
 
     let started = Instant::now();
     let mut updates = 0;
@@ -687,7 +710,11 @@ async fn every_viewer_is_told_when_the_desktop_changes_size() {
 
 /// Settings of an appliance that offers the direct worker endpoint, with
 /// its key in `keys`.
-fn direct_settings(keys: &tempfile::TempDir, json_runtime: &str, binary_render: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn direct_settings(
+    keys: &tempfile::TempDir,
+    json_runtime: &str,
+    binary_render: &str,
+) -> Vec<(&'static str, String)> {
     vec![
         ("DATA_PLANE_TOKEN_PRIVATE_KEY_FILE", keys.path().join("data-plane.pem").to_string_lossy().into_owned()),
         (
@@ -821,7 +848,7 @@ async fn the_direct_path_is_gated_by_the_session_lifecycle() {
     let blocked = next_of(&mut socket, "file_download.blocked").await;
     assert_eq!(blocked["payload"]["reason"], "not_controller", "{blocked}");
 
-    // Taken over: the old direct controller is told, and loses input.
+    // Taken over: the old direct controller is told, and closed.
     let resumed = live.command(&session, "attach").await;
     let (mut controller, attached) = live.direct_attach(&resumed, json!({})).await;
     assert_eq!(attached["payload"]["role"], "controller", "{attached}");
@@ -830,13 +857,14 @@ async fn the_direct_path_is_gated_by_the_session_lifecycle() {
     let (_new, _) = live.direct_attach(&taken, json!({})).await;
     let notice = next_of(&mut controller, "session.taken_over").await;
     assert_eq!(notice["event"]["code"], "session_taken_over");
+    assert_eq!(closed_with(&mut controller).await, 4411);
     // A shadow answer carries an offer too, for a read-only viewer.
     let shadow = live.command(&session, "shadow").await;
-    let (_watching, attached) = live.direct_attach(&shadow, json!({})).await;
+    let (mut watching, attached) = live.direct_attach(&shadow, json!({})).await;
     assert_eq!(attached["payload"]["role"], "viewer", "{attached}");
     let click = json!({"type": "input.mouse", "payload": {"x": 1, "y": 1, "buttons": 0}});
-    controller.send(Message::text(click.to_string())).await.expect("send");
-    assert_eq!(next_of(&mut controller, "error").await["event"]["details"]["reason"], "not_controller");
+    watching.send(Message::text(click.to_string())).await.expect("send");
+    assert_eq!(next_of(&mut watching, "error").await["event"]["details"]["reason"], "not_controller");
 
     // A worker failure: the session is failed first, then the transport closes.
     let answer = live.start_answer("freeze.scripted").await;

@@ -81,16 +81,76 @@ pub fn audit_actions(app: &TestApp, action: &str) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn legacy_bootstrap_without_activation_needs_the_insecure_switch() {
+async fn legacy_bootstrap_takes_the_one_time_setup_code_from_the_data_directory() {
     let app = TestApp::start().await;
+    let status = json_of(app.get("/api/v1/installation").await, 200).await;
+    assert_eq!(status["bootstrap_method"], "setup_code");
+    assert_eq!(status["tls"]["mode"], "off");
+    let file = app.data_dir.path().join("setup-code");
+    let written = std::fs::read_to_string(&file).expect("the code is written on first start");
+    let code = written.trim().to_owned();
+    let groups: Vec<_> = code.split('-').collect();
+    assert_eq!(groups.len(), 7, "shown in groups for typing: {code}");
+    assert!(groups.iter().all(|group| group.len() == 4), "{code}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "only the appliance's user reads it");
+    }
+
     let error = assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 403, "forbidden").await;
-    assert_eq!(error["details"]["reason"], "activation_required");
+    assert_eq!(error["details"]["reason"], "setup_code_required");
+    let mut wrong = bootstrap_body(None);
+    wrong["setup_code"] = json!("0000-0000-0000-0000-0000-0000-0000");
+    let error = assert_envelope(app.post(BOOTSTRAP, None, wrong).await, 403, "forbidden").await;
+    assert_eq!(error["details"]["reason"], "setup_code_invalid");
+
+    // Typed by a person: lower case, spaces instead of dashes.
+    let mut right = bootstrap_body(None);
+    right["setup_code"] = json!(code.to_lowercase().replace('-', " "));
+    let created = json_of(app.post(BOOTSTRAP, None, right.clone()).await, 201).await;
+    assert_eq!(created["user"]["platform_role"], "platform_admin");
+    assert!(!file.exists(), "the code is deleted once an owner exists");
+    assert_envelope(app.post(BOOTSTRAP, None, right).await, 409, "already_bootstrapped").await;
+    let status = json_of(app.get("/api/v1/installation").await, 200).await;
+    assert_eq!(status["bootstrapped"], true);
+    assert!(status["bootstrap_method"].is_null(), "{status}");
+
+    // A restart of a bootstrapped appliance issues no new code.
+    let data_dir = app.data_dir_handle().await;
+    let app = TestApp::start_in(data_dir, &[]).await;
+    json_of(app.get("/api/v1/installation").await, 200).await;
+    assert!(!app.data_dir.path().join("setup-code").exists());
     app.stop().await.expect("clean stop");
 
     let app = TestApp::start_with(&[("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")]).await;
     let created = json_of(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 201).await;
-    assert_eq!(created["user"]["platform_role"], "platform_admin");
-    assert_envelope(app.post(BOOTSTRAP, None, bootstrap_body(None)).await, 409, "already_bootstrapped").await;
+    assert_eq!(created["user"]["platform_role"], "platform_admin", "the test switch still works");
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn guessing_the_setup_code_is_throttled_and_the_code_survives_it() {
+    let app = TestApp::start().await;
+    // Serving means first-run preparation is done.
+    json_of(app.get("/api/v1/installation").await, 200).await;
+    let code = std::fs::read_to_string(app.data_dir.path().join("setup-code")).expect("code");
+    let mut wrong = bootstrap_body(None);
+    wrong["setup_code"] = json!("ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ");
+    for _ in 0..10 {
+        assert_envelope(app.post(BOOTSTRAP, None, wrong.clone()).await, 403, "forbidden").await;
+    }
+    let throttled = app.post(BOOTSTRAP, None, wrong).await;
+    let retry_after: u64 = throttled.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!(retry_after >= 1, "{retry_after}");
+    let error = assert_envelope(throttled, 429, "rate_limited").await;
+    assert_eq!(error["details"]["reason"], "setup_code_failures");
+    // While throttled, even the right code waits: guessing cannot race it.
+    let mut right = bootstrap_body(None);
+    right["setup_code"] = json!(code.trim());
+    assert_envelope(app.post(BOOTSTRAP, None, right).await, 429, "rate_limited").await;
+    assert!(app.data_dir.path().join("setup-code").exists(), "a throttled code is not spent");
     app.stop().await.expect("clean stop");
 }
 

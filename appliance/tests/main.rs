@@ -3,12 +3,14 @@
 //! boundary is the thing under test.
 
 mod acceptance;
+mod access;
 mod auth;
 mod binary;
 mod envelope;
 mod files;
 mod gateway;
 mod installation;
+mod lan;
 mod rdp;
 mod rdp_test_server;
 mod resources;

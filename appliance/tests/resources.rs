@@ -383,7 +383,7 @@ async fn the_running_binary_never_logs_a_secret() {
             break event["local_addr"].as_str().expect("addr").to_owned();
         }
     };
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     let url = |path: &str| format!("http://{addr}{path}");
     let body = json!({"email": "owner@example.com", "password": "owner password 1", "display_name": "Owner"});
     client.post(url("/api/v1/installation/bootstrap-owner")).json(&body).send().await.expect("bootstrap");

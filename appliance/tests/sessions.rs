@@ -590,6 +590,7 @@ async fn attach_tokens_are_single_use_and_short_lived() {
         password: OWNER_PASSWORD.into(),
         display_name: "O".into(),
         activation: None,
+        setup_code: None,
     };
     let created = state.installation().bootstrap_owner(owner, &context).await.expect("bootstrap");
     let login = LoginRequest {

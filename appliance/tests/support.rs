@@ -1,6 +1,7 @@
 //! Starting and stopping appliances for tests.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use base64::Engine;
 use ed25519_dalek::SigningKey;
@@ -19,6 +20,9 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub data_dir: tempfile::TempDir,
+    /// Set when the appliance serves TLS: a client config that trusts only
+    /// the appliance's own CA (read from its data directory).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -35,22 +39,69 @@ impl TestApp {
     }
 
     pub async fn start_in(data_dir: tempfile::TempDir, settings: &[(&str, &str)]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::launch(data_dir, listener, settings).await
+    }
+
+    /// Starts with `APP_TLS=auto` on `ip` (a loopback address other than
+    /// 127.0.0.1 stands in for an office LAN address), once its CA exists;
+    /// `client` trusts that CA and nothing else.
+    pub async fn start_tls_on(ip: &str, settings: &[(&str, &str)]) -> Self {
+        Self::start_tls_in(tempfile::tempdir().expect("temp dir"), ip, settings).await
+    }
+
+    pub async fn start_tls_in(data_dir: tempfile::TempDir, ip: &str, settings: &[(&str, &str)]) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind");
+        let listen = listener.local_addr().expect("addr").to_string();
+        let mut all = vec![("APP_TLS", "auto"), ("APP_LISTEN_ADDR", listen.as_str())];
+        all.extend_from_slice(settings);
+        let mut app = Self::launch(data_dir, listener, &all).await;
+        let ca = app.data_dir.path().join("tls").join("ca.pem");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let pem = loop {
+            match std::fs::read(&ca) {
+                Ok(pem) if !pem.is_empty() => break pem,
+                _ => {
+                    assert!(std::time::Instant::now() < deadline, "no CA at {}", ca.display());
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        };
+        let tls = trusting(&pem);
+        app.client = https_client(&tls);
+        app.tls = Some(tls);
+        app
+    }
+
+    async fn launch(data_dir: tempfile::TempDir, listener: TcpListener, settings: &[(&str, &str)]) -> Self {
         let data_path = data_dir.path().to_string_lossy().into_owned();
-        // The stand-in desktop unless a test asks for the RDP runtime.
-        let mut pairs = vec![("APP_DATA_DIR", data_path.as_str()), ("RAP_WORKER_RUNTIME", "scripted")];
+        // The stand-in desktop unless a test asks for the RDP runtime; no
+        // request limit unless a test asks for one, as every test client
+        // shares one address.
+        let mut pairs = vec![
+            ("APP_DATA_DIR", data_path.as_str()),
+            ("RAP_WORKER_RUNTIME", "scripted"),
+            ("APP_RATE_LIMIT_PER_SECOND", "0"),
+        ];
         pairs.extend_from_slice(settings);
         let config = Config::from_pairs(pairs).expect("valid test config");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(rap_appliance::run(config, listener, async move {
             let _ = stop.await;
         }));
-        Self { addr, client: reqwest::Client::new(), data_dir, shutdown: Some(shutdown), task }
+        Self { addr, client: crate::support::client(), data_dir, tls: None, shutdown: Some(shutdown), task }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// The live-plane URL, `ws` or `wss` as served.
+    pub fn ws_url(&self, path: &str) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -75,6 +126,43 @@ impl TestApp {
             .expect("appliance stops within 10 s")
             .expect("run task")
     }
+}
+
+/// An HTTP client builder. The tests' reqwest has no TLS provider of its
+/// own (the appliance uses ring, and a second one would be built for tests
+/// alone): ring is installed as the process default first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
+pub fn client() -> reqwest::Client {
+    client_builder().build().expect("client")
+}
+
+/// A TLS client config that trusts the certificates in `ca_pem` alone.
+pub fn trusting(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.expect("PEM certificate")).expect("a usable root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+pub fn https_client(tls: &Arc<rustls::ClientConfig>) -> reqwest::Client {
+    crate::support::client_builder().tls_backend_preconfigured(tls.as_ref().clone()).build().expect("client")
 }
 
 /// Asserts the API.md error envelope and returns its `error` object.
@@ -158,7 +246,11 @@ pub const OWNER_PASSWORD: &str = "owner password 1";
 pub async fn legacy_app_with_owner(settings: &[(&str, &str)]) -> TestApp {
     let mut all = vec![("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")];
     all.extend_from_slice(settings);
-    let app = TestApp::start_with(&all).await;
+    with_owner(TestApp::start_with(&all).await).await
+}
+
+/// `app` (started with the insecure bootstrap switch) with its owner.
+pub async fn with_owner(app: TestApp) -> TestApp {
     let response = app
         .post(
             "/api/v1/installation/bootstrap-owner",

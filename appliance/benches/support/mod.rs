@@ -20,7 +20,12 @@ impl Appliance {
     pub async fn start(settings: &[(&str, &str)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let data_dir = data.path().to_string_lossy().into_owned();
-        let mut pairs = vec![("APP_DATA_DIR", data_dir.as_str()), ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")];
+        // Every bench client shares one address: no request limit.
+        let mut pairs = vec![
+            ("APP_DATA_DIR", data_dir.as_str()),
+            ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"),
+            ("APP_RATE_LIMIT_PER_SECOND", "0"),
+        ];
         pairs.extend_from_slice(settings);
         let config = rap_appliance::Config::from_pairs(pairs).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

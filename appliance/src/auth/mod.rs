@@ -7,6 +7,7 @@
 //! - Revocation is checked against live state, not the database, on every
 //!   request: a revoked auth session's access tokens stop at once.
 
+mod changes;
 pub mod password;
 pub(crate) mod routes;
 pub mod service;
@@ -18,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use changes::AccessChanges;
 pub use password::Passwords;
+pub use service::users::PrincipalLost;
 pub use service::{
     AuthError, AuthService, DeviceRequestInput, LoginRequest, NewUserRequest, PlatformAuthority, TokenGrant,
 };

@@ -3,9 +3,8 @@
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use rap_storage::repo::{AuthSessionRecord, DeviceRecord, MembershipView};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -31,6 +30,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/auth/devices/{id}", delete(revoke_device))
         .route("/api/v1/auth/devices/{id}/trust", post(trust_device).delete(untrust_device))
         .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{id}", patch(update_user))
 }
 
 impl From<AuthError> for ApiError {
@@ -39,12 +39,9 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "The email or password is incorrect.")
             }
-            AuthError::RateLimited { retry_after_secs } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many failed attempts; try again later.",
-            )
-            .with_details(json!({ "retry_after_seconds": retry_after_secs })),
+            AuthError::RateLimited { retry_after_secs } => {
+                ApiError::rate_limited("Too many failed attempts; try again later.", "login_failures", retry_after_secs)
+            }
             AuthError::Unauthorized => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication is required.")
             }
@@ -69,21 +66,6 @@ impl From<AuthError> for ApiError {
             AuthError::Storage(error) => error.into(),
         }
     }
-}
-
-/// `429` carries `Retry-After` as well as the envelope.
-fn auth_failure(error: AuthError) -> Response {
-    let retry_after = match &error {
-        AuthError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-        _ => None,
-    };
-    let mut response = ApiError::from(error).into_response();
-    if let Some(seconds) = retry_after
-        && let Ok(value) = seconds.to_string().parse()
-    {
-        response.headers_mut().insert(RETRY_AFTER, value);
-    }
-    response
 }
 
 #[derive(Deserialize)]
@@ -168,7 +150,7 @@ async fn login(
     };
     match state.auth().login(request, &context).await {
         Ok(grant) => ApiJson(TokenResponse::from(grant)).into_response(),
-        Err(error) => auth_failure(error),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 
@@ -351,6 +333,24 @@ async fn create_user(
         platform_role: body.platform_role,
     };
     Ok((StatusCode::CREATED, ApiJson(state.auth().create_user(&principal, request, &context).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatchBody {
+    disabled: bool,
+}
+
+/// `PATCH /api/v1/users/{id}` `{"disabled": true|false}`: a disabled user
+/// is signed out everywhere at once, sockets included.
+async fn update_user(
+    State(state): State<AppState>,
+    Context(context): Context,
+    PlatformAdmin(principal): PlatformAdmin,
+    PathId(id): PathId<Uuid>,
+    ApiJson(body): ApiJson<UserPatchBody>,
+) -> Result<ApiJson<UserView>, ApiError> {
+    Ok(ApiJson(state.auth().set_disabled(&principal, id, body.disabled, &context).await?))
 }
 
 async fn list_users(

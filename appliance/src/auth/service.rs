@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::password::{self, PasswordError, Passwords};
 use super::token::{AccessClaims, AccessTokens, TokenError};
-use super::validate::{self, FieldError};
-use super::{PlatformRole, Principal, UserView};
+use super::validate::FieldError;
+use super::{AccessChanges, PlatformRole, Principal, UserView};
 use crate::audit::{self, Outcome, RequestContext};
 use crate::config::AuthConfig;
 use crate::keys::random_bytes;
@@ -134,7 +134,10 @@ struct Inner {
     tokens: AccessTokens,
     config: AuthConfig,
     passwords: Passwords,
+    changes: AccessChanges,
 }
+
+pub mod users;
 
 fn session_key(auth_session_id: Uuid) -> String {
     format!("auth_session:{auth_session_id}")
@@ -165,9 +168,10 @@ impl AuthService {
         token_key: &[u8; 32],
         config: AuthConfig,
         passwords: Passwords,
+        changes: AccessChanges,
     ) -> Self {
         let tokens = AccessTokens::new(token_key);
-        Self { inner: Arc::new(Inner { repositories, installation, live, tokens, config, passwords }) }
+        Self { inner: Arc::new(Inner { repositories, installation, live, tokens, config, passwords, changes }) }
     }
 
     /// Records a revocation in live state for as long as any access token of
@@ -354,6 +358,7 @@ impl AuthService {
         let now = OffsetDateTime::now_utc();
         let revoked = self.inner.repositories.auth.revoke_session(auth_session_id, reason, now, event).await?;
         self.mark_revoked(auth_session_id).await;
+        self.inner.changes.changed();
         Ok(revoked)
     }
 
@@ -519,75 +524,11 @@ impl AuthService {
         for id in revoked {
             self.mark_revoked(id).await;
         }
+        self.inner.changes.changed();
         Ok(())
     }
 
     pub async fn me(&self, principal: &Principal) -> Result<Vec<rap_storage::repo::MembershipView>, AuthError> {
         Ok(self.inner.repositories.users.memberships(principal.user_id()).await?)
-    }
-
-    /// Creates a user (platform admins only).
-    pub async fn create_user(
-        &self,
-        principal: &Principal,
-        request: NewUserRequest,
-        context: &RequestContext,
-    ) -> Result<UserView, AuthError> {
-        if !principal.is_platform_admin() {
-            return Err(AuthError::Forbidden);
-        }
-        let email = validate::email(&request.email).map_err(AuthError::InvalidField)?;
-        validate::new_password(&request.password).map_err(AuthError::InvalidField)?;
-        let display_name = validate::display_name(&request.display_name).map_err(AuthError::InvalidField)?;
-        if self.inner.repositories.users.find_by_email(&email).await?.is_some() {
-            return Err(AuthError::EmailTaken);
-        }
-        let now = OffsetDateTime::now_utc();
-        let user = UserRecord {
-            id: Uuid::now_v7(),
-            email,
-            password_hash: Some(self.inner.passwords.hash(request.password).await?),
-            display_name,
-            platform_role: request.platform_role.map(|role| role.as_str().to_owned()),
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-        };
-        let grant = match request.platform_role {
-            Some(role) => Some(self.inner.installation.signed_grant(user.id, role, now).await?),
-            None => None,
-        };
-        let event = audit::with(
-            audit::on(
-                audit::event(context, Some(principal.user_id()), "user.created", Outcome::Success, now),
-                "user",
-                user.id,
-            ),
-            json!({"platform_role": user.platform_role}),
-        );
-        match self.inner.repositories.users.create(user.clone(), grant, event).await {
-            Ok(()) => {}
-            // Lost a race for the same email.
-            Err(StorageError::Conflict(_)) => return Err(AuthError::EmailTaken),
-            Err(error) => return Err(error.into()),
-        }
-        Ok(self.user_view(&user).await?)
-    }
-
-    pub async fn list_users(
-        &self,
-        principal: &Principal,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<UserView>, AuthError> {
-        if !principal.is_platform_admin() {
-            return Err(AuthError::Forbidden);
-        }
-        let users = self.inner.repositories.users.list(after, limit).await?;
-        let mut views = Vec::with_capacity(users.len());
-        for user in &users {
-            views.push(self.user_view(user).await?);
-        }
-        Ok(views)
     }
 }

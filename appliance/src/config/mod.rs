@@ -6,6 +6,7 @@
 //! same names as keys; the environment wins over the file. Every validation
 //! error names the setting, so start-up fails with one clear line.
 
+mod edge;
 mod settings;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
+pub use edge::{EdgeConfig, TlsConfig, TlsMode, normalize_origin, tls_name};
 pub use settings::{Settings, parse_duration};
 
 /// A setting that is missing, malformed or contradicts another one.
@@ -54,17 +56,6 @@ impl AppEnv {
 pub enum LogFormat {
     Pretty,
     Json,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsMode {
-    Off,
-    /// The appliance's own platform CA and certificate in the data directory.
-    Auto,
-    Files {
-        cert: PathBuf,
-        key: PathBuf,
-    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,8 +175,9 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
-    pub tls: TlsMode,
+    pub tls: TlsConfig,
     pub allow_plaintext_lan: bool,
+    pub edge: EdgeConfig,
     pub worker_slots: usize,
     pub broker: BrokerConfig,
     /// How long in-flight requests may take to finish after a shutdown signal.
@@ -203,7 +195,7 @@ impl std::fmt::Debug for Config {
             .field("app_env", &self.app_env)
             .field("listen_addr", &self.listen_addr)
             .field("data_dir", &self.data_dir)
-            .field("tls", &self.tls)
+            .field("tls", &self.tls.mode)
             .field("worker_slots", &self.worker_slots)
             .finish_non_exhaustive()
     }
@@ -248,26 +240,9 @@ impl Config {
                 return Err(ConfigError::new("APP_LOG_FORMAT", format!("unknown format {other:?} (pretty, json)")));
             }
         };
-        let tls = match settings.get("APP_TLS").unwrap_or("off") {
-            "off" => TlsMode::Off,
-            "auto" => TlsMode::Auto,
-            "files" => TlsMode::Files {
-                cert: PathBuf::from(settings.require("APP_TLS_CERT_FILE")?),
-                key: PathBuf::from(settings.require("APP_TLS_KEY_FILE")?),
-            },
-            other => return Err(ConfigError::new("APP_TLS", format!("unknown mode {other:?} (off, auto, files)"))),
-        };
-        if tls != TlsMode::Off {
-            // Refuse rather than silently serve plaintext under a TLS setting.
-            return Err(ConfigError::new("APP_TLS", "TLS serving is not available in this version yet; use off"));
-        }
         let allow_plaintext_lan = settings.flag("APP_ALLOW_PLAINTEXT_LAN")?;
-        if tls == TlsMode::Off && !listen_addr.ip().is_loopback() && !allow_plaintext_lan {
-            return Err(ConfigError::new(
-                "APP_LISTEN_ADDR",
-                format!("{listen_addr} is not loopback; serving it without TLS needs APP_ALLOW_PLAINTEXT_LAN=true"),
-            ));
-        }
+        let tls = edge::tls(settings, listen_addr, allow_plaintext_lan)?;
+        let edge = edge::edge(settings)?;
         let worker_slots = settings.number("RAP_WORKER_SLOTS", 8, 1..=1024)?;
         let shutdown_grace = settings.duration("APP_SHUTDOWN_GRACE", Duration::from_secs(4))?;
         let runtime = match settings.get("RAP_WORKER_RUNTIME") {
@@ -371,18 +346,24 @@ impl Config {
             ));
         }
 
-        let direct_worker_tls_trust_mode =
-            match settings.get("DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE").unwrap_or("smoke_insecure") {
-                "smoke_insecure" => DirectWorkerTrust::SmokeInsecure,
-                "public_ca" => DirectWorkerTrust::PublicCa,
-                "platform_ca" => DirectWorkerTrust::PlatformCa,
-                other => {
-                    return Err(ConfigError::new(
-                        "DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE",
-                        format!("unknown mode {other:?} (smoke_insecure, public_ca, platform_ca)"),
-                    ));
-                }
-            };
+        let direct_worker_tls_trust_mode = match settings.get("DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE") {
+            // The direct endpoint is this appliance's own listener: it
+            // is trusted the way the appliance's certificate is.
+            None => match tls.mode {
+                TlsMode::Auto => DirectWorkerTrust::PlatformCa,
+                TlsMode::Files { .. } => DirectWorkerTrust::PublicCa,
+                TlsMode::Off => DirectWorkerTrust::SmokeInsecure,
+            },
+            Some("smoke_insecure") => DirectWorkerTrust::SmokeInsecure,
+            Some("public_ca") => DirectWorkerTrust::PublicCa,
+            Some("platform_ca") => DirectWorkerTrust::PlatformCa,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "DATA_PLANE_DIRECT_WORKER_TLS_TRUST_MODE",
+                    format!("unknown mode {other:?} (smoke_insecure, public_ca, platform_ca)"),
+                ));
+            }
+        };
         let data_plane = DataPlaneConfig {
             token_ttl: settings.duration("DATA_PLANE_TOKEN_TTL", Duration::from_secs(60))?,
             private_key_pem: settings.get("DATA_PLANE_TOKEN_PRIVATE_KEY_PEM").map(str::to_owned),
@@ -407,6 +388,7 @@ impl Config {
             log_format,
             tls,
             allow_plaintext_lan,
+            edge,
             worker_slots,
             broker,
             shutdown_grace,

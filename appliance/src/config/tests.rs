@@ -45,11 +45,61 @@ fn each_bad_value_names_its_variable() {
 }
 
 #[test]
-fn lan_address_without_tls_needs_explicit_consent() {
-    let refused = error_of(&[("APP_LISTEN_ADDR", "0.0.0.0:8080")]);
+fn a_lan_address_is_served_with_tls_unless_plaintext_is_consented() {
+    let lan = Config::from_pairs([("APP_LISTEN_ADDR", "0.0.0.0:8443")]).expect("LAN defaults are valid");
+    assert_eq!(lan.tls.mode, TlsMode::Auto, "TLS by default off loopback");
+    assert_eq!(lan.data_plane.direct_worker_tls_trust_mode, DirectWorkerTrust::PlatformCa);
+    let loopback = Config::from_pairs([]).expect("defaults");
+    assert_eq!(loopback.tls.mode, TlsMode::Off);
+    let refused = error_of(&[("APP_LISTEN_ADDR", "0.0.0.0:8080"), ("APP_TLS", "off")]);
     assert!(refused.starts_with("APP_LISTEN_ADDR: 0.0.0.0:8080 is not loopback"), "{refused}");
-    let allowed = Config::from_pairs([("APP_LISTEN_ADDR", "0.0.0.0:8080"), ("APP_ALLOW_PLAINTEXT_LAN", "true")]);
-    assert!(allowed.is_ok());
+    let consented = Config::from_pairs([("APP_LISTEN_ADDR", "0.0.0.0:8080"), ("APP_ALLOW_PLAINTEXT_LAN", "true")])
+        .expect("explicit opt-out");
+    assert_eq!(consented.tls.mode, TlsMode::Off);
+    let forced = Config::from_pairs([("APP_TLS", "auto")]).expect("auto on loopback when asked");
+    assert_eq!(forced.tls.mode, TlsMode::Auto);
+}
+
+#[test]
+fn tls_names_origins_and_redirects_are_parsed_strictly() {
+    let config = Config::from_pairs([
+        ("APP_TLS", "auto"),
+        ("APP_TLS_NAMES", " Rap.Office.LAN , 10.0.0.9,"),
+        ("APP_ALLOWED_ORIGINS", "tauri://localhost, HTTPS://Desk.example:8443/"),
+        ("APP_HTTP_REDIRECT_ADDR", "0.0.0.0:8080"),
+    ])
+    .expect("valid");
+    assert_eq!(config.tls.extra_names, ["rap.office.lan", "10.0.0.9"]);
+    assert_eq!(config.edge.allowed_origins, ["tauri://localhost", "https://desk.example:8443"]);
+    assert_eq!(config.tls.redirect_addr.map(|addr| addr.port()), Some(8080));
+    assert_eq!(
+        error_of(&[("APP_TLS", "auto"), ("APP_TLS_NAMES", "bad name")]),
+        "APP_TLS_NAMES: \"bad name\" is not a host name or IP address"
+    );
+    assert!(error_of(&[("APP_ALLOWED_ORIGINS", "https://x.example/path")]).starts_with("APP_ALLOWED_ORIGINS:"));
+    assert!(error_of(&[("APP_ALLOWED_ORIGINS", "*")]).starts_with("APP_ALLOWED_ORIGINS:"));
+    assert_eq!(
+        error_of(&[("APP_HTTP_REDIRECT_ADDR", "0.0.0.0:80")]),
+        "APP_HTTP_REDIRECT_ADDR: redirects to HTTPS, so it needs APP_TLS auto or files"
+    );
+    assert!(error_of(&[("APP_TLS", "sometimes")]).starts_with("APP_TLS: unknown mode"));
+}
+
+#[test]
+fn edge_limits_have_safe_defaults_and_bounds() {
+    let edge = Config::from_pairs([]).expect("defaults").edge;
+    assert_eq!(edge.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(edge.max_idle_connections, 512);
+    assert_eq!(edge.requests_per_second, 50);
+    assert_eq!(edge.websockets_per_user, 20);
+    assert!(error_of(&[("APP_HTTP_HEADER_TIMEOUT", "1ms")]).starts_with("APP_HTTP_HEADER_TIMEOUT:"));
+    assert_eq!(
+        error_of(&[("APP_MAX_CONNECTIONS", "100"), ("APP_MAX_IDLE_CONNECTIONS", "200")]),
+        "APP_MAX_IDLE_CONNECTIONS: must not exceed APP_MAX_CONNECTIONS"
+    );
+    assert!(error_of(&[("RAP_SOCKET_MESSAGES_PER_SECOND", "0")]).starts_with("RAP_SOCKET_MESSAGES_PER_SECOND:"));
+    let off = Config::from_pairs([("APP_RATE_LIMIT_PER_SECOND", "0")]).expect("0 turns the limit off");
+    assert_eq!(off.edge.requests_per_second, 0);
 }
 
 #[test]

@@ -201,7 +201,14 @@ impl DataPlane {
         Ok(claims)
     }
 
-    pub fn offer(&self, user_id: Uuid, session_id: Uuid, worker_id: Uuid, attachment_id: Uuid) -> Offer {
+    pub fn offer(
+        &self,
+        user_id: Uuid,
+        auth_session_id: Uuid,
+        session_id: Uuid,
+        worker_id: Uuid,
+        attachment_id: Uuid,
+    ) -> Offer {
         let now = OffsetDateTime::now_utc();
         let expires_at = now + time::Duration::try_from(self.config.token_ttl).unwrap_or(time::Duration::MINUTE);
         let claims = Claims {
@@ -209,6 +216,7 @@ impl DataPlane {
             sid: session_id,
             wid: worker_id,
             aid: attachment_id,
+            asid: Some(auth_session_id),
             iat: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
             jti: Uuid::now_v7(),

@@ -6,7 +6,10 @@
 //! works once.
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -14,7 +17,9 @@ use serde_json::json;
 
 use crate::http::extract::PathId;
 use crate::http::{ApiError, TraceId};
+use crate::net::ConnectionHold;
 use crate::sessiongateway::attach::{Entry, serve};
+use crate::sessiongateway::routes::admit;
 use crate::state::AppState;
 use uuid::Uuid;
 
@@ -26,6 +31,9 @@ async fn upgrade(
     State(state): State<AppState>,
     PathId(worker_id): PathId<Uuid>,
     trace: Option<axum::Extension<TraceId>>,
+    remote: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    connection: Option<axum::Extension<ConnectionHold>>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     // Refused before the upgrade when the configuration does not let it
@@ -39,9 +47,17 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let admission = match admit(
+        &state,
+        &headers,
+        remote.map(|axum::Extension(ConnectInfo(addr))| addr),
+        connection.map(|axum::Extension(hold)| hold),
+    ) {
+        Ok(admission) => admission,
+        Err(refused) => return refused.into_response(),
+    };
     let trace_id = trace.map(|axum::Extension(TraceId(id))| id).unwrap_or_default();
-    let shutdown = state.sockets_shutdown().clone();
     ws.max_message_size(crate::sessiongateway::routes::MAX_CLIENT_MESSAGE).on_upgrade(move |socket| {
-        serve(socket, state, Entry::Direct { worker_id, binary_render: service.binary_render }, trace_id, shutdown)
+        serve(socket, state, Entry::Direct { worker_id, binary_render: service.binary_render }, trace_id, admission)
     })
 }

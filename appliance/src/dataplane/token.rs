@@ -19,6 +19,10 @@ pub struct Claims {
     pub wid: Uuid,
     /// The attachment the token stands for.
     pub aid: Uuid,
+    /// The auth session it was issued in (an extension of the seed's
+    /// claims): the socket lives only as long as that session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asid: Option<Uuid>,
     pub iat: i64,
     pub exp: i64,
     /// Unique per token (single use at the direct endpoint).
@@ -99,6 +103,7 @@ mod tests {
             sid: Uuid::from_u128(2),
             wid: Uuid::from_u128(3),
             aid: Uuid::from_u128(4),
+            asid: None,
             iat: 100,
             exp,
             jti: Uuid::from_u128(5),

@@ -52,6 +52,13 @@ impl ApiError {
         Self::invalid_request("The request has invalid fields.").with_details(json!({ "fields": fields }))
     }
 
+    /// 429 with why (`details.reason`) and when to come back, in the body
+    /// and in `Retry-After`.
+    pub fn rate_limited(message: impl Into<Cow<'static, str>>, reason: &str, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            .with_details(json!({"reason": reason, "retry_after_seconds": retry_after_secs.max(1)}))
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
     }
@@ -134,7 +141,13 @@ impl IntoResponse for ApiError {
                 "trace_id": current_trace_id(),
             }
         });
+        let retry_after = (self.status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| body["error"]["details"]["retry_after_seconds"].as_u64())
+            .flatten();
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -8,9 +8,11 @@
 
 mod error;
 pub mod extract;
+mod headers;
 pub(crate) mod health;
 mod json;
 pub mod page;
+pub mod ratelimit;
 mod trace;
 mod ui;
 
@@ -32,8 +34,9 @@ use crate::state::AppState;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Wraps `routes` in the middleware every route shares: body limit, panic
-/// and timeout handling, trace ids, metrics, the envelope safety net, and
-/// enveloped 404/405 fallbacks. Public so tests can mount extra routes
+/// and timeout handling, the per-address request limit, security headers,
+/// trace ids, metrics, the envelope safety net, and enveloped 404/405
+/// fallbacks. Public so tests can mount extra routes
 /// behind the exact production stack.
 pub fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
@@ -45,6 +48,8 @@ pub fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
             // The payload may hold anything; it is logged by the panic hook.
             axum::response::IntoResponse::into_response(ApiError::internal(&"handler panicked"))
         }))
+        .layer(middleware::from_fn_with_state(state.clone(), ratelimit::limit_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), headers::security_headers))
         .layer(middleware::from_fn_with_state(state.metrics().clone(), trace::trace_requests))
         .with_state(state)
 }

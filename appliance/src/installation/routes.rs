@@ -2,7 +2,8 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rap_storage::repo::{GrantRecord, MembershipRecord, OrganizationRecord};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/installation", get(installation))
         .route("/api/v1/installation/bootstrap-owner", post(bootstrap_owner))
+        .route("/api/v1/installation/ca.pem", get(ca_certificate))
 }
 
 impl From<BootstrapError> for ApiError {
@@ -33,6 +35,22 @@ impl From<BootstrapError> for ApiError {
                 "A signed activation is required to bootstrap the owner.",
             )
             .with_details(json!({"reason": "activation_required"})),
+            BootstrapError::SetupCodeRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Enter the one-time set-up code from the file setup-code in the appliance's data directory.",
+            )
+            .with_details(json!({"reason": "setup_code_required"})),
+            BootstrapError::SetupCodeWrong => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "The set-up code is not right.")
+                    .with_details(json!({"reason": "setup_code_invalid"}))
+            }
+            BootstrapError::SetupCodeThrottled { retry_after } => ApiError::rate_limited(
+                "Too many wrong set-up codes; try again later.",
+                "setup_code_failures",
+                retry_after.as_secs(),
+            ),
+            BootstrapError::SetupCodeFile(reason) => ApiError::internal(&reason),
             BootstrapError::NoProductRootKey => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", "This installation cannot verify activations.")
                     .with_details(json!({"reason": "product_root_key_missing"}))
@@ -51,8 +69,31 @@ impl From<BootstrapError> for ApiError {
 }
 
 async fn installation(State(state): State<AppState>) -> Result<ApiJson<InstallationView>, ApiError> {
-    let view = state.installation().view().await?;
-    Ok(ApiJson(InstallationView { session_protocols: state.config().broker.runtime.protocols(), ..view }))
+    Ok(ApiJson(state.installation().view().await?))
+}
+
+/// The platform CA, for clients to trust (no authentication: it is public,
+/// and needed before anything else is trusted). Only `APP_TLS=auto` has one.
+async fn ca_certificate(State(state): State<AppState>) -> Response {
+    match state.tls().and_then(crate::tls::Tls::ca) {
+        Some(ca) => {
+            let mut response = ca.cert_pem.clone().into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"));
+            headers.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"rap-appliance-ca.pem\""),
+            );
+            response
+        }
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "This appliance has no platform CA: it serves plain HTTP or a certificate from another CA.",
+        )
+        .with_details(json!({"reason": "no_platform_ca", "tls_mode": crate::tls::Tls::view(state.tls()).mode}))
+        .into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -63,6 +104,8 @@ struct BootstrapBody {
     display_name: String,
     #[serde(default)]
     activation: Option<Activation>,
+    #[serde(default)]
+    setup_code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -143,6 +186,7 @@ async fn bootstrap_owner(
         password: body.password,
         display_name: body.display_name,
         activation: body.activation,
+        setup_code: body.setup_code,
     };
     let result = state.installation().bootstrap_owner(request, &context).await?;
     Ok((

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::grant;
 use super::manifest::{self, Activation, ActivationError};
+use super::setup_code::{SetupCode, SetupCodeError};
 use crate::audit::{self, Outcome, RequestContext};
 use crate::auth::password::{PasswordError, Passwords};
 use crate::auth::validate::{self, FieldError};
@@ -30,6 +31,11 @@ pub struct InstallationView {
     pub app_env: &'static str,
     /// Resource protocols sessions can be started on here.
     pub session_protocols: &'static [&'static str],
+    pub tls: crate::tls::TlsView,
+    /// What creating the first owner asks for: `activation` (strict),
+    /// `setup_code` (legacy) or `none` (insecure bootstrap, for tests);
+    /// `null` once there is an owner.
+    pub bootstrap_method: Option<&'static str>,
 }
 
 /// What `bootstrap-owner` is asked to do.
@@ -39,6 +45,8 @@ pub struct BootstrapOwner {
     pub password: String,
     pub display_name: String,
     pub activation: Option<Activation>,
+    /// The one-time code from `APP_DATA_DIR/setup-code` (legacy mode).
+    pub setup_code: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,8 +63,16 @@ pub enum BootstrapError {
     InvalidField(FieldError),
     #[error("activation required")]
     ActivationRequired,
+    #[error("set-up code required")]
+    SetupCodeRequired,
+    #[error("wrong set-up code")]
+    SetupCodeWrong,
+    #[error("too many wrong set-up codes")]
+    SetupCodeThrottled { retry_after: std::time::Duration },
     #[error("activation refused: {0}")]
     Activation(ActivationError),
+    #[error("the set-up code file: {0}")]
+    SetupCodeFile(String),
     #[error("no Product Root key is configured")]
     NoProductRootKey,
     #[error("already bootstrapped")]
@@ -80,17 +96,73 @@ struct Inner {
     keys: KeyRing,
     passwords: Passwords,
     record: OnceCell<InstallationRecord>,
+    session_protocols: &'static [&'static str],
+    tls: crate::tls::TlsView,
+    setup_code: parking_lot::RwLock<Arc<SetupCode>>,
+    data_dir: std::path::PathBuf,
+}
+
+/// What the installation serves with, beside its own configuration.
+pub struct InstallationSetting {
+    pub app_env: AppEnv,
+    pub data_dir: std::path::PathBuf,
+    pub session_protocols: &'static [&'static str],
+    pub tls: crate::tls::TlsView,
 }
 
 impl InstallationService {
     pub fn new(
         repositories: Repositories,
         config: InstallationConfig,
-        app_env: AppEnv,
+        setting: InstallationSetting,
         keys: KeyRing,
         passwords: Passwords,
     ) -> Self {
-        Self { inner: Arc::new(Inner { repositories, config, app_env, keys, passwords, record: OnceCell::new() }) }
+        let setup_code = parking_lot::RwLock::new(Arc::new(SetupCode::none(&setting.data_dir)));
+        Self {
+            inner: Arc::new(Inner {
+                repositories,
+                config,
+                app_env: setting.app_env,
+                keys,
+                passwords,
+                record: OnceCell::new(),
+                session_protocols: setting.session_protocols,
+                tls: setting.tls,
+                setup_code,
+                data_dir: setting.data_dir,
+            }),
+        }
+    }
+
+    /// Whether the first owner is proven by a set-up code here.
+    fn uses_setup_code(&self) -> bool {
+        self.inner.config.authority_mode == AuthorityMode::Legacy && !self.inner.config.insecure_bootstrap_enabled
+    }
+
+    /// At start: while there is no owner (and the mode asks for it), makes
+    /// or reloads the set-up code and says where it is; once there is one,
+    /// deletes a code left behind.
+    pub async fn prepare_first_run(&self) -> Result<(), BootstrapError> {
+        let bootstrapped = self.view().await?.bootstrapped;
+        let data_dir = self.inner.data_dir.clone();
+        if bootstrapped || !self.uses_setup_code() {
+            if bootstrapped {
+                let stale = SetupCode::none(&data_dir);
+                let _ = tokio::task::spawn_blocking(move || stale.retire()).await;
+            }
+            return Ok(());
+        }
+        let code = tokio::task::spawn_blocking(move || SetupCode::load_or_create(&data_dir))
+            .await
+            .map_err(|error| BootstrapError::SetupCodeFile(error.to_string()))?
+            .map_err(|error| BootstrapError::SetupCodeFile(error.to_string()))?;
+        tracing::warn!(
+            path = %code.path().display(),
+            "No owner yet: open the appliance in a browser and enter the one-time set-up code from this file"
+        );
+        *self.inner.setup_code.write() = Arc::new(code);
+        Ok(())
     }
 
     pub fn authority_mode(&self) -> AuthorityMode {
@@ -115,12 +187,21 @@ impl InstallationService {
     pub async fn view(&self) -> Result<InstallationView, StorageError> {
         let record = self.record().await?;
         let status = self.inner.repositories.installation.status().await?;
+        let bootstrapped = status.is_some_and(|status| status.bootstrapped_at.is_some());
+        let bootstrap_method = match self.inner.config.authority_mode {
+            _ if bootstrapped => None,
+            AuthorityMode::Strict => Some("activation"),
+            AuthorityMode::Legacy if self.inner.config.insecure_bootstrap_enabled => Some("none"),
+            AuthorityMode::Legacy => Some("setup_code"),
+        };
         Ok(InstallationView {
             installation_id: record.installation_id,
-            bootstrapped: status.is_some_and(|status| status.bootstrapped_at.is_some()),
+            bootstrapped,
             authority_mode: self.inner.config.authority_mode.as_str(),
             app_env: self.inner.app_env.as_str(),
-            session_protocols: &[],
+            session_protocols: self.inner.session_protocols,
+            tls: self.inner.tls.clone(),
+            bootstrap_method,
         })
     }
 
@@ -185,7 +266,7 @@ impl InstallationService {
             return Err(BootstrapError::AlreadyBootstrapped);
         }
 
-        let outcome = self.check_activation(request.activation.as_ref(), installation_id, &email, now);
+        let outcome = self.check_proof(&request, installation_id, &email, now, context);
         if let Err(error) = &outcome {
             let event = audit::with(
                 audit::event(context, None, "installation.bootstrap_owner", Outcome::Denied, now),
@@ -229,7 +310,11 @@ impl InstallationService {
                 "user",
                 owner.id,
             ),
-            json!({"activation": request.activation.is_some(), "authority_mode": self.authority_mode().as_str()}),
+            json!({
+                "activation": request.activation.is_some(),
+                "setup_code": request.activation.is_none() && request.setup_code.is_some(),
+                "authority_mode": self.authority_mode().as_str(),
+            }),
         );
         let written = self
             .inner
@@ -245,6 +330,8 @@ impl InstallationService {
             .await?
             .ok_or(BootstrapError::AlreadyBootstrapped)?;
         tracing::info!(user_id = %owner.id, "First owner bootstrapped");
+        let used = self.inner.setup_code.read().clone();
+        let _ = tokio::task::spawn_blocking(move || used.retire()).await;
         Ok(BootstrapResult {
             user: UserView::new(&owner, Some(PlatformRole::PlatformAdmin)),
             organization: written.organization,
@@ -253,23 +340,35 @@ impl InstallationService {
         })
     }
 
-    fn check_activation(
+    /// Whatever proves the caller may create the owner: an activation
+    /// (any mode), else the set-up code (legacy), else nothing only with
+    /// insecure bootstrap enabled.
+    fn check_proof(
         &self,
-        activation: Option<&Activation>,
+        request: &BootstrapOwner,
         installation_id: Uuid,
         email: &str,
         now: OffsetDateTime,
+        context: &RequestContext,
     ) -> Result<(), BootstrapError> {
-        match (self.inner.config.authority_mode, activation) {
-            (_, Some(activation)) => {
-                let root = self.product_root_key()?;
-                manifest::verify(activation, &root, installation_id, email, now)
-                    .map(drop)
-                    .map_err(BootstrapError::Activation)
+        if let Some(activation) = &request.activation {
+            let root = self.product_root_key()?;
+            return manifest::verify(activation, &root, installation_id, email, now)
+                .map(drop)
+                .map_err(BootstrapError::Activation);
+        }
+        match self.inner.config.authority_mode {
+            AuthorityMode::Strict => Err(BootstrapError::ActivationRequired),
+            AuthorityMode::Legacy if self.inner.config.insecure_bootstrap_enabled => Ok(()),
+            AuthorityMode::Legacy => {
+                let given = request.setup_code.as_deref().ok_or(BootstrapError::SetupCodeRequired)?;
+                let source = context.ip.as_deref().and_then(|ip| ip.parse().ok());
+                let code = self.inner.setup_code.read().clone();
+                code.check(given, source).map_err(|error| match error {
+                    SetupCodeError::Wrong | SetupCodeError::NotIssued => BootstrapError::SetupCodeWrong,
+                    SetupCodeError::Throttled { retry_after } => BootstrapError::SetupCodeThrottled { retry_after },
+                })
             }
-            (AuthorityMode::Strict, None) => Err(BootstrapError::ActivationRequired),
-            (AuthorityMode::Legacy, None) if self.inner.config.insecure_bootstrap_enabled => Ok(()),
-            (AuthorityMode::Legacy, None) => Err(BootstrapError::ActivationRequired),
         }
     }
 }
@@ -279,6 +378,9 @@ fn bootstrap_denial_reason(error: &BootstrapError) -> &'static str {
         BootstrapError::Activation(error) => error.reason(),
         BootstrapError::ActivationRequired => "activation_required",
         BootstrapError::NoProductRootKey => "product_root_key_missing",
+        BootstrapError::SetupCodeRequired => "setup_code_required",
+        BootstrapError::SetupCodeWrong => "setup_code_invalid",
+        BootstrapError::SetupCodeThrottled { .. } => "setup_code_throttled",
         _ => "other",
     }
 }

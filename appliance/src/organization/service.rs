@@ -186,11 +186,18 @@ pub struct OrganizationService {
     gate: Gate,
     /// Seals identity sources' credentials (bind passwords, client secrets).
     secrets: crate::secrets::SecretService,
+    /// A membership changed or removed may end someone's open access.
+    changes: crate::auth::AccessChanges,
 }
 
 impl OrganizationService {
-    pub fn new(repositories: Repositories, gate: Gate, secrets: crate::secrets::SecretService) -> Self {
-        Self { repositories, gate, secrets }
+    pub fn new(
+        repositories: Repositories,
+        gate: Gate,
+        secrets: crate::secrets::SecretService,
+        changes: crate::auth::AccessChanges,
+    ) -> Self {
+        Self { repositories, gate, secrets, changes }
     }
 
     fn event(
@@ -374,7 +381,10 @@ impl OrganizationService {
             .update_membership(organization_id, id, changes, OffsetDateTime::now_utc(), event)
             .await?
         {
-            Ok(Some(membership)) => Ok(membership),
+            Ok(Some(membership)) => {
+                self.changes.changed();
+                Ok(membership)
+            }
             Ok(None) => Err(OrgError::NotFound),
             Err(_) => Err(OrgError::LastOwner),
         }
@@ -393,7 +403,10 @@ impl OrganizationService {
             json!({"user_id": membership.user_id, "role": membership.role}),
         );
         match self.repositories.organizations.delete_membership(organization_id, id, event).await? {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.changes.changed();
+                Ok(())
+            }
             Ok(false) => Err(OrgError::NotFound),
             Err(_) => Err(OrgError::LastOwner),
         }

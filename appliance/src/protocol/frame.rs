@@ -164,12 +164,11 @@ pub enum Compression {
 /// screen content (flat areas, text) compresses well even so and latency
 /// matters more than the last few percent.
 pub fn zlib(payload: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder =
-        flate2::write::ZlibEncoder::new(Vec::with_capacity(payload.len() / 8 + 64), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(payload);
-    encoder.finish().unwrap_or_default()
+    // miniz_oxide directly, not through flate2: another crate in the tree
+    // (IronRDP's smart-card stack) turns on flate2's C zlib backend, whose
+    // fastest level makes screen content several times larger and slower
+    // (docs/BENCHMARKS.md, gateway frames).
+    miniz_oxide::deflate::compress_to_vec_zlib(payload, 1)
 }
 
 /// The 24-byte `binary_v1` header.

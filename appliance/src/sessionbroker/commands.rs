@@ -157,7 +157,7 @@ impl Broker {
         let session = self.apply(&session, Command::Assign, details, assigned).await?;
         self.dispatch(&session, &resource, lease.worker_id, credentials, context).await?;
         self.bind_controller(&attachment).await;
-        let offer = self.offer(&attachment).await;
+        let offer = self.offer(&attachment, principal.auth_session_id).await;
         tracing::info!(session_id = %session.id, worker_id = %lease.worker_id, "Session starting");
         Ok((self.view(session).await?, offer))
     }
@@ -256,7 +256,7 @@ impl Broker {
         let worker_id = session.worker_id.ok_or(BrokerError::Raced)?;
         self.dispatch(&session, &resource, worker_id, credentials, context).await?;
         self.bind_controller(&attachment).await;
-        let offer = self.offer(&attachment).await;
+        let offer = self.offer(&attachment, principal.auth_session_id).await;
         tracing::info!(session_id = %session.id, %worker_id, "Session resuming on a new connection");
         Ok((self.view(session).await?, offer))
     }
@@ -328,7 +328,7 @@ impl Broker {
             };
             self.inner.live.notices.publish(&notice_topic(id), notice).await;
         }
-        let offer = self.offer(&attachment).await;
+        let offer = self.offer(&attachment, principal.auth_session_id).await;
         Ok((self.view(session).await?, offer))
     }
 
@@ -363,7 +363,7 @@ impl Broker {
             json!({"attachment_id": attachment.id}),
         );
         self.inner.repositories.sessions.open_viewer(attachment.clone(), event).await?;
-        let offer = self.offer(&attachment).await;
+        let offer = self.offer(&attachment, principal.auth_session_id).await;
         Ok((self.view(session).await?, offer))
     }
 
@@ -429,8 +429,9 @@ impl Broker {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes())
     }
 
-    /// Issues a single-use attach token for `attachment`.
-    pub(super) async fn offer(&self, attachment: &AttachmentRecord) -> AttachOffer {
+    /// Issues a single-use attach token for `attachment`, on behalf of
+    /// the auth session that asked (the socket lives only as long as it).
+    pub(super) async fn offer(&self, attachment: &AttachmentRecord, auth_session_id: Uuid) -> AttachOffer {
         let token = Self::new_token();
         let grant = AttachGrant {
             session_id: attachment.session_id,
@@ -438,6 +439,7 @@ impl Broker {
             user_id: attachment.user_id,
             device_id: attachment.device_id,
             role: attachment.role,
+            auth_session_id: Some(auth_session_id),
         };
         let ttl = self.inner.config.attach_token_ttl;
         self.inner.live.attach_tokens.insert(&attach_key(&token), grant, ttl).await;

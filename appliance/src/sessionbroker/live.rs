@@ -11,7 +11,11 @@ use crate::resource::PolicyMode;
 use crate::worker::input_queue;
 
 use super::service::{Broker, BrokerError, attach_key, controller_key, notice_topic};
+use super::state::SessionState;
 use super::types::{AttachGrant, ControllerBinding, SessionNotice};
+
+/// How long a lost controller waits for its starting session to settle.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Broker {
     /// Redeems an attach token: valid once, until it expires.
@@ -46,19 +50,39 @@ impl Broker {
 
     /// The controller's transport is gone (closed, or silent past the
     /// heartbeat): the session stays up, detached, ready to be resumed.
-    pub async fn transport_lost(&self, session_id: Uuid, attachment_id: Uuid) {
-        let Some(session) = self.session(session_id).await else { return };
+    pub async fn transport_lost(&self, session_id: Uuid, attachment_id: Uuid, reason: &'static str) {
+        let Some(session) = self.settled(session_id).await else { return };
         if self.controller(session_id).await.is_none_or(|binding| binding.attachment_id != attachment_id) {
             return;
         }
         let event = audit::with(
             self.event(&RequestContext::default(), None, "session.detached", &session, Outcome::Success),
-            json!({"reason": "transport_closed", "attachment_id": attachment_id}),
+            json!({"reason": reason, "attachment_id": attachment_id}),
         );
-        match self.detach_record(&session, "transport_closed", event).await {
-            Ok(_) => tracing::info!(%session_id, "Controller transport lost; session detached"),
+        match self.detach_record(&session, reason, event).await {
+            Ok(_) => tracing::info!(%session_id, reason, "Controller socket gone; session detached"),
             Err(BrokerError::Illegal(_) | BrokerError::Raced) => {}
             Err(error) => tracing::error!(%session_id, %error, "Detaching after a lost transport failed"),
+        }
+    }
+
+    /// The session once it is past `pending`/`starting`. A controller can
+    /// see the desktop, and leave, before the worker reports it started;
+    /// only an `active` session can be detached, so its loss waits for
+    /// that (bounded, and over at once if the session ends instead).
+    async fn settled(&self, session_id: Uuid) -> Option<SessionRecord> {
+        use futures_util::StreamExt;
+        let mut notices = self.subscribe(session_id).await;
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let session = self.session(session_id).await?;
+            if !matches!(session.state, SessionState::Pending | SessionState::Starting) {
+                return Some(session);
+            }
+            match tokio::time::timeout_at(deadline, notices.next()).await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
         }
     }
 

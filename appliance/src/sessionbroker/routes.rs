@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::state::SessionState;
 use super::{AttachOffer, BrokerError, SessionView, StartRequest};
+use crate::auth::Principal;
 use crate::http::extract::{Context, CurrentUser, PathId, PlatformAdmin};
 use crate::http::page::{self, Page};
 use crate::http::{ApiError, ApiJson};
@@ -186,11 +187,15 @@ struct AttachResponse {
 
 /// The answer to start/attach/takeover/shadow, with the data-plane offer
 /// when a signing key is configured.
-fn attach_response(state: &AppState, user_id: Uuid, view: SessionView, attach: AttachOffer) -> AttachResponse {
+fn attach_response(state: &AppState, principal: &Principal, view: SessionView, attach: AttachOffer) -> AttachResponse {
     let data_plane = match (state.data_plane(), view.session.worker_id) {
-        (Some(data_plane), Some(worker_id)) => {
-            Some(data_plane.offer(user_id, view.session.id, worker_id, attach.attachment_id))
-        }
+        (Some(data_plane), Some(worker_id)) => Some(data_plane.offer(
+            principal.user_id(),
+            principal.auth_session_id,
+            view.session.id,
+            worker_id,
+            attach.attachment_id,
+        )),
         _ => None,
     };
     AttachResponse { session: view.into(), attach, data_plane }
@@ -219,7 +224,7 @@ async fn start(
     };
     match state.broker().start(&principal, request, &context).await {
         Ok((view, attach)) => {
-            (StatusCode::CREATED, ApiJson(attach_response(&state, principal.user_id(), view, attach))).into_response()
+            (StatusCode::CREATED, ApiJson(attach_response(&state, &principal, view, attach))).into_response()
         }
         Err(error) => failure(error),
     }
@@ -278,7 +283,7 @@ async fn command(
 ) -> Response {
     let broker = state.broker();
     let offered = |result: Result<_, BrokerError>| match result {
-        Ok((view, attach)) => ApiJson(attach_response(&state, principal.user_id(), view, attach)).into_response(),
+        Ok((view, attach)) => ApiJson(attach_response(&state, &principal, view, attach)).into_response(),
         Err(error) => failure(error),
     };
     let ended = |result: Result<SessionView, BrokerError>| match result {

@@ -10,6 +10,7 @@ use rap_storage::live::{Topics, TtlMap};
 use rap_storage::repo::{
     AttachmentRecord, AuditEvent, LeaseChange, Repositories, SessionRecord, SessionTransition, TransitionOutcome,
 };
+use rap_storage::types::AttachmentRole;
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -19,7 +20,7 @@ use super::types::{AttachGrant, ControllerBinding, SessionNotice, SessionView};
 use crate::audit::{self, Outcome, RequestContext};
 use crate::auth::Principal;
 use crate::config::{AppEnv, BrokerConfig};
-use crate::organization::policy::{Action, Decision, authorize};
+use crate::organization::policy::{Action, Decision, Standing, authorize};
 use crate::organization::{Denied, Gate};
 use crate::secrets::SecretService;
 use crate::worker::pool::WorkerQueues;
@@ -159,14 +160,19 @@ impl Broker {
     pub(super) async fn accessible(&self, principal: &Principal, id: Uuid) -> Result<SessionRecord, BrokerError> {
         let session = self.inner.repositories.sessions.get(id).await?.ok_or(BrokerError::SessionNotFound)?;
         let standing = self.inner.gate.standing(principal, session.organization_id).await?;
-        if authorize(standing, Action::ManageSessions) == Decision::Allow {
-            return Ok(session);
-        }
-        if session.owner_user_id == principal.user_id() && authorize(standing, Action::UseResources) == Decision::Allow
-        {
-            return Ok(session);
-        }
-        Err(BrokerError::SessionNotFound)
+        if may_act(standing, &session, principal) { Ok(session) } else { Err(BrokerError::SessionNotFound) }
+    }
+
+    /// Whether `principal` may still hold a socket of `role` open on session
+    /// `id`: a controller as [`Self::accessible`] allows, a watching viewer
+    /// only as a manager of the session's organization (as shadowing asks).
+    pub async fn may_hold(&self, principal: &Principal, id: Uuid, role: AttachmentRole) -> Result<bool, BrokerError> {
+        let Some(session) = self.inner.repositories.sessions.get(id).await? else { return Ok(false) };
+        let standing = self.inner.gate.standing(principal, session.organization_id).await?;
+        Ok(match role {
+            AttachmentRole::Controller => may_act(standing, &session, principal),
+            AttachmentRole::Viewer => authorize(standing, Action::ManageSessions) == Decision::Allow,
+        })
     }
 
     /// Applies `command` to `session` as computed from its current state.
@@ -271,4 +277,12 @@ impl Transition {
             ..Self::default()
         }
     }
+}
+
+/// Its owner (while they may use the organization's resources) or a manager
+/// of its organization may act on a session.
+fn may_act(standing: Standing, session: &SessionRecord, principal: &Principal) -> bool {
+    authorize(standing, Action::ManageSessions) == Decision::Allow
+        || (session.owner_user_id == principal.user_id()
+            && authorize(standing, Action::UseResources) == Decision::Allow)
 }

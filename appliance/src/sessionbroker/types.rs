@@ -17,6 +17,9 @@ pub struct AttachGrant {
     pub user_id: Uuid,
     pub device_id: Option<Uuid>,
     pub role: AttachmentRole,
+    /// The auth session the attachment was asked for in; a socket of a
+    /// grant without one (older tokens) is held to the user alone.
+    pub auth_session_id: Option<Uuid>,
 }
 
 /// Who controls a session right now (live state, mirrored in SQLite).

@@ -7,11 +7,11 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::connection::Connection;
 use super::envelope::{AttachPayload, ClientMessage, RenderTransport, ServerMessage, details};
+use super::routes::Admission;
 use super::socket::{Stream, close, close_with, send};
 use crate::sessionbroker::AttachGrant;
 use crate::state::AppState;
@@ -64,16 +64,26 @@ impl Refused {
     }
 }
 
-pub(crate) async fn serve(
-    socket: WebSocket,
-    state: AppState,
-    entry: Entry,
-    trace_id: String,
-    shutdown: CancellationToken,
-) {
+pub(crate) async fn serve(socket: WebSocket, state: AppState, entry: Entry, trace_id: String, admission: Admission) {
+    let shutdown = state.sockets_shutdown().clone();
     let (mut sink, mut stream) = socket.split();
-    match attach(&mut stream, &state, entry).await {
-        Ok((grant, attach)) => {
+    let attached = attach(&mut stream, &state, entry).await.and_then(|(grant, attach)| {
+        // Counted per user once the user is known, for the socket's life.
+        let claim = state.sockets().claim_user(grant.user_id).ok_or_else(|| {
+            state.metrics().rate_limited("websockets_per_user");
+            Refused {
+                code: "rate_limited",
+                words: "Too many open sockets for this user; close another viewer first.",
+                details: details::reason("websockets_per_user"),
+                close_code: close::RATE_LIMITED,
+                close_reason: "websockets_per_user",
+            }
+        })?;
+        Ok((grant, attach, claim))
+    });
+    let _admission = admission;
+    match attached {
+        Ok((grant, attach, _claim)) => {
             let transport = match entry {
                 Entry::Gateway => attach.render_transport.unwrap_or(RenderTransport::JsonBase64),
                 Entry::Direct { binary_render: true, .. } => {
@@ -184,6 +194,7 @@ async fn admit(state: &AppState, entry: Entry, attach: &AttachPayload) -> Result
                 user_id: claims.sub,
                 device_id: None,
                 role: if controls { AttachmentRole::Controller } else { AttachmentRole::Viewer },
+                auth_session_id: claims.asid,
             })
         }
     }

@@ -52,6 +52,10 @@ pub(super) struct Connection {
     /// The screen size this client was last told.
     size: Option<(u16, u16)>,
     pub(super) files: super::files::FileTransfers,
+    /// Wakes when some principal's rights may have shrunk.
+    pub(super) access: tokio::sync::watch::Receiver<u64>,
+    /// What this socket may still send before it is cut as a flood.
+    messages: crate::throttle::TokenBucket,
 }
 
 /// Why the loop ended.
@@ -60,6 +64,9 @@ enum Ending {
     TransportLost,
     /// The session ended, or the appliance is stopping: nothing to detach.
     Closed,
+    /// The principal lost its right to the socket: the controller's
+    /// session is detached like a lost transport, with its own reason.
+    Revoked,
 }
 
 impl Connection {
@@ -70,6 +77,8 @@ impl Connection {
         transport: RenderTransport,
         attach: &AttachPayload,
     ) -> Self {
+        let access = state.access_changes().watch();
+        let messages = super::access::message_budget(&state);
         Self {
             state,
             grant,
@@ -83,6 +92,8 @@ impl Connection {
             last_clipboard_hash: None,
             size: None,
             files: Default::default(),
+            access,
+            messages,
         }
     }
 
@@ -171,8 +182,15 @@ impl Connection {
         self.state.metrics().viewer_detached();
         if self.grant.role == AttachmentRole::Viewer {
             broker.viewer_left(self.session_id(), self.grant.attachment_id).await;
-        } else if matches!(ending, Ending::TransportLost) && self.is_controller().await {
-            broker.transport_lost(self.session_id(), self.grant.attachment_id).await;
+        } else if self.is_controller().await {
+            let reason = match ending {
+                Ending::TransportLost => Some("transport_closed"),
+                Ending::Revoked => Some("access_revoked"),
+                Ending::Closed => None,
+            };
+            if let Some(reason) = reason {
+                broker.transport_lost(self.session_id(), self.grant.attachment_id, reason).await;
+            }
         }
         tracing::info!(session_id = %self.session_id(), attachment_id = %self.grant.attachment_id, "Viewer left");
     }
@@ -274,6 +292,16 @@ impl Connection {
                 }
                 message = stream.next() => {
                     self.last_heard = Instant::now();
+                    if matches!(message, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
+                        if self.messages.take().is_err() {
+                            self.cut_flood(sink).await;
+                            return Ending::TransportLost;
+                        }
+                        if let Err(reason) = self.still_entitled().await {
+                            self.revoke(sink, reason).await;
+                            return Ending::Revoked;
+                        }
+                    }
                     match message {
                         Some(Ok(Message::Text(text))) => {
                             if !self.on_text(sink, &text).await {
@@ -288,6 +316,14 @@ impl Connection {
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Ending::TransportLost,
+                    }
+                }
+                changed = self.access.changed() => {
+                    self.access.mark_unchanged();
+                    let verdict = if changed.is_ok() { self.entitlement().await } else { Ok(()) };
+                    if let Err(reason) = verdict {
+                        self.revoke(sink, reason).await;
+                        return Ending::Revoked;
                     }
                 }
                 notice = notices.next() => match notice {
@@ -442,7 +478,11 @@ impl Connection {
             return send(sink, refused).await;
         }
         if let Err(error) = self.state.broker().route_input(self.session_id(), input).await {
-            tracing::warn!(session_id = %self.session_id(), %error, "Input dropped");
+            static DROPS_LOGGED: crate::throttle::LogThrottle =
+                crate::throttle::LogThrottle::new(Duration::from_secs(10));
+            if let Some(held_back) = DROPS_LOGGED.admit() {
+                tracing::warn!(session_id = %self.session_id(), %error, held_back, "Input dropped");
+            }
             let busy = self.error(
                 "rate_limited",
                 "Input is arriving faster than the session takes it.",
@@ -522,7 +562,13 @@ impl Connection {
                     "Another device took over this session; you can still watch it.",
                     details::one("by_user_id", by_user_id),
                 );
-                send(sink, ServerMessage::TakenOver { session_id: self.session_id(), by_user_id, event }).await
+                send(sink, ServerMessage::TakenOver { session_id: self.session_id(), by_user_id, event }).await;
+                // The new controller's device holds the session now; this
+                // socket is closed rather than left watching, so a lost
+                // laptop cannot keep seeing the desktop after its owner
+                // moved away from it.
+                close_with(sink, close::TAKEN_OVER, "taken_over").await;
+                false
             }
             SessionNotice::TakenOver { .. } => true,
             SessionNotice::Clipboard { clipboard, .. } => {

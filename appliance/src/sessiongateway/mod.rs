@@ -6,6 +6,8 @@
 //! routed to the session's worker. A socket that goes silent is closed and
 //! its session detached; reattaching resumes with a full frame.
 
+mod access;
+pub(crate) mod admission;
 pub(crate) mod attach;
 mod connection;
 mod envelope;
@@ -13,4 +15,5 @@ mod files;
 pub(crate) mod routes;
 mod socket;
 
+pub use admission::SocketCounts;
 pub use envelope::{RenderTransport, encode_binary_frame};

@@ -21,6 +21,9 @@ pub(super) mod close {
     pub const PROTOCOL: u16 = 4400;
     pub const SESSION_ENDED: u16 = 4409;
     pub const HEARTBEAT: u16 = 4410;
+    pub const ACCESS_REVOKED: u16 = 4403;
+    pub const TAKEN_OVER: u16 = 4411;
+    pub const RATE_LIMITED: u16 = 4429;
     pub const GOING_AWAY: u16 = 1001;
 }
 

@@ -92,24 +92,88 @@ pub struct FileBlocked {
 #[derive(Debug, Clone)]
 pub enum ServerMessage {
     Attached(Attached),
-    State { session_id: Uuid, state: Option<SessionState>, reason: Option<String>, event: Option<Event> },
-    DisplaySize { session_id: Uuid, width: u16, height: u16 },
-    Viewers { session_id: Uuid, viewers: Vec<Uuid> },
-    TakenOver { session_id: Uuid, by_user_id: Uuid, event: Event },
+    State {
+        session_id: Uuid,
+        state: Option<SessionState>,
+        reason: Option<String>,
+        event: Option<Event>,
+    },
+    DisplaySize {
+        session_id: Uuid,
+        width: u16,
+        height: u16,
+    },
+    Viewers {
+        session_id: Uuid,
+        viewers: Vec<Uuid>,
+    },
+    TakenOver {
+        session_id: Uuid,
+        by_user_id: Uuid,
+        event: Event,
+    },
+    /// The socket's principal lost the right to it; the socket closes next.
+    AccessRevoked {
+        session_id: Uuid,
+        reason: &'static str,
+        event: Event,
+    },
     Clipboard(crate::worker::ClipboardText),
-    TransportClosed { reason: &'static str, event: Event },
+    TransportClosed {
+        reason: &'static str,
+        event: Event,
+    },
     Pong,
-    Error { event: Event },
-    UploadProgress { transfer_id: String, received: u64, size: u64 },
-    UploadCompleted { transfer_id: String, file_name: String, size: u64, sha256: String },
-    UploadCancelled { transfer_id: String, cancelled: bool },
-    UploadBlocked { blocked: FileBlocked, event: Event },
-    DownloadsAvailable { session_id: Uuid, files: Vec<Offered> },
-    DownloadStarted { transfer_id: Uuid, file_name: String, size: u64, chunk_size: usize },
-    DownloadChunk { transfer_id: Uuid, offset: u64, data: Vec<u8> },
-    DownloadCompleted { transfer_id: Uuid, size: u64, sha256: String },
-    DownloadCancelled { transfer_id: String, cancelled: bool },
-    DownloadBlocked { blocked: FileBlocked, event: Event },
+    Error {
+        event: Event,
+    },
+    UploadProgress {
+        transfer_id: String,
+        received: u64,
+        size: u64,
+    },
+    UploadCompleted {
+        transfer_id: String,
+        file_name: String,
+        size: u64,
+        sha256: String,
+    },
+    UploadCancelled {
+        transfer_id: String,
+        cancelled: bool,
+    },
+    UploadBlocked {
+        blocked: FileBlocked,
+        event: Event,
+    },
+    DownloadsAvailable {
+        session_id: Uuid,
+        files: Vec<Offered>,
+    },
+    DownloadStarted {
+        transfer_id: Uuid,
+        file_name: String,
+        size: u64,
+        chunk_size: usize,
+    },
+    DownloadChunk {
+        transfer_id: Uuid,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    DownloadCompleted {
+        transfer_id: Uuid,
+        size: u64,
+        sha256: String,
+    },
+    DownloadCancelled {
+        transfer_id: String,
+        cancelled: bool,
+    },
+    DownloadBlocked {
+        blocked: FileBlocked,
+        event: Event,
+    },
 }
 
 impl ServerMessage {
@@ -126,6 +190,7 @@ impl ServerMessage {
             Self::DisplaySize { .. } => "display.size",
             Self::Viewers { .. } => "session.viewers",
             Self::TakenOver { .. } => "session.taken_over",
+            Self::AccessRevoked { .. } => "session.access_revoked",
             Self::Clipboard(_) => "clipboard.text",
             Self::TransportClosed { .. } => "transport.closed",
             Self::Pong => "pong",
@@ -158,6 +223,9 @@ impl ServerMessage {
             }
             Self::TakenOver { session_id, by_user_id, event } => {
                 (json!({"session_id": session_id, "by_user_id": by_user_id}), Some(event))
+            }
+            Self::AccessRevoked { session_id, reason, event } => {
+                (json!({"session_id": session_id, "reason": reason}), Some(event))
             }
             Self::Clipboard(clipboard) => (json!(clipboard), None),
             Self::TransportClosed { reason, event } => (json!({"reason": reason}), Some(event)),
