@@ -10,6 +10,11 @@
 //!   1600×900 document area every two seconds, at that real pace; what
 //!   matters here is bandwidth per viewer.
 //!
+//! Every scenario runs over plain WebSocket and over WSS (the appliance's
+//! own CA, as `APP_TLS=auto` serves the LAN), through the same accept loop,
+//! so the rows differ by TLS alone. Then the cost of a new connection:
+//! sequential fresh connections each asking `/healthz`, plain and TLS.
+//!
 //! Run: `cargo bench -p rap-appliance --bench gateway_frames`
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
@@ -113,8 +118,15 @@ struct Outcome {
     bytes: u64,
 }
 
-async fn view(url: String, token: String, compression: &'static str, stop: Arc<AtomicBool>) -> Outcome {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+async fn view(
+    url: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    token: String,
+    compression: &'static str,
+    stop: Arc<AtomicBool>,
+) -> Outcome {
+    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector).await.unwrap();
     let attach = json!({"type": "attach", "payload": {"attach_token": token, "render_transport": "binary_v1", "compression": compression}});
     socket.send(Message::text(attach.to_string())).await.unwrap();
     // Skip the first (full) frame: measure the steady state.
@@ -139,12 +151,73 @@ async fn view(url: String, token: String, compression: &'static str, stop: Arc<A
     outcome
 }
 
+/// The accept loop the appliance runs, for one listener.
+fn edge(state: &rap_appliance::state::AppState) -> Arc<rap_appliance::net::Edge> {
+    let metrics = state.metrics().clone();
+    Arc::new(rap_appliance::net::Edge {
+        board: rap_appliance::net::connections::ConnectionBoard::new(4096, 512, metrics.clone()),
+        header_read_timeout: Duration::from_secs(10),
+        tls_handshake_timeout: Duration::from_secs(10),
+        metrics,
+        graceful: tokio_util::sync::CancellationToken::new(),
+        force: tokio_util::sync::CancellationToken::new(),
+        tasks: tokio_util::task::TaskTracker::new(),
+    })
+}
+
+/// A client config that trusts the appliance's CA alone.
+fn trusting(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Fresh connections per second, one after another, each asking
+/// `/healthz` and reading the whole answer.
+async fn connections_per_second(addr: std::net::SocketAddr, tls: Option<Arc<rustls::ClientConfig>>, count: u32) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let started = Instant::now();
+    for _ in 0..count {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut answer = Vec::new();
+        match &tls {
+            None => {
+                let mut stream = stream;
+                stream.write_all(request).await.unwrap();
+                stream.read_to_end(&mut answer).await.unwrap();
+            }
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                let mut stream = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream).await.unwrap();
+                stream.write_all(request).await.unwrap();
+                // The server may close without close_notify once it answered.
+                let _ = stream.read_to_end(&mut answer).await;
+            }
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    }
+    f64::from(count) / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_string_lossy().into_owned();
-        let config = rap_appliance::Config::from_pairs([("APP_DATA_DIR", data.as_str()), ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"), ("RAP_WORKER_RUNTIME", "scripted"), ("APP_RATE_LIMIT_PER_SECOND", "0")]).unwrap();
+        let config = rap_appliance::Config::from_pairs([("APP_DATA_DIR", data.as_str()), ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"), ("RAP_WORKER_RUNTIME", "scripted"), ("APP_RATE_LIMIT_PER_SECOND", "0"), ("APP_TLS", "auto")]).unwrap();
         let store = rap_storage::sqlite::SqliteStore::start(dir.path().join("rap.sqlite3"), 2).unwrap();
         store.migrate().await.unwrap();
         for slot in 0..8 {
@@ -169,17 +242,23 @@ fn main() {
         };
         let resource = state.resources().create(&principal, input, &context).await.unwrap();
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/api/v1/gateway/ws", listener.local_addr().unwrap());
+        let plain_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (plain_addr, tls_addr) = (plain_listener.local_addr().unwrap(), tls_listener.local_addr().unwrap());
+        let server_tls = state.tls().expect("APP_TLS=auto").server_config();
+        let client_tls = trusting(&std::fs::read(dir.path().join("tls").join("ca.pem")).unwrap());
         let app = rap_appliance::app::router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+        tokio::spawn(rap_appliance::net::serve(plain_listener, app.clone(), None, edge(&state)));
+        tokio::spawn(rap_appliance::net::serve(tls_listener, app, Some(server_tls), edge(&state)));
+        let transports = [("ws", format!("ws://{plain_addr}/api/v1/gateway/ws"), None), ("wss", format!("wss://127.0.0.1:{}/api/v1/gateway/ws", tls_addr.port()), Some(client_tls.clone()))];
 
         println!("gateway frames, 1920×1080, binary_v1, {} s per run; per viewer: updates/s (slowest viewer), bytes/update, Mbit/s", RUN.as_secs());
-        println!("| scenario | compression | viewers | updates/s | bytes/update | Mbit/s per viewer |");
-        println!("| --- | --- | --- | --- | --- | --- |");
+        println!("| scenario | compression | viewers | transport | updates/s | bytes/update | Mbit/s per viewer |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
         for scenario in [Scenario::FullScreen, Scenario::SmallRegion, Scenario::Office] {
             for compression in ["none", "zlib"] {
                 for viewers in [1usize, 10] {
+                for (transport, url, tls) in &transports {
                     let request = StartRequest { resource_id: resource.id, width: Some(WIDTH), height: Some(HEIGHT), ..StartRequest::default() };
                     let (view_of, offer) = state.broker().start(&principal, request, &context).await.unwrap();
                     let session_id = view_of.session.id;
@@ -190,7 +269,7 @@ fn main() {
                         tokens.push(state.broker().shadow(&principal, session_id, &context).await.unwrap().1.attach_token);
                     }
                     let stop = Arc::new(AtomicBool::new(false));
-                    let readers: Vec<_> = tokens.into_iter().map(|token| tokio::spawn(view(url.clone(), token, compression, stop.clone()))).collect();
+                    let readers: Vec<_> = tokens.into_iter().map(|token| tokio::spawn(view(url.clone(), tls.clone(), token, compression, stop.clone()))).collect();
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     let producer = tokio::spawn(produce(screen, scenario, stop.clone()));
                     tokio::time::sleep(RUN).await;
@@ -206,7 +285,7 @@ fn main() {
                     let per_update = bytes.checked_div(updates).unwrap_or(0);
                     let mbps = bytes as f64 * 8.0 / 1e6 / RUN.as_secs_f64() / viewers as f64;
                     println!(
-                        "| {} | {compression} | {viewers} | {:.1} | {per_update} | {mbps:.2} |",
+                        "| {} | {compression} | {viewers} | {transport} | {:.1} | {per_update} | {mbps:.2} |",
                         scenario.name(),
                         slowest as f64 / RUN.as_secs_f64()
                     );
@@ -217,8 +296,19 @@ fn main() {
                         state.broker().live().queues.control.purge(&rap_appliance::worker::control_queue(worker_id)).await;
                     }
                 }
+                }
             }
         }
+        const CONNECTIONS: u32 = 300;
+        let plain = connections_per_second(plain_addr, None, CONNECTIONS).await;
+        let tls = connections_per_second(tls_addr, Some(client_tls), CONNECTIONS).await;
+        println!();
+        println!("new connections, {CONNECTIONS} one after another, each GET /healthz");
+        println!("| transport | connections/s | ms per connection |");
+        println!("| --- | --- | --- |");
+        println!("| http | {plain:.0} | {:.2} |", 1000.0 / plain);
+        println!("| https (TLS 1.3, P-256) | {tls:.0} | {:.2} |", 1000.0 / tls);
+        println!("TLS handshake cost: {:.2}× the time of a plain connection", plain / tls);
         store.close().await;
     });
 }

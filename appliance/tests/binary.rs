@@ -271,3 +271,39 @@ async fn a_fresh_data_directory_is_private_whatever_the_umask() {
     signal(&child, "TERM");
     assert_eq!(wait_for_exit(&mut child, Duration::from_secs(5)).code(), Some(0));
 }
+
+#[test]
+fn installation_prints_the_ca_fingerprint_and_the_cli_bootstrap_uses_the_setup_code() {
+    use sha2::Digest;
+    let parent = tempfile::tempdir().expect("temp dir");
+    let data_dir = parent.path().join("data");
+    let mut show = appliance(&data_dir);
+    show.arg("installation").env("APP_TLS", "auto").stdout(Stdio::piped());
+    let status: serde_json::Value = serde_json::from_str(&run_ok(&mut show)).expect("json");
+    assert_eq!(status["tls"]["mode"], "auto");
+    let pem = std::fs::read(data_dir.join("tls").join("ca.pem")).expect("the CA is made on first use");
+    let der = {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_slice(&pem).expect("PEM")
+    };
+    let fingerprint: String = sha2::Sha256::digest(der.as_ref()).iter().map(|byte| format!("{byte:02x}")).collect();
+    assert_eq!(status["tls"]["ca_fingerprint_sha256"], fingerprint, "what an admin reads out to verify a PC");
+    assert_eq!(status["bootstrap_method"], "setup_code");
+
+    // The command line reads the code from the data directory itself.
+    let mut bootstrap = appliance(&data_dir);
+    bootstrap
+        .args(["bootstrap-owner", "--email", "boss@example.com", "--display-name", "Boss"])
+        .env("RAP_OWNER_PASSWORD", "owner password 1")
+        .stdout(Stdio::piped());
+    let created: serde_json::Value = serde_json::from_str(&run_ok(&mut bootstrap)).expect("json");
+    assert_eq!(created["email"], "boss@example.com");
+    assert!(!data_dir.join("setup-code").exists(), "spent and deleted");
+    let mut again = appliance(&data_dir);
+    again
+        .args(["bootstrap-owner", "--email", "other@example.com", "--display-name", "Other"])
+        .env("RAP_OWNER_PASSWORD", "owner password 1");
+    let output = again.output().expect("run");
+    assert_ne!(output.status.code(), Some(0), "a second owner is refused");
+}

@@ -34,6 +34,8 @@ impl Appliance {
         let server = tokio::spawn(rap_appliance::run(config, listener, async move {
             let _ = stopped.await;
         }));
+        // The benches' reqwest has no TLS provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();
         let owner = json!({"email": "owner@example.com", "password": "owner password 1", "display_name": "Owner"});
         http.post(format!("{base}/api/v1/installation/bootstrap-owner")).json(&owner).send().await.unwrap();
