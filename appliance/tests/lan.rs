@@ -129,13 +129,19 @@ fn test_chain(common_name: &str) -> (String, String, String) {
     (format!("{}{}", leaf.pem(), ca.pem()), key.serialize_pem(), ca.pem())
 }
 
+/// A spawned appliance, stopped when the test ends, however it ends.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
 /// `rap-appliance serve` in its own process with `settings`; its address
 /// once it listens. `shell` wraps it (for `ulimit`).
-fn spawn_binary(
-    data: &std::path::Path,
-    settings: &[(&str, &str)],
-    shell: Option<&str>,
-) -> (std::process::Child, String) {
+fn spawn_binary(data: &std::path::Path, settings: &[(&str, &str)], shell: Option<&str>) -> (Spawned, String) {
     let binary = env!("CARGO_BIN_EXE_rap-appliance");
     let mut command = match shell {
         Some(prefix) => {
@@ -183,12 +189,7 @@ fn spawn_binary(
     };
     // Keep draining its log so it never blocks on a full pipe.
     std::thread::spawn(move || while lines_rx.recv().is_ok() {});
-    (child, addr)
-}
-
-fn stop(mut child: std::process::Child) {
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
+    (Spawned(child), addr)
 }
 
 #[tokio::test]
@@ -236,7 +237,7 @@ async fn files_mode_serves_the_given_chain_and_reloads_it_on_sighup_without_drop
     std::fs::write(&cert_file, chain).expect("write");
     std::fs::write(&key_file, key).expect("write");
     let both = trusting(format!("{ca}{second_ca}").as_bytes());
-    let _ = std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let served = common_name(&served_chain(addr, &both, "127.0.0.3").await);
@@ -250,7 +251,7 @@ async fn files_mode_serves_the_given_chain_and_reloads_it_on_sighup_without_drop
     let mut answer = String::new();
     held.read_to_string(&mut answer).await.expect("read");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    stop(child);
+    drop(child);
 }
 
 #[tokio::test]
@@ -456,5 +457,5 @@ async fn five_hundred_half_sent_requests_neither_exhaust_descriptors_nor_delay_h
     let metrics =
         client.get(format!("http://{addr}/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("rap_http_connections_closed_total{reason="), "{metrics}");
-    stop(child);
+    drop(child);
 }

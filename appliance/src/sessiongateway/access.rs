@@ -78,7 +78,7 @@ impl Connection {
         }
         let error = self.error(
             "rate_limited",
-            "Messages arrived faster than allowed; the connection was closed. Reconnect to continue.",
+            "Messages arrived faster than allowed, so the connection was closed.",
             details::reason("socket_messages"),
         );
         send(sink, error).await;

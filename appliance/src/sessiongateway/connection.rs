@@ -559,7 +559,7 @@ impl Connection {
                 }
                 let event = self.notice(
                     "session_taken_over",
-                    "Another device took over this session; you can still watch it.",
+                    "Another device took over this session, so this one was disconnected.",
                     details::one("by_user_id", by_user_id),
                 );
                 send(sink, ServerMessage::TakenOver { session_id: self.session_id(), by_user_id, event }).await;
