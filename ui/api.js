@@ -287,6 +287,11 @@ export async function logout() {
   }
 }
 
+/** Forgets a sign-in the appliance has already ended (nothing to tell it). */
+export function forgetSignIn() {
+  store(null, 'signed_out');
+}
+
 let refreshing = null;
 
 /**

@@ -1,16 +1,18 @@
 // @ts-check
 // The console's entry point (index.html loads it): the hash router, the
-// page shell (navigation, account menu), first-run bootstrap, sign-in and
-// the staff view. Admin pages live in admin.js, the viewer in viewer.js;
+// page shell (navigation, account menu), sign-in and the staff view. The
+// first run lives in setup.js, admin pages in admin.js, the viewer in viewer.js;
 // what they share with this module (navigation, the signed-in session,
 // session helpers) lives in nav.js, session.js and sessions.js.
 
 import * as api from './api.js';
 import { h, setChildren, buildForm, section, table, actionButton, loadInto, timeCell, badge, toast, confirmDialog, errorBox } from './ui.js';
+import { verifyLine } from './trust-view.js';
 import { go, currentRoute, onRedraw } from './nav.js';
 import { state, session } from './session.js';
 import { canStart, unsupportedWhy, protocolCell, stateCell, withControllers, connect, resume } from './sessions.js';
 import { adminRoutes } from './admin.js';
+import { setupPage } from './setup.js';
 import { viewerPage } from './viewer.js';
 
 // ----------------------------------------------------------------- routing
@@ -143,81 +145,6 @@ api.onAuthChange((tokens, reason) => {
 window.addEventListener('hashchange', render);
 onRedraw(render);
 
-// ------------------------------------------------------------- first run
-
-async function setupPage(main) {
-  const installation = state.installation;
-  const strict = installation.authority_mode === 'strict';
-  const form = buildForm({
-    name: 'Create the owner account',
-    submitLabel: 'Create owner',
-    fields: [
-      { name: 'email', label: 'Email', type: 'email', required: true, autocomplete: 'username' },
-      { name: 'display_name', label: 'Display name', required: true, autocomplete: 'name' },
-      { name: 'password', label: 'Password', type: 'password', required: true, autocomplete: 'new-password', minlength: 12, hint: 'At least 12 characters.' },
-      { name: 'password_repeat', label: 'Repeat password', type: 'password', required: true, autocomplete: 'new-password' },
-      strict && { name: 'manifest_b64', label: 'Activation manifest (base64)', type: 'textarea', required: true, rows: 3, hint: 'From your activation: manifest_b64. Pasting the whole activation JSON here fills both fields.' },
-      strict && { name: 'signature_b64', label: 'Activation signature (base64)', type: 'textarea', required: true, rows: 2, hint: 'From your activation file: signature_b64.' },
-    ],
-    fieldFor: (path) => (path.startsWith('activation') ? (path.includes('signature') ? 'signature_b64' : 'manifest_b64') : path.split('.')[0]),
-    submit: async (values) => {
-      if (values.password !== values.password_repeat) {
-        throw localError('The two passwords differ.', { password_repeat: 'does not match the password' });
-      }
-      const body = { email: values.email.trim(), password: values.password, display_name: values.display_name.trim() };
-      if (strict) body.activation = { manifest_b64: values.manifest_b64.trim(), signature_b64: values.signature_b64.trim() };
-      await api.api('POST', '/installation/bootstrap-owner', { auth: false, body });
-      state.installation = { ...installation, bootstrapped: true };
-      await api.login(body.email, body.password, null);
-      toast('Owner created. Welcome!');
-      go('/');
-    },
-  });
-  if (strict) {
-    // Accept the activation JSON as the vendor's tool prints it.
-    const manifest = form.controls.get('manifest_b64');
-    manifest.addEventListener('input', () => {
-      const text = manifest.value.trim();
-      if (!text.startsWith('{')) return;
-      try {
-        const activation = JSON.parse(text);
-        const inner = activation.activation ?? activation;
-        if (inner.manifest_b64 && inner.signature_b64) {
-          manifest.value = inner.manifest_b64;
-          form.controls.get('signature_b64').value = inner.signature_b64;
-        }
-      } catch {
-        /* not (yet) complete JSON */
-      }
-    });
-  }
-  setChildren(
-    main,
-    h(
-      'div',
-      { class: 'narrow' },
-      h('h1', { text: 'Set up this appliance' }),
-      h('p', { text: 'Create the first owner account. It becomes the platform administrator and the owner of the default organization.' }),
-      h(
-        'dl',
-        { class: 'facts' },
-        h('dt', { text: 'Installation ID' }),
-        h('dd', {}, h('code', { id: 'installation-id', text: installation.installation_id })),
-        h('dt', { text: 'Authority mode' }),
-        h('dd', { text: installation.authority_mode }),
-      ),
-      strict ? h('p', { class: 'alert alert-info', text: 'This appliance runs in strict mode: paste the activation issued for this installation ID and owner email.' }) : null,
-      form,
-    ),
-  );
-}
-
-function localError(message, fields = {}) {
-  return new api.ApiError(400, {
-    error: { code: 'invalid_request', message_key: 'error.invalid_request', fallback_message: message, details: { fields } },
-  });
-}
-
 // ----------------------------------------------------------------- sign-in
 
 async function loginPage(main) {
@@ -249,6 +176,7 @@ async function loginPage(main) {
       h('h1', { text: 'Sign in' }),
       notice ? h('p', { class: `alert alert-${notice.kind}`, role: 'status', text: notice.text }) : null,
       form,
+      verifyLine(state.installation?.tls),
     ),
   );
 }

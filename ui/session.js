@@ -27,9 +27,11 @@ import * as api from './api.js';
  * @typedef {object} Installation
  * @property {string} installation_id
  * @property {boolean} bootstrapped
- * @property {string} authority_mode  `insecure_bootstrap` or `strict`
+ * @property {string} authority_mode  `legacy` or `strict`
  * @property {string} [app_env]
  * @property {string[]} [session_protocols]  the protocols sessions can start on; absent: all
+ * @property {import('./trust.js').TlsView} [tls]  how the appliance serves HTTPS, and its CA's fingerprint
+ * @property {'activation' | 'setup_code' | 'none' | null} [bootstrap_method]  what creating the owner needs; null once there is one
  */
 
 /** @typedef {{text: string, kind: 'info' | 'warn'}} LoginNotice */

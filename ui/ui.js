@@ -4,6 +4,7 @@
 // Text always goes in as text (never as HTML).
 
 import { ApiError } from './api.js';
+import { waitWords } from './trust.js';
 
 /**
  * What `h` and `setChildren` take as children: nodes, strings (as text),
@@ -107,11 +108,15 @@ export function errorBox(error) {
   const key = isEvent ? error.message_key : asApiError(error).messageKey;
   const text = isEvent ? error.fallback_message : asApiError(error).message;
   const trace = isEvent ? error.trace_id : asApiError(error).traceId;
-  const reason = (isEvent ? error.details : asApiError(error).details)?.reason;
+  const details = isEvent ? error.details : asApiError(error).details;
+  const reason = details?.reason;
+  // A rate limit says when it lifts (`retry_after_seconds`, as Retry-After).
+  const retryAfter = code === 'rate_limited' ? Number(details?.retry_after_seconds) : NaN;
   return h(
     'p',
     { class: 'alert alert-error', role: 'alert', dataset: { messageKey: key ?? '', code: code ?? '', traceId: trace ?? '', reason: typeof reason === 'string' ? reason : null } },
     h('span', { text }),
+    retryAfter > 0 ? h('span', { class: 'retry-after', text: ` Try again in ${waitWords(retryAfter)}.` }) : null,
     typeof reason === 'string' ? h('small', { class: 'reason', text: ` Reason: ${humanize(reason)}.` }) : null,
     trace ? h('small', { class: 'trace', text: ` (trace ${trace})` }) : null,
   );

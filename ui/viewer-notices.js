@@ -6,6 +6,7 @@
 // shows once.
 
 import { h, errorBox } from './ui.js';
+import { revokedWords } from './viewer-close.js';
 
 /** @typedef {import('./transfers.js').LiveEvent} LiveEvent */
 
@@ -19,6 +20,11 @@ import { h, errorBox } from './ui.js';
  */
 
 const MAX_NOTICES = 4;
+
+/** The way out of a viewer that cannot go on, for a notice's actions. */
+export function homeLink() {
+  return h('a', { href: '#/', class: 'small', text: 'Back to my desktops' });
+}
 
 /** The notices' box, `#viewer-notices` (an assertive live region). */
 export class NoticeArea {
@@ -62,6 +68,37 @@ export class NoticeArea {
     if (this.lastError === signature && this.element.querySelector(`[data-code="${CSS.escape(String(event.code))}"]`)) return;
     this.lastError = signature;
     this.show(event);
+  }
+
+  /**
+   * Another device took the session over and this socket was closed; the
+   * button takes it back. Shown once however many times it is said.
+   * @param {() => void} takeBack
+   */
+  takenOver(takeBack) {
+    const shown = this.element.querySelector('#taken-over');
+    if (shown) return shown;
+    // Our own words: the appliance no longer lets this device keep watching.
+    return this.show('Another device took over this session, so this one was disconnected.', {
+      kind: 'warn',
+      id: 'taken-over',
+      key: 'event.session_taken_over',
+      actions: [h('button', { type: 'button', class: 'small primary', id: 'take-back', text: 'Take back control', onclick: takeBack })],
+    });
+  }
+
+  /**
+   * The access behind the socket ended (`session.access_revoked`): the
+   * event's words when it came, else ours; `data-reason` keeps the reason.
+   * @param {string} reason
+   * @param {LiveEvent | null} event
+   * @param {Node[]} actions
+   */
+  revoked(reason, event, actions) {
+    const options = { kind: /** @type {const} */ ('warn'), id: 'access-revoked', key: 'event.access_revoked', actions };
+    const box = this.show(event ?? revokedWords(reason), options);
+    box.dataset.reason = reason;
+    return box;
   }
 
   /**

@@ -89,6 +89,8 @@ export class RemoteScreen {
     this.context = canvas.getContext('2d', { alpha: false });
     this.send = send;
     this.destroyed = false;
+    /** Blanked until the next frame arrives (frames still queued are not painted). */
+    this.blanked = false;
     /** @type {ColorMode} */
     this.colorMode = storedColorMode(localStorage);
     /** Rectangles painted, all time (tests and the benchmark read it). */
@@ -114,12 +116,23 @@ export class RemoteScreen {
    * @param {ArrayBuffer} buffer
    */
   onFrame(buffer) {
+    this.blanked = false;
     this.pipeline.push(buffer);
+  }
+
+  /**
+   * Wipes the picture: a device that lost the session (taken over, access
+   * ended) should not keep showing the desktop either.
+   */
+  blank() {
+    this.blanked = true;
+    this.context.fillStyle = '#000';
+    this.context.fillRect(0, 0, this.canvas.width, this.canvas.height);
   }
 
   /** @param {import('./frames.js').DecodedFrame} frame */
   paint(frame) {
-    if (this.destroyed) return;
+    if (this.destroyed || this.blanked) return;
     const { x, y, width, height } = frame;
     const pending = this.pendingResize;
     if (pending && x === 0 && y === 0 && width === pending.width && height === pending.height) {

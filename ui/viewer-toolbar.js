@@ -82,10 +82,11 @@ export class ViewerToolbar {
     this.stateText.textContent = text;
   }
 
-  /** @param {number} ms */
+  /** @param {number | null} ms  null: none (not connected) */
   showLatency(ms) {
-    this.latency.textContent = `${ms} ms`;
-    this.latency.dataset.ms = String(ms);
+    this.latency.textContent = ms === null ? '' : `${ms} ms`;
+    if (ms === null) delete this.latency.dataset.ms;
+    else this.latency.dataset.ms = String(ms);
   }
 
   /** @param {number} count  read-only viewers watching (`session.viewers`) */
@@ -113,6 +114,8 @@ export class ViewerToolbar {
     this.detachButton.disabled = !controlling;
     this.terminateButton.disabled = ended || shadow;
     this.grayButton.disabled = !connected;
+    // An old round trip says nothing about a socket that is gone.
+    if (!connected) this.showLatency(null);
     this.roleBadge.hidden = !watching;
     // A shadow viewer never controls: leave out what it cannot use.
     for (const control of [this.resizeButton, this.pasteButton, this.detachButton, this.terminateButton]) control.hidden = shadow;

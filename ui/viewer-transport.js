@@ -4,17 +4,19 @@
 // envelopes to `onMessage`, binary frames to `onFrame`), the heartbeat
 // (`ping` every 5 s gives the latency; a pong later than 15 s counts as a
 // dropped socket), and reconnects with a fresh attach block and
-// exponential backoff (0.5 s doubling to 30 s, ±25 % jitter).
+// exponential backoff (0.5 s doubling to 30 s, ±25 % jitter). Whether a
+// close reconnects at all is decided in viewer-close.js.
+
+import { reconnectingText, reattachDecision } from './viewer-close.js';
 
 export const PING_INTERVAL_MS = 5_000;
 /** A socket whose pong is this late is treated as dropped. */
 export const PONG_TIMEOUT_MS = 15_000;
 export const RECONNECT_BASE_DELAY_MS = 500;
 export const RECONNECT_MAX_DELAY_MS = 30_000;
-/** The gateway closes with this when the session is over: do not reconnect. */
-export const CLOSE_SESSION_ENDED = 4409;
-/** The gateway refused the attach token (used, expired): back off before the next. */
-export const CLOSE_ATTACH_REFUSED = 4401;
+
+/** Messages that say why the socket is about to close (kept for the close). */
+const EXPLAINS_CLOSE = new Set(['transport.closed', 'session.access_revoked', 'session.taken_over', 'error']);
 
 /**
  * A live-plane envelope from the server.
@@ -25,6 +27,7 @@ export const CLOSE_ATTACH_REFUSED = 4401;
  */
 
 /** @typedef {import('./sessions.js').AttachBlock} AttachBlock */
+/** @typedef {import('./viewer-close.js').ReconnectWhy} ReconnectWhy */
 
 /**
  * How long to wait before reconnect attempt number `attempt` (0 first):
@@ -93,8 +96,8 @@ export function parseEnvelope(text) {
  * @property {(state: string, text: string) => void} onState  connecting, reconnecting (with the countdown)
  * @property {(message: Envelope) => void} onMessage
  * @property {(buffer: ArrayBuffer) => void} onFrame
- * @property {(code: number, closingEvent: import('./transfers.js').LiveEvent | null) => void} onClose
- *   the socket closed or went quiet; `closingEvent` is the `transport.closed` notice that came before
+ * @property {(code: number, last: Envelope | null) => void} onClose
+ *   the socket closed or went quiet; `last` is the message that explained it, if one came
  * @property {(ms: number) => void} onLatency  a ping's round trip
  */
 
@@ -109,8 +112,8 @@ export class GatewayTransport {
     /** Reconnects since the last `session.attached` (the backoff exponent). */
     this.attempt = 0;
     this.destroyed = false;
-    /** @type {import('./transfers.js').LiveEvent | null} */
-    this.closingEvent = null;
+    /** @type {Envelope | null} the last message that explains a close */
+    this.lastExplanation = null;
     this.reconnectTimer = undefined;
     this.countdownTimer = undefined;
     this.pingTimer = undefined;
@@ -142,7 +145,7 @@ export class GatewayTransport {
     }
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
-    this.closingEvent = null;
+    this.lastExplanation = null;
     const current = () => generation === this.generation && !this.destroyed;
     socket.addEventListener('open', () => {
       if (!current()) return;
@@ -161,7 +164,7 @@ export class GatewayTransport {
       if (!current()) return;
       this.socket = null;
       this.stopHeartbeat();
-      this.hooks.onClose(event.code, this.closingEvent);
+      this.hooks.onClose(event.code, this.lastExplanation);
     });
   }
 
@@ -174,8 +177,8 @@ export class GatewayTransport {
       this.onPong();
       return;
     }
-    // Why the gateway is about to close this socket (shown when it does).
-    if (message.type === 'transport.closed') this.closingEvent = message.event ?? null;
+    // Why the gateway is about to close this socket (used when it does).
+    if (EXPLAINS_CLOSE.has(message.type)) this.lastExplanation = message;
     this.hooks.onMessage(message);
   }
 
@@ -218,7 +221,7 @@ export class GatewayTransport {
         // The socket went quiet without closing: treat it as dropped.
         this.pingSentAt = null;
         this.drop();
-        this.hooks.onClose(1006, this.closingEvent);
+        this.hooks.onClose(1006, this.lastExplanation);
         return;
       }
       if (this.pingSentAt === null && this.send('ping')) this.pingSentAt = performance.now();
@@ -243,25 +246,31 @@ export class GatewayTransport {
   }
 
   /**
-   * After a close that is not the session's end: reconnect, later after a
-   * refused attach token.
-   * @param {number} code
+   * After a close that reconnects: at the backoff step `minAttempt` at the
+   * earliest (a refused token, a rate limit), saying why.
+   * @param {number} minAttempt
+   * @param {ReconnectWhy} why
    */
-  reconnectAfterClose(code) {
-    if (code === CLOSE_ATTACH_REFUSED) this.attempt = Math.max(this.attempt, 1);
-    this.scheduleReconnect();
+  reconnectAfterClose(minAttempt, why) {
+    this.attempt = Math.max(this.attempt, minAttempt);
+    this.scheduleReconnect(why);
   }
 
-  /** Reconnects after the backoff, counting the seconds down in the state. */
-  scheduleReconnect() {
+  /**
+   * Reconnects after the backoff (and not before `minDelayMs`), counting
+   * the seconds down in the state.
+   * @param {ReconnectWhy} [why]
+   * @param {number} [minDelayMs]
+   */
+  scheduleReconnect(why = 'lost', minDelayMs = 0) {
     if (this.hooks.ended() || this.destroyed) return;
     clearTimeout(this.reconnectTimer);
-    const delay = reconnectDelay(this.attempt);
+    const delay = Math.max(minDelayMs, reconnectDelay(this.attempt));
     this.attempt += 1;
     const until = Date.now() + delay;
     const tick = () => {
       const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-      this.hooks.onState('reconnecting', `Connection lost; reconnecting in ${left} s…`);
+      this.hooks.onState('reconnecting', reconnectingText(why, left));
     };
     tick();
     clearInterval(this.countdownTimer);
@@ -282,11 +291,9 @@ export class GatewayTransport {
       attach = await this.hooks.reattach();
     } catch (error) {
       if (this.destroyed) return;
-      if (error.status === 0 || error.status >= 500) {
-        this.scheduleReconnect();
-        return;
-      }
-      this.hooks.attachFailed(error);
+      const next = reattachDecision(error);
+      if (next.action === 'retry') this.scheduleReconnect(next.why, next.minDelayMs);
+      else this.hooks.attachFailed(error);
       return;
     }
     this.connect(attach);

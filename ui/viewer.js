@@ -5,19 +5,23 @@
 // modules of their own: the gateway socket (viewer-transport.js), the
 // canvas (viewer-screen.js), keyboard and mouse (viewer-input.js), the
 // toolbar (viewer-toolbar.js), the Clipboard panel (viewer-clipboard.js)
-// and the Files panel (viewer-files.js).
+// and the Files panel (viewer-files.js). Whether a closed socket comes
+// back is decided in viewer-close.js.
 
 import * as api from './api.js';
 import { h, setChildren, toast, confirmDialog, uid } from './ui.js';
 import { go } from './nav.js';
+import { state as appState } from './session.js';
 import { takeHandOff } from './sessions.js';
-import { GatewayTransport, CLOSE_SESSION_ENDED } from './viewer-transport.js';
+import { GatewayTransport } from './viewer-transport.js';
+import { closeDecision, revokedWords, sessionGone } from './viewer-close.js';
+import { Fullscreen } from './viewer-fullscreen.js';
 import { RemoteScreen, storedColorMode } from './viewer-screen.js';
 import { InputCapture } from './viewer-input.js';
 import { ClipboardPanel } from './viewer-clipboard.js';
 import { FilesPanel } from './viewer-files.js';
 import { ViewerToolbar } from './viewer-toolbar.js';
-import { NoticeArea } from './viewer-notices.js';
+import { NoticeArea, homeLink } from './viewer-notices.js';
 
 // Pages that start or resume a session hand the viewer its attach block.
 export { handOff } from './sessions.js';
@@ -26,7 +30,6 @@ export { handOff } from './sessions.js';
 /** @typedef {import('./sessions.js').ViewerMode} ViewerMode */
 /** @typedef {import('./transfers.js').LiveEvent} LiveEvent */
 /** @typedef {import('./viewer-transport.js').Envelope} Envelope */
-
 /** @typedef {import('./viewer-notices.js').NoticeOptions} NoticeOptions */
 
 /**
@@ -55,22 +58,22 @@ class Viewer {
     this.ended = false;
     this.destroyed = false;
     this.takenOver = false;
+    // No reconnects until the user acts: taken over, or the access ended.
+    this.halted = false;
     // The policy in `session.attached` is the one that applies: the resource's is older.
     this.policyFromSocket = false;
-    /** @type {(() => void)[]} */
-    this.cleanups = [];
     const send = (type, payload) => this.transport.send(type, payload);
     this.notices = new NoticeArea();
     const notice = (what, options) => this.notices.show(what, options);
     this.transport = new GatewayTransport({
       reattach: () => this.newAttach(this.takenOver && this.mode !== 'shadow' ? 'attach' : undefined),
       attachFailed: (error) => this.attachFailed(error),
-      ended: () => this.ended,
+      ended: () => this.ended || this.halted,
       colorMode: () => this.screen.colorMode,
       onState: (state, text) => this.setState(state, text),
       onMessage: (message) => this.onMessage(message),
       onFrame: (buffer) => this.screen.onFrame(buffer),
-      onClose: (code, closingEvent) => this.onClose(code, closingEvent),
+      onClose: (code, last) => this.onClose(code, last),
       onLatency: (ms) => this.toolbar.showLatency(ms),
     });
     this.clipboard = new ClipboardPanel({ send, notice });
@@ -85,12 +88,11 @@ class Viewer {
     this.input.bind();
     this.files.bindDropzone(this.root);
     this.updateButtons();
-    this.watchFullscreen();
+    this.fullscreen = new Fullscreen(this.root, { toolbar: this.toolbar, screen: this.screen, canvas: this.canvas, notice });
     this.fpsTimer = setInterval(() => {
       const updates = this.screen.takeUpdateCount();
       this.toolbar.fps.textContent = this.transport.socket ? `${updates} fps` : '';
     }, 1_000);
-    this.cleanups.push(() => clearInterval(this.fpsTimer));
   }
 
   // ------------------------------------------------- for tests and the console
@@ -114,9 +116,9 @@ class Viewer {
   build() {
     this.toolbar = new ViewerToolbar(
       {
-        fullscreen: () => this.toggleFullscreen(),
+        fullscreen: () => this.fullscreen.toggle(),
         resize: () => this.resizeRemote(),
-        grayscale: () => this.toggleGrayscale(),
+        grayscale: () => this.toolbar.showGrayscale(this.screen.toggleColorMode() === 'grayscale'),
         paste: () => this.clipboard.paste(),
         detach: () => this.detach(),
         terminate: () => this.terminate(),
@@ -192,10 +194,6 @@ class Viewer {
     this.files.update();
   }
 
-  homeLink() {
-    return h('a', { href: '#/', class: 'small', text: 'Back to my desktops' });
-  }
-
   // -------------------------------------------------------------- startup
 
   async start() {
@@ -255,13 +253,13 @@ class Viewer {
   attachFailed(error) {
     if (error.status === 409 && this.takenOver) {
       // Still someone else's: keep the takeover notice, do not spin.
-      this.setState('idle', 'Not connected (taken over)');
+      this.setState('idle', 'Taken over');
       return;
     }
     this.transport.forget();
-    if (error.status === 404 || (error.code === 'invalid_session_state' && ['terminated', 'failed'].includes(error.details?.state))) {
+    if (sessionGone(error)) {
       this.end(false);
-      this.notice(error, { id: 'session-ended', actions: [this.homeLink()] });
+      this.notice(error, { id: 'session-ended', actions: [homeLink()] });
       return;
     }
     if (error.status === 409 && this.mode !== 'shadow') {
@@ -287,7 +285,7 @@ class Viewer {
         break;
       case 'session.state':
         if (payload.state === 'terminated' || payload.state === 'failed') {
-          if (event) this.notice(event, { kind: payload.state === 'failed' ? 'error' : 'info', id: 'session-ended', actions: [this.homeLink()] });
+          if (event) this.notice(event, { kind: payload.state === 'failed' ? 'error' : 'info', id: 'session-ended', actions: [homeLink()] });
           this.end(!event);
         } else if (payload.state === 'detached' && this.role === 'controller') {
           this.role = 'viewer';
@@ -299,17 +297,7 @@ class Viewer {
         this.toolbar.showViewers(payload.count);
         break;
       case 'session.taken_over':
-        this.takenOver = true;
-        this.input.releaseAll();
-        this.role = 'viewer';
-        this.setState('viewing', 'Taken over');
-        this.files.endTransfers('not_controller', 'Another device took over this session.', { waitingToo: true, runningToo: false });
-        this.updateButtons();
-        this.notice(event ?? 'Another device took over this session.', {
-          kind: 'warn',
-          id: 'taken-over',
-          actions: [h('button', { type: 'button', class: 'small primary', id: 'take-back', text: 'Take back control', onclick: () => this.takeBack() })],
-        });
+        this.takenOverHere(); // the close (4411) follows at once
         break;
       case 'clipboard.text':
         this.clipboard.onRemoteText(payload.text ?? '');
@@ -345,7 +333,7 @@ class Viewer {
       document.getElementById('taken-over')?.remove();
       this.setState('connected', 'Connected');
     } else {
-      this.setState('viewing', this.takenOver ? 'Taken over' : 'Watching');
+      this.setState('viewing', 'Watching');
     }
     this.transport.attached();
     this.updateButtons();
@@ -361,21 +349,64 @@ class Viewer {
   /**
    * The socket closed (or went quiet).
    * @param {number} code
-   * @param {LiveEvent | null} closingEvent  the `transport.closed` notice that came first
+   * @param {Envelope | null} last  the message that explained the close, if one came
    */
-  onClose(code, closingEvent) {
+  onClose(code, last) {
     this.input.releaseAll(false);
     this.role = null;
     // The appliance drops a socket's unfinished transfers with it.
     this.files.endTransfers('transport_closed', 'The connection dropped before the transfer finished.', { state: 'failed' });
     this.updateButtons();
     if (this.destroyed) return;
-    if (closingEvent && !this.ended) this.notice(closingEvent, { kind: 'warn' });
-    if (code === CLOSE_SESSION_ENDED || this.ended) {
-      this.end(!closingEvent);
-      return;
+    const decision = closeDecision(code, last);
+    const notice = 'notice' in decision ? decision.notice : null;
+    if (notice && !this.ended) this.notice(notice, { kind: 'warn' });
+    if (decision.action === 'end' || this.ended) this.end(!notice);
+    else if (decision.action === 'taken_over') this.takenOverHere();
+    else if (decision.action === 'revoked') this.accessRevoked(decision.reason, decision.signIn, decision.event);
+    else this.transport.reconnectAfterClose(decision.minAttempt, decision.why);
+  }
+
+  /** Another device holds the session: this one waits for "Take back control". */
+  takenOverHere() {
+    this.input.releaseAll();
+    this.role = null;
+    this.files.endTransfers('not_controller', 'Another device took over this session.', { waitingToo: true, runningToo: false });
+    this.takenOver = true;
+    this.halted = true;
+    this.screen.blank();
+    this.transport.cancelReconnect();
+    this.setState('idle', 'Taken over');
+    this.notices.takenOver(() => this.takeBack());
+    this.updateButtons();
+  }
+
+  /**
+   * The access behind the socket ended: no reconnect; a sign-in that is
+   * gone too sends the user to the sign-in page, saying why.
+   * @param {string} reason
+   * @param {boolean} signIn
+   * @param {LiveEvent | null} event
+   */
+  accessRevoked(reason, signIn, event) {
+    this.halted = true;
+    this.screen.blank();
+    this.transport.cancelReconnect();
+    this.setState('error', 'Access ended');
+    const retry = () => {
+      this.halted = false;
+      document.getElementById('access-revoked')?.remove();
+      this.transport.reconnectNow();
+    };
+    const actions = signIn
+      ? [h('a', { href: '#/login', class: 'small', text: 'Sign in' })]
+      : [reason === 'access_unverified' ? h('button', { type: 'button', class: 'small primary', text: 'Try again', onclick: retry }) : null, homeLink()];
+    this.notices.revoked(reason, event, actions.filter(Boolean));
+    this.updateButtons();
+    if (signIn) {
+      appState.loginNotice = { text: revokedWords(reason), kind: 'warn' };
+      api.forgetSignIn(); // app.js hears it and moves to the sign-in page
     }
-    this.transport.reconnectAfterClose(code);
   }
 
   /**
@@ -383,10 +414,12 @@ class Viewer {
    * @param {boolean} [say]  add a generic notice
    */
   end(say = true) {
+    // A session that is over cannot be taken back.
+    document.getElementById('taken-over')?.remove();
     if (!this.ended) {
       this.ended = true;
       if (say && !document.getElementById('session-ended')) {
-        this.notice('The session has ended.', { kind: 'info', id: 'session-ended', key: 'event.session_ended', actions: [this.homeLink()] });
+        this.notice('The session has ended.', { kind: 'info', id: 'session-ended', key: 'event.session_ended', actions: [homeLink()] });
       }
     }
     this.transport.cancelReconnect();
@@ -404,49 +437,21 @@ class Viewer {
       this.transport.drop();
       this.mode = 'control';
       this.takenOver = false;
+      this.halted = false;
       document.getElementById('taken-over')?.remove();
       this.transport.connect(answer.attach);
     } catch (error) {
-      this.notice(error);
+      const gone = sessionGone(error);
+      if (gone) this.end(false);
+      this.notice(error, gone ? { id: 'session-ended', actions: [homeLink()] } : {});
     }
   }
 
   // ------------------------------------------------------------- actions
 
-  watchFullscreen() {
-    const onChange = () => this.onFullscreenChange();
-    document.addEventListener('fullscreenchange', onChange);
-    this.cleanups.push(() => document.removeEventListener('fullscreenchange', onChange));
-  }
-
-  async toggleFullscreen() {
-    try {
-      if (document.fullscreenElement) await document.exitFullscreen();
-      else await this.root.requestFullscreen();
-    } catch (error) {
-      this.notice(`Fullscreen is not available: ${error.message}`, { kind: 'warn', key: 'error.fullscreen_unavailable' });
-    }
-  }
-
-  onFullscreenChange() {
-    const active = document.fullscreenElement === this.root;
-    this.toolbar.showFullscreen(active);
-    this.root.classList.toggle('is-fullscreen', active);
-    // In fullscreen, Chromium lets a page keep system shortcuts (Escape, Alt+Tab…).
-    const keyboard = /** @type {any} */ (navigator).keyboard;
-    if (active) keyboard?.lock?.().catch(() => {});
-    else keyboard?.unlock?.();
-    this.screen.fit();
-    if (active) this.canvas.focus({ preventScroll: true });
-  }
-
   resizeRemote() {
     const asked = this.screen.resizeRemote();
     if (asked) toast(`Asked the remote desktop for ${asked.width}×${asked.height}.`);
-  }
-
-  toggleGrayscale() {
-    this.toolbar.showGrayscale(this.screen.toggleColorMode() === 'grayscale');
   }
 
   async detach() {
@@ -484,9 +489,9 @@ class Viewer {
     this.input.releaseAll();
     this.transport.destroy();
     this.screen.destroy();
-    if (document.fullscreenElement === this.root) document.exitFullscreen().catch(() => {});
+    this.fullscreen.destroy();
     this.input.destroy();
-    for (const cleanup of this.cleanups) cleanup();
+    clearInterval(this.fpsTimer);
     this.files.destroy();
   }
 }

@@ -5,6 +5,13 @@
 # mode) waited for on /readyz, and, on exit, every process they started
 # stopped and the data directory removed. Messages start with the name of
 # the script that sources this.
+#
+# With RAP_E2E_TLS=1 the appliance runs as on a LAN instead: HTTPS from its
+# own CA (APP_TLS=auto, which writes DATA/data/tls/ca.pem at start) and no
+# insecure bootstrap, so creating the owner takes the set-up code it writes
+# to DATA/data/setup-code. Node trusts that CA (NODE_EXTRA_CA_CERTS, for
+# the readiness check and the tests' own requests); the browser is told by
+# the test (RAP_CA_FILE).
 
 ME=${0##*/}
 DATA=
@@ -84,20 +91,34 @@ is_ready() {
   node -e "fetch('$1/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" 2>/dev/null
 }
 
+# tls_run: whether RAP_E2E_TLS asks for the HTTPS run.
+tls_run() {
+  [ "${RAP_E2E_TLS:-0}" = 1 ]
+}
+
 # start_appliance BINARY RUNTIME LOG: `BINARY serve` with DATA/data, the
 # worker runtime RUNTIME and its output to LOG, on a free port; returns once
 # it is ready, with PID and URL set (exits, with its log, if it is not).
 start_appliance() {
-  local binary=$1 runtime=$2 log=$3 port
+  local binary=$1 runtime=$2 log=$3 port scheme
+  local -a mode
   port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
-  APP_DATA_DIR="$DATA/data" \
-  APP_LISTEN_ADDR="127.0.0.1:$port" \
-  APP_ENV=development \
-  RAP_WORKER_RUNTIME="$runtime" \
-  INSTALLATION_INSECURE_BOOTSTRAP_ENABLED=true \
+  if tls_run; then
+    mode=(APP_TLS=auto)
+    scheme=https
+    export NODE_EXTRA_CA_CERTS="$DATA/data/tls/ca.pem"
+  else
+    mode=(INSTALLATION_INSECURE_BOOTSTRAP_ENABLED=true)
+    scheme=http
+  fi
+  env APP_DATA_DIR="$DATA/data" \
+    APP_LISTEN_ADDR="127.0.0.1:$port" \
+    APP_ENV=development \
+    RAP_WORKER_RUNTIME="$runtime" \
+    "${mode[@]}" \
     "$binary" serve >"$log" 2>&1 &
   PID=$!
   track "$PID"
-  URL="http://127.0.0.1:$port"
+  URL="$scheme://127.0.0.1:$port"
   poll "$PID" 120 0.5 is_ready "$URL" || give_up "the appliance did not become ready; its log:" "$log" 40
 }

@@ -1,25 +1,35 @@
 // End-to-end test of the web UI in headless Chromium (Debian's), through
 // the pages only: first run, sign-in, admin console, a session on the
 // scripted desktop drawn on the canvas, input, detach and resume,
-// takeover from a second browser, shadowing, clipboard, file transfer
-// (refused by policy; upload and download), reconnect.
+// takeover from a second browser (which disconnects the first), shadowing,
+// clipboard, file transfer (refused by policy; upload and download),
+// reconnect, rate limits, and a disabled user's viewer closed.
 //
 //   RAP_URL=http://127.0.0.1:18080 RAP_DATA_DIR=/path/to/data node e2e.mjs
 //
 // The appliance must be fresh (not bootstrapped) and in development mode.
 // RAP_DATA_DIR is its APP_DATA_DIR: the file steps read uploads from and put
 // downloads into `<RAP_DATA_DIR>/transfers/<session id>/` (without it they
-// fail). Screenshots go to ./artifacts/. The last line is
+// fail). Over HTTPS (APP_TLS=auto) set RAP_CA_FILE to its tls/ca.pem:
+// Chromium trusts that CA alone (by its key, not by ignoring certificate
+// errors) and the pages must show its fingerprint; RAP_SETUP_CODE_FILE
+// (its setup-code) makes the first step type the set-up code (these
+// checks are in e2e-trust.mjs). Without them the appliance must allow the
+// insecure bootstrap. Screenshots go to
+// ./artifacts/ (prefixed `tls-` over HTTPS). The last line is
 // `e2e: N passed, M failed`.
 
 import { mkdir, readFile, writeFile, access, readdir } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import * as lib from './lib.mjs';
-import { ARTIFACTS, pattern, assert, until, heading, nav, row, dialog, pixels, viewerState, waitConnected, expectPixels, clientPoint } from './lib.mjs';
+import * as trust from './e2e-trust.mjs';
+import * as revocation from './e2e-access.mjs';
+import { ARTIFACTS, pattern, assert, until, sleep, heading, nav, row, dialog, pixels, viewerState, waitConnected, expectPixels, clientPoint } from './lib.mjs';
 
 const BASE = lib.baseUrl('e2e');
 const DATA_DIR = process.env.RAP_DATA_DIR;
+const { TLS, CA, SETUP_CODE, chromiumArgs } = await trust.settings(BASE);
 
 const OWNER = { email: 'owner@example.com', name: 'Olivia Owner', password: 'correct horse battery staple' };
 const STAFF = { email: 'staff@example.com', name: 'Sam Staff', password: 'another long password' };
@@ -34,18 +44,30 @@ let pageB;
 const pages = () => [pageA, pageB].filter(Boolean);
 
 // The harness (steps, screenshots, the final line) and the page helpers are in lib.mjs.
-const { step, screenshot, finish, shots } = lib.createRun({ label: 'e2e', failurePrefix: 'failure', pages });
+const PREFIX = TLS ? 'tls-' : '';
+const { step, screenshot, finish, shots } = lib.createRun({ label: 'e2e', prefix: PREFIX, failurePrefix: `${PREFIX}failure`, pages });
 const signIn = (page, user, deviceName) => lib.signIn(page, BASE, user, deviceName);
 
 // ----------------------------------------------------------------- steps
 
 await mkdir(ARTIFACTS, { recursive: true });
-browser = await lib.launchChromium('e2e');
+browser = await lib.launchChromium('e2e', chromiumArgs);
 
 pageA = await lib.openPage(browser, { width: 1280, height: 860 }, 'A');
 
-await step('first run shows the owner bootstrap and creates the owner', async () => {
-  await lib.bootstrapOwner(pageA, BASE, OWNER, { onSetupPage: () => screenshot(pageA, '01-setup') });
+await step('the appliance sends a Content-Security-Policy without inline scripts or styles', async () => {
+  await trust.expectPolicy(BASE, TLS);
+});
+
+await step(SETUP_CODE ? 'first run asks for the set-up code, refuses a wrong one and creates the owner' : 'first run shows the owner bootstrap and creates the owner', async () => {
+  const onSetupPage = async () => {
+    await screenshot(pageA, '01-setup');
+    if (!SETUP_CODE) return;
+    await trust.refuseWrongSetupCodes(pageA, OWNER, SETUP_CODE, CA);
+    await screenshot(pageA, '01b-setup-code-refused');
+  };
+  await lib.bootstrapOwner(pageA, BASE, OWNER, { onSetupPage, setupCode: SETUP_CODE });
+  if (SETUP_CODE) assert(await access(process.env.RAP_SETUP_CODE_FILE).then(() => false, () => true), 'the used set-up code file is deleted');
 });
 
 await step('sign out, a refused sign-in shows the fallback message, sign in with a device name', async () => {
@@ -58,6 +80,7 @@ await step('sign out, a refused sign-in shows the fallback message, sign in with
   const alert = pageA.locator('form [role=alert]');
   await alert.waitFor();
   assert((await alert.getAttribute('data-message-key')) === 'error.invalid_credentials', 'the alert keeps error.invalid_credentials');
+  await trust.expectVerifyLine(pageA, CA);
   await screenshot(pageA, '02-login');
   await signIn(pageA, OWNER, 'E2E laptop');
   const device = await pageA.evaluate(() => JSON.parse(localStorage.getItem('rap.device')));
@@ -73,7 +96,8 @@ await step('create a user (platform admin)', async () => {
   await form.getByLabel('Display name').fill(STAFF.name);
   await form.getByLabel('Initial password').fill(STAFF.password);
   await form.getByRole('button', { name: 'Create user' }).click();
-  await row(pageA, STAFF.email).waitFor();
+  await row(pageA, STAFF.email).getByRole('button', { name: 'Disable' }).waitFor();
+  assert((await row(pageA, OWNER.email).getByRole('button', { name: 'Disable' }).count()) === 0, 'no Disable button for yourself');
   await screenshot(pageA, '03-users');
 });
 
@@ -264,6 +288,20 @@ await step('a dropped socket reconnects by itself', async () => {
   await expectPixels(pageA, 'the square still there', [[CLICK.x + 4, CLICK.y + 4, [255, 0, 0, 255]], [400, 300, pattern(400, 300)]]);
 });
 
+await step('a socket that floods is cut (4429) and reconnects after a while, saying why', async () => {
+  await pageA.evaluate(() => {
+    const viewer = document.getElementById('viewer').rapViewer;
+    for (let i = 0; i < 20_000 && viewer.send('ping'); i += 1);
+  });
+  await until('the rate-limit countdown', async () => /^Too many messages sent; reconnecting in \d+ s…$/.test(await pageA.locator('#connection-state').innerText()), 10_000);
+  const notice = pageA.locator('#viewer-notices [data-code="rate_limited"]');
+  await notice.waitFor();
+  assert((await notice.getAttribute('data-reason')) === 'socket_messages', `reason: ${await notice.getAttribute('data-reason')}`);
+  await screenshot(pageA, '09c-rate-limited');
+  await waitConnected(pageA);
+  await notice.getByRole('button', { name: 'Dismiss' }).click();
+});
+
 await step('detach and resume', async () => {
   await pageA.getByRole('button', { name: 'Detach' }).click();
   await heading(pageA, 'My desktops');
@@ -298,37 +336,41 @@ await step('admin pages: live sessions, workers, audit log, installation', async
   await heading(pageA, 'Installation');
   const facts = await pageA.locator('#installation-facts').innerText();
   assert(facts.includes('legacy') && facts.includes('development'), `installation facts: ${facts}`);
+  await trust.expectInstallationTrust(pageA, TLS, CA);
   await screenshot(pageA, '14-installation');
+  await pageA.locator('#installation-trust').scrollIntoViewIfNeeded();
+  await screenshot(pageA, '14b-installation-trust');
   // Back to the desktop.
   await nav(pageA, 'My desktops');
   await pageA.locator('#my-sessions tbody tr', { hasText: RESOURCE.name }).getByRole('button', { name: 'Resume' }).click();
   await waitConnected(pageA);
 });
 
-await step('takeover from a second browser: the first shows the notice and takes control back', async () => {
+await step('takeover from a second browser: the first is disconnected, shows the notice and takes control back', async () => {
   pageB = await lib.openPage(browser, { width: 1280, height: 860 }, 'B');
   await signIn(pageB, OWNER, 'E2E second browser');
   await pageB.locator('#my-sessions tbody tr', { hasText: RESOURCE.name }).getByRole('button', { name: 'Take over' }).click();
   await waitConnected(pageB);
   await expectPixels(pageB, 'the same desktop in the second browser', [[CLICK.x + 4, CLICK.y + 4, [255, 0, 0, 255]], [123, 321, pattern(123, 321)]]);
+  await lib.expectTakenOver(pageA);
 
-  const notice = pageA.locator('#taken-over');
-  await notice.waitFor();
-  assert((await notice.getAttribute('data-message-key')) === 'event.session_taken_over', 'the notice keeps its message key');
-  assert((await notice.innerText()).includes('Another device took over'), `notice text: ${await notice.innerText()}`);
-  assert((await viewerState(pageA)) === 'viewing', 'the first browser only watches now');
-  await screenshot(pageA, '15-taken-over');
-
-  // Input from the second browser reaches the desktop, and the first sees it.
+  // The second browser draws; the first receives no more frames.
+  const frames = await pageA.locator('#remote-canvas').getAttribute('data-frames');
   const point = await clientPoint(pageB, 700, 500);
   await pageB.mouse.move(point.x, point.y);
   await pageB.mouse.down();
-  await expectPixels(pageA, 'the second browser’s click, seen by the first', [[702, 502, [255, 255, 255, 255]]]);
+  await expectPixels(pageB, 'the second browser’s click', [[702, 502, [255, 255, 255, 255]]]);
   await pageB.mouse.up();
+  await sleep(1_000);
+  assert((await pageA.locator('#remote-canvas').getAttribute('data-frames')) === frames, 'no frames reach the first browser');
+  assert((await viewerState(pageA)) === 'idle', 'the first browser did not reconnect by itself');
+  await screenshot(pageA, '15-taken-over');
 
   await pageA.getByRole('button', { name: 'Take back control' }).click();
   await waitConnected(pageA);
-  await pageB.locator('#taken-over').waitFor();
+  await expectPixels(pageA, 'the desktop with the second browser’s click', [[704, 504, [255, 0, 0, 255]]]);
+  assert((await pageA.locator('#taken-over').count()) === 0, 'the notice is gone');
+  await lib.expectTakenOver(pageB);
 });
 
 await step('shadow from the sessions page: read-only, and the controller sees the viewer count', async () => {
@@ -493,7 +535,7 @@ await step('files: after a takeover the panel is read-only; the folder goes with
   await heading(pageB, 'My desktops');
   await pageB.locator('#my-sessions tbody tr', { hasText: FILES_RESOURCE.name }).getByRole('button', { name: 'Take over' }).click();
   await waitConnected(pageB);
-  await pageA.locator('#taken-over').waitFor();
+  await lib.expectTakenOver(pageA);
   await until('the file input disabled', () => pageA.getByLabel('Choose files to upload').isDisabled());
   assert((await pageA.locator('#file-upload-note').innerText()).includes('read-only'), 'the read-only reason is shown');
   assert(await pageA.locator('#file-downloads').isHidden(), 'no download list for a viewer');
@@ -506,8 +548,15 @@ await step('files: after a takeover the panel is read-only; the folder goes with
   await heading(pageB, 'My desktops');
   const folder = path.join(DATA_DIR, 'transfers', sessionId);
   await until('the transfer folder removed', () => access(folder).then(() => false, () => true));
-  await pageA.locator('#viewer-notices [data-message-key="event.session_ended"]').waitFor();
+  // The first browser's socket is closed: it learns of the end when it tries to take the session back.
+  await pageA.getByRole('button', { name: 'Take back control' }).click();
+  await pageA.locator('#session-ended').waitFor();
+  await until('the viewer ended', async () => (await viewerState(pageA)) === 'ended');
+  assert((await pageA.locator('#taken-over').count()) === 0, 'nothing left to take back');
 });
+
+// An open viewer lasts only as long as the right to it (e2e-access.mjs).
+await revocation.revocationSteps({ step, screenshot, pageA, pageB, users: { STAFF }, ORG, RESOURCE, signIn });
 
 await step('sign out', async () => {
   await pageA.getByRole('button', { name: 'Sign out' }).click();

@@ -52,6 +52,13 @@ export async function until(description, probe, timeout = TIMEOUT) {
 // ------------------------------------------------------------- harness
 
 /**
+ * Content-Security-Policy violations seen by any page since the step
+ * began: the appliance forbids inline scripts, inline styles and eval, so
+ * one of these is a bug in the UI even when the page looks right.
+ */
+const cspViolations = [];
+
+/**
  * A run of steps. After the first failure the remaining steps are skipped;
  * a failure screenshots every page of `pages()` as
  * `<failurePrefix>-<index>.png`. `screenshot(page, name)` writes
@@ -70,8 +77,10 @@ export function createRun({ label = 'e2e', prefix = '', failurePrefix = 'failure
       return;
     }
     const t0 = Date.now();
+    cspViolations.splice(0);
     try {
       await body();
+      if (cspViolations.length) throw new Error(`Content-Security-Policy violations:\n${[...new Set(cspViolations)].join('\n')}`);
       results.push({ name, ok: true });
       console.log(`ok   ${name} (${Date.now() - t0} ms)`);
     } catch (error) {
@@ -135,13 +144,34 @@ export async function launchChromium(label = 'e2e', extraArgs = []) {
 export function watchConsole(page, label) {
   page.on('pageerror', (error) => console.log(`     [${label} page error] ${error.message}`));
   page.on('console', (message) => {
-    if (message.type() === 'error') console.log(`     [${label} console] ${message.text()}`);
+    if (message.type() !== 'error') return;
+    const text = message.text();
+    console.log(`     [${label} console] ${text}`);
+    if (text.startsWith(CSP_TAG) || /Content Security Policy/i.test(text)) cspViolations.push(`[${label}] ${text}`);
   });
 }
 
-/** A page in a new browser context of `viewport`, its console errors printed with `label`. */
-export async function openPage(browser, viewport, label) {
-  const context = await browser.newContext({ viewport });
+const CSP_TAG = '[csp violation]';
+
+/**
+ * Reports every `securitypolicyviolation` as a console error the page
+ * watcher counts (Chromium logs most of them by itself; this catches the
+ * rest, such as violations reported only to the page).
+ */
+function reportViolations(tag) {
+  document.addEventListener('securitypolicyviolation', (event) => {
+    console.error(`${tag} ${event.effectiveDirective} blocked ${event.blockedURI || 'inline'} at ${event.sourceFile}:${event.lineNumber}`);
+  });
+}
+
+/**
+ * A page in a new browser context of `viewport`, its console errors printed
+ * with `label` and CSP violations failing the step. `contextOptions` go to
+ * `browser.newContext`.
+ */
+export async function openPage(browser, viewport, label, contextOptions = {}) {
+  const context = await browser.newContext({ viewport, ...contextOptions });
+  await context.addInitScript(reportViolations, CSP_TAG);
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   watchConsole(page, label);
@@ -156,13 +186,18 @@ export async function heading(page, text) {
 
 /**
  * First run: creates the owner on `#/setup`; ends on "My desktops".
- * `onSetupPage()`, when given, runs on the empty setup page.
+ * `onSetupPage()`, when given, runs on the empty setup page; `setupCode`
+ * is typed into the set-up code field (which must be there exactly when
+ * one is given).
  */
-export async function bootstrapOwner(page, base, owner, { onSetupPage } = {}) {
+export async function bootstrapOwner(page, base, owner, { onSetupPage, setupCode } = {}) {
   await page.goto(`${base}/`);
   await heading(page, 'Set up this appliance');
   assert(page.url().endsWith('#/setup'), `expected #/setup, got ${page.url()}`);
+  const codeField = page.getByLabel('Set-up code');
+  assert((await codeField.count()) === (setupCode ? 1 : 0), setupCode ? 'the set-up code is asked for' : 'no set-up code is asked for');
   await onSetupPage?.();
+  if (setupCode) await codeField.fill(setupCode);
   await page.getByLabel('Email').fill(owner.email);
   await page.getByLabel('Display name').fill(owner.name);
   await page.getByLabel(/^Password/).fill(owner.password);
@@ -258,6 +293,17 @@ export async function clientPoint(page, x, y) {
     },
     [x, y],
   );
+}
+
+/** The first browser after a takeover: the notice, "Taken over", and its socket closed. */
+export async function expectTakenOver(page) {
+  const notice = page.locator('#taken-over');
+  await notice.waitFor();
+  assert((await notice.getAttribute('data-message-key')) === 'event.session_taken_over', 'the notice keeps its message key');
+  assert((await notice.innerText()).includes('Another device took over'), `notice text: ${await notice.innerText()}`);
+  await until('the state “Taken over”', async () => (await viewerState(page)) === 'idle' && (await page.locator('#connection-state').innerText()).includes('Taken over'));
+  assert(await page.evaluate(() => document.getElementById('viewer').rapViewer.socket === null), 'its socket is closed');
+  await expectPixels(page, 'the desktop wiped', [[10, 10, [0, 0, 0, 255]], [300, 200, [0, 0, 0, 255]]]);
 }
 
 /** The signed-in page's access token (from its `rap.auth`). */

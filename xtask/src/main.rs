@@ -131,6 +131,12 @@ fn ci() -> Result<(), String> {
     if Path::new("/usr/bin/chromium").exists() && playwright.exists() {
         let appliance = appliance.to_string_lossy().into_owned();
         ci.step("Web UI in a real browser (headless Chromium)", "bash", &["ui/tests/run.sh", &appliance], &[])?;
+        ci.step(
+            "Web UI over HTTPS with the appliance's own CA, first owner by set-up code (headless Chromium)",
+            "bash",
+            &["ui/tests/run.sh", &appliance],
+            &[("RAP_E2E_TLS", "1")],
+        )?;
         let server = test_server.to_string_lossy().into_owned();
         ci.step(
             "Web UI against a real RDP desktop (the RDP test server)",
