@@ -459,3 +459,25 @@ async fn five_hundred_half_sent_requests_neither_exhaust_descriptors_nor_delay_h
     assert!(metrics.contains("rap_http_connections_closed_total{reason="), "{metrics}");
     drop(child);
 }
+
+#[tokio::test]
+async fn direct_worker_candidates_of_an_auto_appliance_trust_its_own_ca() {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let settings = direct_settings(&keys, "true", "true");
+    let mut pairs: Vec<(&str, &str)> = settings.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    pairs.push(("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"));
+    let app = TestApp::start_tls_on("127.0.0.2", &pairs).await;
+    let fingerprint = json_of(app.get("/api/v1/installation").await, 200).await["tls"]["ca_fingerprint_sha256"].clone();
+    let live = live_on(with_owner(app).await).await;
+    let body = json!({"organization_id": live.org, "name": "pc1", "protocol": "rdp", "host": "pc1.office.lan"});
+    let resource = json_of(live.app.post("/api/v1/resources", Some(&live.admin), body).await, 201).await;
+    let body = json!({"resource_id": resource["id"], "width": 128, "height": 128});
+    let started = json_of(live.app.post("/api/v1/sessions", Some(&live.admin), body).await, 201).await;
+    let direct = &started["data_plane"]["candidates"][1];
+    assert_eq!(direct["kind"], "direct_worker_wss", "{started}");
+    assert_eq!(direct["tls_trust_mode"], "platform_ca");
+    assert_eq!(direct["tls_ca_ref"], fingerprint, "clients can tell which CA to trust");
+    assert_eq!(direct["production_trusted"], true);
+    assert_eq!(direct["smoke_only"], false);
+    live.app.stop().await.expect("clean stop");
+}
