@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::identity::{USER_COLUMNS, user_from_row};
 use super::{
-    SqliteStore, backend, insert_audit, optional_timestamp, optional_timestamp_column, optional_uuid_column,
-    timestamp_column, uuid_column,
+    SqliteStore, Write, backend, optional_timestamp, optional_timestamp_column, optional_uuid_column, timestamp_column,
+    uuid_column,
 };
 use crate::format_timestamp;
 use crate::repo::{
@@ -100,13 +100,13 @@ fn revoke_sessions_where(
 #[async_trait]
 impl AuthRepository for SqliteStore {
     async fn open_session(&self, login: NewLogin) -> Result<DeviceRecord, StorageError> {
+        let audit = login.audit;
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, audit| {
                 let user_id = login.session.user_id;
                 let now = login.session.created_at;
                 let reusable = match login.device.id {
-                    Some(id) => select_device(&tx, id)?.filter(|device| device.user_id == user_id && device.revoked_at.is_none()),
+                    Some(id) => select_device(tx, id)?.filter(|device| device.user_id == user_id && device.revoked_at.is_none()),
                     None => None,
                 };
                 let device_id = match reusable {
@@ -122,7 +122,7 @@ impl AuthRepository for SqliteStore {
                         // A requested id that is free is honoured so the client
                         // keeps its identity; a taken one is never shared.
                         let id = match login.device.id {
-                            Some(id) if select_device(&tx, id)?.is_none() => id,
+                            Some(id) if select_device(tx, id)?.is_none() => id,
                             _ => login.device.fresh_id,
                         };
                         tx.execute(
@@ -148,14 +148,11 @@ impl AuthRepository for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                insert_refresh_token(&tx, &login.refresh_token)?;
-                let mut audit = login.audit;
+                insert_refresh_token(tx, &login.refresh_token)?;
                 audit.details["device_id"] = serde_json::Value::from(device_id.to_string());
-                insert_audit(&tx, &audit)?;
-                let device = select_device(&tx, device_id)?
+                let device = select_device(tx, device_id)?
                     .ok_or_else(|| StorageError::Backend("device vanished inside its transaction".into()))?;
-                tx.commit().map_err(backend)?;
-                Ok(device)
+                Ok(Write::Commit(device))
             })
             .await
     }
@@ -244,15 +241,12 @@ impl AuthRepository for SqliteStore {
     ) -> Result<bool, StorageError> {
         let reason = reason.to_owned();
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
-                let revoked = revoke_sessions_where(&tx, "id = ?3", &id.to_string(), &reason, now)?;
+            .audited(audit, move |tx, _| {
+                let revoked = revoke_sessions_where(tx, "id = ?3", &id.to_string(), &reason, now)?;
                 if revoked.is_empty() {
-                    return Ok(false);
+                    return Ok(Write::Abort(false));
                 }
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(true)
+                Ok(Write::Commit(true))
             })
             .await
     }
@@ -306,8 +300,7 @@ impl AuthRepository for SqliteStore {
         audit: AuditEvent,
     ) -> Result<Option<DeviceRecord>, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 let changed = tx
                     .execute(
                         "UPDATE devices SET trusted = ?3, trusted_at = ?4
@@ -321,12 +314,10 @@ impl AuthRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(None);
+                    return Ok(Write::Abort(None));
                 }
-                insert_audit(&tx, &audit)?;
-                let device = select_device(&tx, device_id)?;
-                tx.commit().map_err(backend)?;
-                Ok(device)
+                let device = select_device(tx, device_id)?;
+                Ok(Write::Commit(device))
             })
             .await
     }
@@ -339,8 +330,7 @@ impl AuthRepository for SqliteStore {
         audit: AuditEvent,
     ) -> Result<Option<(UserRecord, Vec<Uuid>)>, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, audit| {
                 let id = user_id.to_string();
                 let user = tx
                     .query_row(
@@ -352,17 +342,14 @@ impl AuthRepository for SqliteStore {
                     )
                     .optional()
                     .map_err(backend)?;
-                let Some(user) = user else { return Ok(None) };
+                let Some(user) = user else { return Ok(Write::Abort(None)) };
                 let revoked = if disabled {
-                    revoke_sessions_where(&tx, "user_id = ?3", &id, "user_disabled", now)?
+                    revoke_sessions_where(tx, "user_id = ?3", &id, "user_disabled", now)?
                 } else {
                     Vec::new()
                 };
-                let mut audit = audit;
                 audit.details["revoked_auth_sessions"] = serde_json::Value::from(revoked.len());
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(Some((user, revoked)))
+                Ok(Write::Commit(Some((user, revoked))))
             })
             .await
     }
@@ -375,8 +362,7 @@ impl AuthRepository for SqliteStore {
         audit: AuditEvent,
     ) -> Result<Option<Vec<Uuid>>, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, audit| {
                 let changed = tx
                     .execute(
                         "UPDATE devices SET revoked_at = ?3, trusted = 0, trusted_at = NULL
@@ -385,15 +371,12 @@ impl AuthRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(None);
+                    return Ok(Write::Abort(None));
                 }
                 let revoked =
-                    revoke_sessions_where(&tx, "device_id = ?3", &device_id.to_string(), "device_revoked", now)?;
-                let mut audit = audit;
+                    revoke_sessions_where(tx, "device_id = ?3", &device_id.to_string(), "device_revoked", now)?;
                 audit.details["revoked_auth_sessions"] = serde_json::Value::from(revoked.len());
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(Some(revoked))
+                Ok(Write::Commit(Some(revoked)))
             })
             .await
     }

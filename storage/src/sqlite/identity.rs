@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::{SqliteStore, backend, insert_audit, optional_timestamp_column, timestamp_column, uuid_column};
+use super::{SqliteStore, Write, backend, optional_timestamp_column, timestamp_column, uuid_column};
 use crate::format_timestamp;
 use crate::repo::{
     AuditEvent, Bootstrap, Bootstrapped, GrantRecord, InstallationRecord, InstallationRepository, InstallationStatus,
@@ -133,9 +133,9 @@ impl InstallationRepository for SqliteStore {
     }
 
     async fn bootstrap(&self, bootstrap: Bootstrap) -> Result<Option<Bootstrapped>, StorageError> {
+        let audit = bootstrap.audit;
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, audit| {
                 // The guard on bootstrapped_at makes a racing second bootstrap
                 // lose here, before it writes anything.
                 let claimed = tx
@@ -146,15 +146,15 @@ impl InstallationRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if claimed == 0 {
-                    return Ok(None);
+                    return Ok(Write::Abort(None));
                 }
-                insert_user(&tx, &bootstrap.owner)?;
+                insert_user(tx, &bootstrap.owner)?;
                 tx.execute(
                     "UPDATE installation SET bootstrap_owner_user_id = ?1 WHERE singleton = 1",
                     params![bootstrap.owner.id.to_string()],
                 )
                 .map_err(backend)?;
-                insert_grant(&tx, &bootstrap.grant)?;
+                insert_grant(tx, &bootstrap.grant)?;
                 let organization = bootstrap.default_organization;
                 tx.execute(
                     &format!("INSERT INTO organizations ({ORGANIZATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (slug) DO NOTHING"),
@@ -175,10 +175,9 @@ impl InstallationRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 let membership = MembershipRecord { organization_id: organization.id, ..bootstrap.membership };
-                insert_membership(&tx, &membership)?;
-                insert_audit(&tx, &AuditEvent { organization_id: Some(organization.id), ..bootstrap.audit })?;
-                tx.commit().map_err(backend)?;
-                Ok(Some(Bootstrapped { organization, membership }))
+                insert_membership(tx, &membership)?;
+                audit.organization_id = Some(organization.id);
+                Ok(Write::Commit(Some(Bootstrapped { organization, membership })))
             })
             .await
     }
@@ -211,14 +210,12 @@ impl UserRepository for SqliteStore {
         audit: AuditEvent,
     ) -> Result<(), StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
-                insert_user(&tx, &user)?;
+            .audited(audit, move |tx, _| {
+                insert_user(tx, &user)?;
                 if let Some(grant) = &grant {
-                    insert_grant(&tx, grant)?;
+                    insert_grant(tx, grant)?;
                 }
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)
+                Ok(Write::Commit(()))
             })
             .await
     }

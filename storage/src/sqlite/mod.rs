@@ -21,6 +21,7 @@ pub use migrations::embedded_names as embedded_migration_names;
 use crate::repo::{AuditEvent, AuditQuery, AuditRepository, HealthRepository, Repositories, StorageError};
 use crate::{format_timestamp, parse_timestamp};
 use pool::Pool;
+pub(super) use pool::Write;
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "rap.sqlite3";

@@ -135,6 +135,12 @@ fn unavailable(error: rusqlite::Error) -> StorageError {
     StorageError::Unavailable(error.to_string())
 }
 
+/// What an audited change decided; see [`Pool::audited`].
+pub(crate) enum Write<R> {
+    Commit(R),
+    Abort(R),
+}
+
 /// The connection threads of one SQLite file.
 pub(crate) struct Pool {
     writer: async_channel::Sender<Job>,
@@ -174,6 +180,34 @@ impl Pool {
         F: FnOnce(&mut Connection) -> Result<R, StorageError> + Send + 'static,
     {
         submit(&self.writer, job).await
+    }
+
+    /// The shape of every audited change: `job` runs in one transaction on
+    /// the writer; if it says [`Write::Commit`], `audit` (as `job` may have
+    /// completed it) is written beside the change and both commit together;
+    /// [`Write::Abort`] rolls back whatever `job` did and writes no audit (a
+    /// conditional update that matched nothing, a rule the change broke).
+    pub(crate) async fn audited<R, F>(&self, audit: crate::repo::AuditEvent, job: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, &mut crate::repo::AuditEvent) -> Result<Write<R>, StorageError>
+            + Send
+            + 'static,
+    {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(super::backend)?;
+            let mut audit = audit;
+            match job(&tx, &mut audit)? {
+                Write::Commit(result) => {
+                    super::insert_audit(&tx, &audit)?;
+                    tx.commit().map_err(super::backend)?;
+                    Ok(result)
+                }
+                // Dropping the transaction rolls it back.
+                Write::Abort(result) => Ok(result),
+            }
+        })
+        .await
     }
 
     pub(crate) async fn read<R, F>(&self, job: F) -> Result<R, StorageError>

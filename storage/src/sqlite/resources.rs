@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::identity::limit_param;
 use super::tenancy::scope_params;
 use super::{
-    SqliteStore, backend, insert_audit, json_column, optional_timestamp, optional_timestamp_column,
-    optional_uuid_column, timestamp_column, uuid_column,
+    SqliteStore, Write, backend, json_column, optional_timestamp, optional_timestamp_column, optional_uuid_column,
+    timestamp_column, uuid_column,
 };
 use crate::format_timestamp;
 use crate::repo::{
@@ -75,8 +75,7 @@ fn select_secret(conn: &Connection, resource_id: Uuid) -> Result<Option<SecretRe
 impl ResourceRepository for SqliteStore {
     async fn create(&self, resource: ResourceRecord, audit: AuditEvent) -> Result<(), StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 tx.execute(
                     "INSERT INTO resources (id, organization_id, name, protocol, host, port, certificate_verification_mode,
                          certificate_fingerprint, metadata, secret_ref, created_by_user_id, created_at, updated_at)
@@ -109,8 +108,7 @@ impl ResourceRepository for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)
+                Ok(Write::Commit(()))
             })
             .await
     }
@@ -147,8 +145,7 @@ impl ResourceRepository for SqliteStore {
 
     async fn update(&self, resource: ResourceRecord, audit: AuditEvent) -> Result<bool, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 let changed = tx
                     .execute(
                         "UPDATE resources SET name = ?2, host = ?3, port = ?4, certificate_verification_mode = ?5,
@@ -167,7 +164,7 @@ impl ResourceRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(false);
+                    return Ok(Write::Abort(false));
                 }
                 tx.execute(
                     "UPDATE resource_policies SET clipboard_mode = ?2, file_transfer_mode = ?3, updated_at = ?4 WHERE resource_id = ?1",
@@ -179,17 +176,14 @@ impl ResourceRepository for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(true)
+                Ok(Write::Commit(true))
             })
             .await
     }
 
     async fn delete(&self, id: Uuid, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 let changed = tx
                     .execute(
                         "UPDATE resources SET deleted_at = ?2, updated_at = ?2, secret_ref = NULL WHERE id = ?1 AND deleted_at IS NULL",
@@ -197,13 +191,11 @@ impl ResourceRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(false);
+                    return Ok(Write::Abort(false));
                 }
                 // A deleted resource's credentials have no use left.
                 tx.execute("DELETE FROM resource_secrets WHERE resource_id = ?1", params![id.to_string()]).map_err(backend)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(true)
+                Ok(Write::Commit(true))
             })
             .await
     }
@@ -215,8 +207,7 @@ impl ResourceRepository for SqliteStore {
         audit: AuditEvent,
     ) -> Result<SecretRecord, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 tx.execute(
                     &format!(
                         "INSERT INTO resource_secrets ({SECRET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -244,11 +235,9 @@ impl ResourceRepository for SqliteStore {
                 if changed == 0 {
                     return Err(StorageError::Conflict("resource is gone".into()));
                 }
-                insert_audit(&tx, &audit)?;
-                let stored = select_secret(&tx, secret.resource_id)?
+                let stored = select_secret(tx, secret.resource_id)?
                     .ok_or_else(|| StorageError::Backend("secret vanished inside its transaction".into()))?;
-                tx.commit().map_err(backend)?;
-                Ok(stored)
+                Ok(Write::Commit(stored))
             })
             .await
     }
@@ -278,8 +267,7 @@ impl ResourceRepository for SqliteStore {
     ) -> Result<bool, StorageError> {
         let previous_key_id = previous_key_id.to_owned();
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 let changed = tx
                     .execute(
                         "UPDATE resource_secrets SET key_id = ?3, nonce = ?4, ciphertext = ?5, rotated_at = ?6
@@ -295,11 +283,9 @@ impl ResourceRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(false);
+                    return Ok(Write::Abort(false));
                 }
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(true)
+                Ok(Write::Commit(true))
             })
             .await
     }

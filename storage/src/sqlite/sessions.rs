@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::identity::limit_param;
 use super::tenancy::scope_params;
 use super::{
-    SqliteStore, backend, insert_audit, json_column, optional_timestamp, optional_timestamp_column,
-    optional_uuid_column, timestamp_column, uuid_column,
+    SqliteStore, Write, backend, json_column, optional_timestamp, optional_timestamp_column, optional_uuid_column,
+    timestamp_column, uuid_column,
 };
 use crate::format_timestamp;
 use crate::repo::{
@@ -188,9 +188,8 @@ impl SessionRepository for SqliteStore {
     ) -> Result<Result<(SessionRecord, LeaseRecord), NoCapacity>, StorageError> {
         let worker_kind = worker_kind.to_owned();
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
-                let Some(worker_id) = free_worker(&tx, &worker_kind)? else { return Ok(Err(NoCapacity)) };
+            .audited(audit, move |tx, _| {
+                let Some(worker_id) = free_worker(tx, &worker_kind)? else { return Ok(Write::Abort(Err(NoCapacity))) };
                 let session = SessionRecord { worker_id: Some(worker_id), ..session };
                 tx.execute(
                     &format!("INSERT INTO remote_sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
@@ -216,10 +215,8 @@ impl SessionRepository for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                let lease = insert_lease(&tx, worker_id, session.id, session.created_at, lease_ttl)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(Ok((session, lease)))
+                let lease = insert_lease(tx, worker_id, session.id, session.created_at, lease_ttl)?;
+                Ok(Write::Commit(Ok((session, lease))))
             })
             .await
     }
@@ -283,8 +280,7 @@ impl SessionRepository for SqliteStore {
 
     async fn transition(&self, transition: SessionTransition) -> Result<TransitionOutcome, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(transition.audit, move |tx, _| {
                 let now = format_timestamp(transition.now);
                 let from = serde_json::to_string(&transition.from).map_err(|error| StorageError::Backend(error.to_string()))?;
                 let terminal = transition.to.is_terminal();
@@ -316,7 +312,7 @@ impl SessionRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(TransitionOutcome::Raced);
+                    return Ok(Write::Abort(TransitionOutcome::Raced));
                 }
                 let session = transition.session_id.to_string();
                 if let Some(reason) = &transition.end_controller {
@@ -335,7 +331,7 @@ impl SessionRepository for SqliteStore {
                     .map_err(backend)?;
                 }
                 if let Some(attachment) = &transition.open_attachment {
-                    insert_attachment(&tx, attachment)?;
+                    insert_attachment(tx, attachment)?;
                 }
                 match &transition.lease {
                     LeaseChange::Keep => {}
@@ -359,10 +355,10 @@ impl SessionRepository for SqliteStore {
                     }
                     LeaseChange::Acquire { worker_kind, ttl } => {
                         // Dropping `tx` without commit undoes the state change.
-                        let Some(worker_id) = free_worker(&tx, worker_kind)? else {
-                            return Ok(TransitionOutcome::NoCapacity);
+                        let Some(worker_id) = free_worker(tx, worker_kind)? else {
+                            return Ok(Write::Abort(TransitionOutcome::NoCapacity));
                         };
-                        insert_lease(&tx, worker_id, transition.session_id, transition.now, *ttl)?;
+                        insert_lease(tx, worker_id, transition.session_id, transition.now, *ttl)?;
                         tx.execute(
                             "UPDATE remote_sessions SET worker_id = ?2 WHERE id = ?1",
                             params![session, worker_id.to_string()],
@@ -370,21 +366,17 @@ impl SessionRepository for SqliteStore {
                         .map_err(backend)?;
                     }
                 }
-                insert_audit(&tx, &transition.audit)?;
-                let updated = select_session(&tx, transition.session_id)?;
-                tx.commit().map_err(backend)?;
-                Ok(updated.map_or(TransitionOutcome::Raced, |session| TransitionOutcome::Applied(Box::new(session))))
+                let updated = select_session(tx, transition.session_id)?;
+                Ok(Write::Commit(updated.map_or(TransitionOutcome::Raced, |session| TransitionOutcome::Applied(Box::new(session)))))
             })
             .await
     }
 
     async fn open_viewer(&self, attachment: AttachmentRecord, audit: AuditEvent) -> Result<(), StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
-                insert_attachment(&tx, &attachment)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)
+            .audited(audit, move |tx, _| {
+                insert_attachment(tx, &attachment)?;
+                Ok(Write::Commit(()))
             })
             .await
     }

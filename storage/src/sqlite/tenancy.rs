@@ -9,7 +9,7 @@ use super::identity::{
     MEMBERSHIP_COLUMNS, ORGANIZATION_COLUMNS, insert_membership, limit_param, membership_from_row,
     organization_from_row,
 };
-use super::{SqliteStore, backend, insert_audit, json_column, optional_uuid_column, timestamp_column, uuid_column};
+use super::{SqliteStore, Write, backend, json_column, optional_uuid_column, timestamp_column, uuid_column};
 use crate::format_timestamp;
 use crate::repo::{
     AuditEvent, IdentityMappingRecord, IdentitySourceRecord, IdentitySourceRepository, LastOwner, MembershipChanges,
@@ -67,8 +67,7 @@ fn active_owners(conn: &Connection, organization_id: Uuid) -> Result<i64, Storag
 impl OrganizationRepository for SqliteStore {
     async fn create(&self, organization: OrganizationRecord, audit: AuditEvent) -> Result<(), StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 tx.execute(
                     &format!("INSERT INTO organizations ({ORGANIZATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
                     params![
@@ -80,8 +79,7 @@ impl OrganizationRepository for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)
+                Ok(Write::Commit(()))
             })
             .await
     }
@@ -125,8 +123,7 @@ impl OrganizationRepository for SqliteStore {
         audit: AuditEvent,
     ) -> Result<Option<OrganizationRecord>, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 let changed = tx
                     .execute(
                         "UPDATE organizations SET name = coalesce(?2, name), slug = coalesce(?3, slug), updated_at = ?4 WHERE id = ?1",
@@ -134,12 +131,10 @@ impl OrganizationRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(None);
+                    return Ok(Write::Abort(None));
                 }
-                insert_audit(&tx, &audit)?;
-                let organization = select_organization(&tx, id)?;
-                tx.commit().map_err(backend)?;
-                Ok(organization)
+                let organization = select_organization(tx, id)?;
+                Ok(Write::Commit(organization))
             })
             .await
     }
@@ -184,11 +179,9 @@ impl OrganizationRepository for SqliteStore {
 
     async fn add_membership(&self, membership: MembershipRecord, audit: AuditEvent) -> Result<(), StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
-                insert_membership(&tx, &membership)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)
+            .audited(audit, move |tx, _| {
+                insert_membership(tx, &membership)?;
+                Ok(Write::Commit(()))
             })
             .await
     }
@@ -202,9 +195,8 @@ impl OrganizationRepository for SqliteStore {
         audit: AuditEvent,
     ) -> Result<Result<Option<MembershipRecord>, LastOwner>, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
-                let owners_before = active_owners(&tx, organization_id)?;
+            .audited(audit, move |tx, _| {
+                let owners_before = active_owners(tx, organization_id)?;
                 let changed = tx
                     .execute(
                         "UPDATE organization_memberships SET role = coalesce(?3, role), status = coalesce(?4, status), updated_at = ?5
@@ -213,18 +205,16 @@ impl OrganizationRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(Ok(None));
+                    return Ok(Write::Abort(Ok(None)));
                 }
                 // Checked after the change, in the same transaction: two
                 // owners demoting each other at once cannot both succeed. An
                 // organization that never had an owner may still be managed.
-                if owners_before > 0 && active_owners(&tx, organization_id)? == 0 {
-                    return Ok(Err(LastOwner));
+                if owners_before > 0 && active_owners(tx, organization_id)? == 0 {
+                    return Ok(Write::Abort(Err(LastOwner)));
                 }
-                insert_audit(&tx, &audit)?;
-                let membership = select_membership(&tx, organization_id, id)?;
-                tx.commit().map_err(backend)?;
-                Ok(Ok(membership))
+                let membership = select_membership(tx, organization_id, id)?;
+                Ok(Write::Commit(Ok(membership)))
             })
             .await
     }
@@ -236,9 +226,8 @@ impl OrganizationRepository for SqliteStore {
         audit: AuditEvent,
     ) -> Result<Result<bool, LastOwner>, StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
-                let owners_before = active_owners(&tx, organization_id)?;
+            .audited(audit, move |tx, _| {
+                let owners_before = active_owners(tx, organization_id)?;
                 let deleted = tx
                     .execute(
                         "DELETE FROM organization_memberships WHERE organization_id = ?1 AND id = ?2",
@@ -246,14 +235,12 @@ impl OrganizationRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if deleted == 0 {
-                    return Ok(Ok(false));
+                    return Ok(Write::Abort(Ok(false)));
                 }
-                if owners_before > 0 && active_owners(&tx, organization_id)? == 0 {
-                    return Ok(Err(LastOwner));
+                if owners_before > 0 && active_owners(tx, organization_id)? == 0 {
+                    return Ok(Write::Abort(Err(LastOwner)));
                 }
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(Ok(true))
+                Ok(Write::Commit(Ok(true)))
             })
             .await
     }
@@ -300,8 +287,7 @@ fn mapping_from_row(row: &Row<'_>) -> rusqlite::Result<IdentityMappingRecord> {
 impl IdentitySourceRepository for SqliteStore {
     async fn create(&self, source: IdentitySourceRecord, audit: AuditEvent) -> Result<(), StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 tx.execute(
                     &format!(
                         "INSERT INTO identity_sources ({SOURCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -321,8 +307,7 @@ impl IdentitySourceRepository for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)
+                Ok(Write::Commit(()))
             })
             .await
     }
@@ -358,8 +343,7 @@ impl IdentitySourceRepository for SqliteStore {
 
     async fn add_mapping(&self, mapping: IdentityMappingRecord, audit: AuditEvent) -> Result<(), StorageError> {
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 tx.execute(
                     &format!(
                         "INSERT INTO identity_mappings ({MAPPING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -376,8 +360,7 @@ impl IdentitySourceRepository for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)
+                Ok(Write::Commit(()))
             })
             .await
     }
@@ -406,8 +389,7 @@ impl IdentitySourceRepository for SqliteStore {
     ) -> Result<bool, StorageError> {
         let previous_key_id = previous_key_id.to_owned();
         self.pool
-            .write(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+            .audited(audit, move |tx, _| {
                 let changed = tx
                     .execute(
                         "UPDATE identity_sources SET secret_key_id = ?2, secret_nonce = ?3, secret_ciphertext = ?4
@@ -416,11 +398,9 @@ impl IdentitySourceRepository for SqliteStore {
                     )
                     .map_err(backend)?;
                 if changed == 0 {
-                    return Ok(false);
+                    return Ok(Write::Abort(false));
                 }
-                insert_audit(&tx, &audit)?;
-                tx.commit().map_err(backend)?;
-                Ok(true)
+                Ok(Write::Commit(true))
             })
             .await
     }
