@@ -6,7 +6,7 @@
 
 import * as api from './api.js';
 import { h, setChildren, buildForm, toast } from './ui.js';
-import { go } from './nav.js';
+import { currentRoute, go } from './nav.js';
 import { state } from './session.js';
 import { SETUP_CODE_DEFAULT_PATH, SETUP_CODE_PLACEHOLDER, setupCodeProblem } from './trust.js';
 import { tlsFacts } from './trust-view.js';
@@ -31,6 +31,11 @@ export async function setupPage(main) {
   const method = methodOf(installation);
   const activation = method === 'activation';
   const setupCode = method === 'setup_code';
+  // The desktop app, which runs the appliance and so can read its data
+  // directory, opens this page with the code (`#/setup?code=…`); it leaves
+  // the address (and the history) as soon as it is read.
+  const given = setupCode ? currentRoute().params.get('code') : null;
+  if (given) history.replaceState(null, '', '#/setup');
   const form = buildForm({
     name: 'Create the owner account',
     submitLabel: 'Create owner',
@@ -40,6 +45,7 @@ export async function setupPage(main) {
         label: 'Set-up code',
         required: true,
         autocomplete: 'off',
+        value: given ?? '',
         placeholder: SETUP_CODE_PLACEHOLDER,
         hint: `28 letters and digits, from the file setup-code ($APP_DATA_DIR/setup-code, ${SETUP_CODE_DEFAULT_PATH} by default). Case, spaces and dashes do not matter.`,
       },
@@ -91,7 +97,9 @@ export async function setupPage(main) {
         installation.tls ? tlsFacts(installation.tls, { download: true }) : null,
       ),
       activation ? h('p', { class: 'alert alert-info', text: 'This appliance runs in strict mode: paste the activation issued for this installation ID and owner email.' }) : null,
-      setupCode
+      setupCode && given
+        ? h('p', { class: 'alert alert-info', id: 'setup-code-where' }, 'The desktop app filled in this appliance’s one-time set-up code. Choose the owner’s email and password.')
+        : setupCode
         ? h('p', { class: 'alert alert-info', id: 'setup-code-where' }, 'To prove this appliance is yours, enter its one-time set-up code: it is in the file ', h('code', { text: 'setup-code' }), ' in the appliance’s data directory (', h('code', { text: SETUP_CODE_DEFAULT_PATH }), ' by default), also named in the appliance’s log when it starts. Only someone who can read that directory can create the owner.')
         : null,
       form,

@@ -133,6 +133,16 @@ impl Settings {
         Ok(Self { values })
     }
 
+    /// `value` for `name` unless the environment or file gave one: how an
+    /// embedder (the desktop app) sets its own defaults under them.
+    pub fn default_to(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        if !KNOWN_SETTINGS.contains(&name) {
+            return Err(ConfigError::new(name, "unknown setting"));
+        }
+        self.values.entry(name.to_owned()).or_insert_with(|| value.to_owned());
+        Ok(())
+    }
+
     /// The value, with empty text treated as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str).filter(|value| !value.is_empty())

@@ -177,3 +177,13 @@ fn a_trusted_ca_file_must_hold_usable_certificates() {
     }
     assert!(Config::from_pairs([]).expect("defaults").broker.trusted_cas.is_empty());
 }
+
+#[test]
+fn an_embedders_defaults_yield_to_the_settings_given() {
+    let mut settings = Settings::from_pairs([("APP_LISTEN_ADDR", "127.0.0.1:9000")]).expect("settings");
+    settings.default_to("APP_LISTEN_ADDR", "127.0.0.1:47080").expect("known");
+    settings.default_to("APP_DATA_DIR", "/srv/rap").expect("known");
+    assert_eq!(settings.get("APP_LISTEN_ADDR"), Some("127.0.0.1:9000"), "the environment wins");
+    assert_eq!(settings.get("APP_DATA_DIR"), Some("/srv/rap"));
+    assert!(settings.default_to("APP_NO_SUCH_THING", "x").is_err());
+}

@@ -1,0 +1,205 @@
+//! The desktop app: one program an office admin installs. It runs the
+//! appliance in process ([`embedded`]), opens its console in a window, and
+//! keeps a tray entry with the appliance's state; quitting stops the
+//! appliance gracefully. A second launch focuses the first.
+//!
+//! The console window loads the appliance's own web UI from its loopback
+//! address, the same pages staff open in a browser, and it gets no Tauri
+//! IPC at all (no capability names that origin): the webview is a browser
+//! for the console, not a bridge into the app.
+
+pub mod embedded;
+
+use std::sync::Mutex;
+
+use anyhow::Context;
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
+
+use embedded::Embedded;
+
+const MAIN_WINDOW: &str = "main";
+
+/// The running appliance, taken out once to stop it.
+struct Running(Mutex<Option<Embedded>>);
+
+/// Whether a tray entry exists (closing the window then only hides it).
+struct HasTray(bool);
+
+pub fn run() -> anyhow::Result<()> {
+    init_logging();
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_console(app)))
+        .setup(|app| {
+            let data_dir = app.path().app_data_dir().context("no per-user data directory")?;
+            let settings = embedded::settings(&data_dir)?;
+            let appliance = tauri::async_runtime::block_on(Embedded::start(&settings))?;
+            tracing::info!(url = %appliance.console_url, data_dir = %appliance.data_dir.display(), "Console");
+            // The set-up code is written while `run` starts: wait for it.
+            wait_until_serving(&appliance);
+            let url = appliance.window_url().parse().context("console URL")?;
+            WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
+                .title("RAP Appliance")
+                .inner_size(1280.0, 860.0)
+                .min_inner_size(720.0, 480.0)
+                .build()?;
+            let tray = match tray(app.handle(), &appliance) {
+                Ok(()) => true,
+                Err(error) => {
+                    // A desktop without a tray host still gets its window.
+                    tracing::warn!(%error, "No tray entry; closing the window quits");
+                    false
+                }
+            };
+            app.manage(HasTray(tray));
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                // A logout, shutdown or `kill` quits like the tray's Quit:
+                // through the app's exit, so the appliance stops cleanly.
+                stop_signal().await;
+                tracing::info!("Asked to stop");
+                handle.exit(0);
+            });
+            app.manage(Running(Mutex::new(Some(appliance))));
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .context("starting the desktop app")?;
+    app.run(|app, event| match event {
+        RunEvent::WindowEvent { label, event: WindowEvent::CloseRequested { api, .. }, .. }
+            if label == MAIN_WINDOW && app.state::<HasTray>().0 =>
+        {
+            // The appliance keeps serving the office; the tray brings the
+            // console back or quits.
+            api.prevent_close();
+            if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+                let _ = window.hide();
+            }
+        }
+        RunEvent::Exit => stop_appliance(app),
+        _ => {}
+    });
+    Ok(())
+}
+
+/// Until the appliance answers on its port (first-run preparation done),
+/// or at most a few seconds: the window opens either way.
+fn wait_until_serving(appliance: &Embedded) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && !appliance.has_ended() {
+        if appliance.tls {
+            // No plain probe on a TLS port: the set-up code (or the CA,
+            // written just before it) says first-run preparation is done.
+            if appliance.data_dir.join("setup-code").exists() || appliance.ca_fingerprint().is_some() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            continue;
+        }
+        let probe = std::net::TcpStream::connect_timeout(&appliance.listen_addr, std::time::Duration::from_millis(200))
+            .and_then(|mut stream| {
+                use std::io::{Read, Write};
+                stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+                let mut first = [0u8; 12];
+                stream.read_exact(&mut first)?;
+                Ok(first)
+            });
+        if probe.is_ok_and(|first| first.starts_with(b"HTTP/1.1")) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn show_console(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+/// Stops the appliance (once) and waits for it: sessions detach, the
+/// database is checkpointed, before the process exits.
+fn stop_appliance(app: &AppHandle) {
+    let Some(running) = app.try_state::<Running>() else { return };
+    let taken = running.0.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(appliance) = taken {
+        match tauri::async_runtime::block_on(appliance.stop()) {
+            Ok(()) => tracing::info!("Appliance stopped"),
+            Err(error) => tracing::error!(error = %format!("{error:#}"), "Appliance did not stop cleanly"),
+        }
+    }
+}
+
+/// What the tray says about the appliance, a line each.
+pub fn status_lines(appliance: &Embedded) -> Vec<String> {
+    let mut lines = Vec::new();
+    if appliance.listen_addr.ip().is_loopback() {
+        lines.push(format!("Running on this computer only ({})", appliance.console_url));
+    } else {
+        lines.push(format!("Serving the office LAN on port {}", appliance.listen_addr.port()));
+    }
+    if let Some(fingerprint) = appliance.ca_fingerprint() {
+        let grouped = embedded::grouped(&fingerprint);
+        lines.push(format!("CA fingerprint {}…", &grouped[..grouped.len().min(23)]));
+    }
+    lines
+}
+
+fn tray(app: &AppHandle, appliance: &Embedded) -> anyhow::Result<()> {
+    let status: Vec<MenuItem<_>> = status_lines(appliance)
+        .iter()
+        .enumerate()
+        .map(|(index, line)| MenuItem::with_id(app, format!("status-{index}"), line, false, None::<&str>))
+        .collect::<Result<_, _>>()?;
+    let open = MenuItem::with_id(app, "open", "Open console", true, None::<&str>)?;
+    let separator = PredefinedMenuItem::separator(app)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit (stops the appliance)", true, None::<&str>)?;
+    let mut items: Vec<&dyn tauri::menu::IsMenuItem<_>> = status.iter().map(|item| item as _).collect();
+    items.extend([&separator as &dyn tauri::menu::IsMenuItem<_>, &open, &quit]);
+    let menu = Menu::with_items(app, &items)?;
+    let mut builder =
+        TrayIconBuilder::with_id("rap").menu(&menu).tooltip("RAP Appliance").on_menu_event(|app, event| {
+            match event.id.as_ref() {
+                "open" => show_console(app),
+                "quit" => app.exit(0),
+                _ => {}
+            }
+        });
+    if let Some(icon) = app.default_window_icon() {
+        builder = builder.icon(icon.clone());
+    }
+    builder.build(app)?;
+    Ok(())
+}
