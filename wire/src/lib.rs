@@ -1,0 +1,9 @@
+//! What travels between the appliance and the programs that show its
+//! desktops (the web viewer, the desktop app's native viewer): one crate,
+//! so the appliance and a client cannot disagree about a byte. No I/O, no
+//! runtime: formats and the pure functions that read and write them.
+//!
+//! - [`frame`]: the `binary_v1` frame header (API.md "binary frame header"),
+//!   rectangles, colour modes, encodings, and the zlib payload.
+
+pub mod frame;
