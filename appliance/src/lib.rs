@@ -63,6 +63,27 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_console(config, listener, None, shutdown).await
+}
+
+/// [`run`], plus `console`: a loopback listener that serves the same
+/// appliance in plain HTTP for a console on this machine (the desktop
+/// app's window), while `listener` serves the LAN with TLS. Loopback only:
+/// plain HTTP never leaves the machine.
+pub async fn run_with_console(
+    config: Config,
+    listener: TcpListener,
+    console: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let console_addr = match &console {
+        Some(console) => {
+            let addr = console.local_addr().context("reading the console address")?;
+            anyhow::ensure!(addr.ip().is_loopback(), "the plain console listener must be loopback, not {addr}");
+            Some(addr)
+        }
+        None => None,
+    };
     prepare_data_dir(&config.data_dir).await?;
 
     let store = SqliteStore::start(config.database_path(), SQLITE_READERS).context("starting storage")?;
@@ -81,11 +102,13 @@ pub async fn run(
         tracing::error!(%error, "Preparing the first-run set-up code failed");
     }
     let local_addr = listener.local_addr().context("reading the listen address")?;
-    state.set_origins(net::origin::OwnOrigins::new(
-        local_addr,
-        state.tls(),
-        state.config().edge.allowed_origins.clone(),
-    ));
+    let mut allowed_origins = state.config().edge.allowed_origins.clone();
+    if let Some(addr) = console_addr {
+        // The console's pages open their sockets from its own origin.
+        allowed_origins
+            .extend([format!("http://127.0.0.1:{}", addr.port()), format!("http://localhost:{}", addr.port())]);
+    }
+    state.set_origins(net::origin::OwnOrigins::new(local_addr, state.tls(), allowed_origins));
     let background = CancellationToken::new();
     let workers = start_workers(&state, background.clone()).await;
     let broker_tasks = sessionbroker::background::spawn(state.broker().clone(), background.clone());
@@ -111,6 +134,10 @@ pub async fn run(
             .with_context(|| format!("APP_HTTP_REDIRECT_ADDR: cannot listen on {addr}"))?;
         tracing::info!(%addr, "Redirecting plain HTTP to HTTPS");
         listeners.spawn(net::serve(redirect, net::redirect::router(local_addr.port()), None, edge.clone()));
+    }
+    if let Some(console) = console {
+        tracing::info!(addr = %console_addr.map(|addr| addr.to_string()).unwrap_or_default(), "Console listening (loopback, plain HTTP)");
+        listeners.spawn(net::serve(console, app.clone(), None, edge.clone()));
     }
     tracing::info!(%local_addr, scheme, "Appliance listening");
     listeners.spawn(net::serve(listener, app, tls_config, edge.clone()));

@@ -481,3 +481,51 @@ async fn direct_worker_candidates_of_an_auto_appliance_trust_its_own_ca() {
     assert_eq!(direct["smoke_only"], false);
     live.app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_loopback_console_serves_plain_http_beside_the_tls_lan_listener() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let data_path = data.path().to_string_lossy().into_owned();
+    let lan = tokio::net::TcpListener::bind("127.0.0.2:0").await.expect("bind");
+    let lan_addr = lan.local_addr().expect("addr");
+    let lan_text = lan_addr.to_string();
+    let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let console_addr = console.local_addr().expect("addr");
+    let config = rap_appliance::Config::from_pairs([
+        ("APP_DATA_DIR", data_path.as_str()),
+        ("APP_TLS", "auto"),
+        ("APP_LISTEN_ADDR", lan_text.as_str()),
+        ("RAP_WORKER_RUNTIME", "scripted"),
+    ])
+    .expect("config");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(rap_appliance::run_with_console(config, lan, Some(console), async move {
+        let _ = stopped.await;
+    }));
+
+    // The console: plain HTTP on loopback, its pages' sockets admitted.
+    let page = crate::support::client().get(format!("http://{console_addr}/")).send().await.expect("console");
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(csp.contains(&format!("ws://{console_addr}")), "{csp}");
+    let own = format!("http://127.0.0.1:{}", console_addr.port());
+    assert_eq!(upgrade_status(console_addr, "/api/v1/gateway/ws", Some(&own)).await, 101);
+    assert_eq!(upgrade_status(console_addr, "/api/v1/gateway/ws", Some("https://evil.example")).await, 403);
+
+    // The LAN: TLS with the appliance's CA only.
+    let ca = std::fs::read(data.path().join("tls").join("ca.pem")).expect("CA");
+    let lan_client = https_client(&trusting(&ca));
+    let health = lan_client.get(format!("https://{lan_addr}/healthz")).send().await.expect("https");
+    assert_eq!(health.status(), 200);
+    let plain = crate::support::client().get(format!("http://{lan_addr}/healthz")).send().await;
+    assert!(plain.map(|response| !response.status().is_success()).unwrap_or(true), "no plain HTTP on the LAN");
+    let _ = stop.send(());
+    task.await.expect("joined").expect("clean stop");
+
+    // Plain HTTP never leaves the machine.
+    let config = rap_appliance::Config::from_pairs([("APP_DATA_DIR", data_path.as_str())]).expect("config");
+    let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let everywhere = tokio::net::TcpListener::bind("0.0.0.0:0").await.expect("bind");
+    let refused = rap_appliance::run_with_console(config, main, Some(everywhere), std::future::pending()).await;
+    assert!(refused.is_err_and(|error| error.to_string().contains("must be loopback")));
+}

@@ -32,7 +32,10 @@ fn socket_origin(headers: &HeaderMap, tls: bool) -> Option<String> {
 }
 
 pub(crate) async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let tls = state.tls().is_some();
+    // Requests that did not come through our accept loop (in-process
+    // callers) are taken to be served as configured.
+    let tls =
+        request.extensions().get::<crate::net::Transport>().map_or(state.tls().is_some(), |transport| transport.tls);
     let api = {
         let path = request.uri().path();
         path.starts_with("/api/") || matches!(path, "/healthz" | "/readyz" | "/metrics")

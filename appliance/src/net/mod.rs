@@ -90,7 +90,7 @@ async fn connection(
     // Frames and input events are small and latency-bound.
     let _ = stream.set_nodelay(true);
     let Some(acceptor) = acceptor else {
-        return serve_http(stream, remote, slot, app, &edge).await;
+        return serve_http(stream, remote, slot, app, &edge, Transport { tls: false }).await;
     };
     let handshake = tokio::select! {
         handshake = tokio::time::timeout(edge.tls_handshake_timeout, acceptor.accept(stream)) => handshake,
@@ -98,7 +98,7 @@ async fn connection(
         () = edge.force.cancelled() => return,
     };
     match handshake {
-        Ok(Ok(stream)) => serve_http(stream, remote, slot, app, &edge).await,
+        Ok(Ok(stream)) => serve_http(stream, remote, slot, app, &edge, Transport { tls: true }).await,
         Ok(Err(error)) => {
             edge.metrics.connection_closed("tls_handshake");
             tracing::debug!(%remote, %error, "TLS handshake failed");
@@ -110,7 +110,7 @@ async fn connection(
     }
 }
 
-async fn serve_http<I>(io: I, remote: SocketAddr, slot: Slot, app: Router, edge: &Edge)
+async fn serve_http<I>(io: I, remote: SocketAddr, slot: Slot, app: Router, edge: &Edge, transport: Transport)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -122,6 +122,7 @@ where
             let busy = slot.busy();
             request.extensions_mut().insert(ConnectInfo(remote));
             request.extensions_mut().insert(ConnectionHold { _slot: slot.clone() });
+            request.extensions_mut().insert(transport);
             let (app, slot) = (app.clone(), slot.clone());
             async move {
                 let response = match app.oneshot(request).await {
@@ -149,6 +150,14 @@ where
         _ = connection => {}
         () = edge.force.cancelled() => {}
     }
+}
+
+/// How a request's connection arrived: one appliance can serve the LAN over
+/// TLS and a loopback console in plain HTTP, and what a response says
+/// (HSTS, the socket scheme its page may use) follows the connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub tls: bool,
 }
 
 /// Keeps a connection on the board while held: a WebSocket's task holds it
