@@ -24,34 +24,61 @@ trap cleanup EXIT
 display=:$((90 + RANDOM % 100))
 Xvfb "$display" -screen 0 1400x950x24 -nolisten tcp >/dev/null 2>&1 &
 XVFB=$!
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-DISPLAY=$display XDG_DATA_HOME="$WORK/share" APP_LISTEN_ADDR="127.0.0.1:$port" RAP_WORKER_RUNTIME=scripted \
-  "$BIN" >"$WORK/log" 2>&1 &
-APP=$!
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-ready=
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ready=1; break; fi
-  kill -0 "$APP" 2>/dev/null || break
-  sleep 0.2
-done
-if [ -z "$ready" ]; then
-  echo "smoke: the app's appliance never answered /readyz; its log:" >&2
-  tail -n 30 "$WORK/log" >&2
-  exit 1
-fi
-# Time for the webview to load and paint the console.
-sleep 4
-if [ -n "$SHOT" ] && command -v import >/dev/null && [ -x /usr/bin/import ]; then
-  DISPLAY=$display /usr/bin/import -window root "$SHOT" && echo "smoke: screenshot $SHOT"
-fi
-kill -TERM "$APP"
-status=0
-wait "$APP" || status=$?
-APP=
-if [ "$status" -ne 0 ] || ! grep -q "Appliance stopped" "$WORK/log"; then
-  echo "smoke: the app did not stop cleanly (exit $status); its log:" >&2
-  tail -n 30 "$WORK/log" >&2
-  exit 1
-fi
-echo "smoke: the desktop app ran its appliance, opened its console and stopped cleanly"
+# run_once NAME READY_URL SHOT [ENV...]: starts the app with ENV, waits for
+# READY_URL to answer, screenshots, stops it with SIGTERM, checks the stop.
+run_once() {
+  local name=$1 ready_url=$2 shot=$3
+  shift 3
+  env DISPLAY="$display" XDG_DATA_HOME="$WORK/share" RAP_WORKER_RUNTIME=scripted "$@" "$BIN" >"$WORK/$name.log" 2>&1 &
+  APP=$!
+  local ready=
+  for _ in $(seq 1 100); do
+    if curl -fsS "$ready_url" >/dev/null 2>&1; then ready=1; break; fi
+    kill -0 "$APP" 2>/dev/null || break
+    sleep 0.2
+  done
+  if [ -z "$ready" ]; then
+    echo "smoke ($name): $ready_url never answered; the app's log:" >&2
+    tail -n 30 "$WORK/$name.log" >&2
+    exit 1
+  fi
+  # Time for the webview to load and paint the console.
+  sleep 4
+  if [ -n "$shot" ] && [ -x /usr/bin/import ]; then
+    DISPLAY=$display /usr/bin/import -window root "$shot" && echo "smoke ($name): screenshot $shot"
+  fi
+  if [ -n "${CHECK:-}" ]; then "$CHECK"; fi
+  kill -TERM "$APP"
+  local status=0
+  wait "$APP" || status=$?
+  APP=
+  if [ "$status" -ne 0 ] || ! grep -q "Appliance stopped" "$WORK/$name.log"; then
+    echo "smoke ($name): the app did not stop cleanly (exit $status); its log:" >&2
+    tail -n 30 "$WORK/$name.log" >&2
+    exit 1
+  fi
+  echo "smoke ($name): ran its appliance, opened its console, stopped cleanly"
+}
+
+# This computer only: the console and the appliance on one loopback port.
+port=$(free_port)
+run_once local "http://127.0.0.1:$port/readyz" "$SHOT" APP_LISTEN_ADDR="127.0.0.1:$port"
+
+# Serving the LAN (the tray's choice, saved in desktop.toml): HTTPS with the
+# appliance's own CA on the LAN address (127.0.0.2 stands in for it), the
+# window's console in plain HTTP on loopback port 47080.
+mkdir -p "$WORK/share/app.rap-appliance.desktop"
+printf 'lan = true\n' >"$WORK/share/app.rap-appliance.desktop/desktop.toml"
+lan_port=$(free_port)
+lan_check() {
+  local ca="$WORK/share/app.rap-appliance.desktop/data/tls/ca.pem"
+  curl -fsS --cacert "$ca" "https://127.0.0.2:$lan_port/readyz" >/dev/null \
+    || { echo "smoke (lan): no HTTPS with the appliance's CA on the LAN side" >&2; exit 1; }
+  if curl -fsS "http://127.0.0.2:$lan_port/readyz" >/dev/null 2>&1; then
+    echo "smoke (lan): plain HTTP answered on the LAN side" >&2
+    exit 1
+  fi
+}
+CHECK=lan_check run_once lan "http://127.0.0.1:47080/readyz" "${SHOT:+${SHOT%.png}-lan.png}" APP_LISTEN_ADDR="127.0.0.2:$lan_port"

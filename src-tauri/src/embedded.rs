@@ -18,6 +18,42 @@ use tokio::task::JoinHandle;
 /// away from 8080, where a server install of the appliance listens.
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:47080";
 
+/// Where the app's appliance serves the office when the LAN is turned on:
+/// every interface, HTTPS with the appliance's own CA (`APP_TLS=auto`).
+pub const LAN_LISTEN_ADDR: &str = "0.0.0.0:8443";
+
+/// The app's own choices, kept beside its data (`desktop.toml`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choices {
+    /// Serve the office LAN, not only this computer.
+    #[serde(default)]
+    pub lan: bool,
+}
+
+impl Choices {
+    pub fn path(app_data_dir: &Path) -> PathBuf {
+        app_data_dir.join("desktop.toml")
+    }
+
+    /// The saved choices; a missing file is the defaults, a damaged one is
+    /// an error rather than a silent reset.
+    pub fn load(app_data_dir: &Path) -> anyhow::Result<Self> {
+        let path = Self::path(app_data_dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("{} is not valid", path.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, app_data_dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(app_data_dir)?;
+        let text = toml::to_string(self)?;
+        std::fs::write(Self::path(app_data_dir), text).context("saving the desktop app's choices")
+    }
+}
+
 /// How long a stop may take before the app gives up waiting: the
 /// appliance's own grace period plus checkpointing.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -25,10 +61,14 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The app's settings: the process environment and `APP_CONFIG_FILE` as for
 /// the server, over the desktop's defaults (data in the app's data
 /// directory, loopback on [`DEFAULT_LISTEN_ADDR`]).
-pub fn settings(app_data_dir: &Path) -> anyhow::Result<Settings> {
+pub fn settings(app_data_dir: &Path, choices: Choices) -> anyhow::Result<Settings> {
     let mut settings = Settings::from_env()?;
     settings.default_to("APP_DATA_DIR", &app_data_dir.join("data").to_string_lossy())?;
-    settings.default_to("APP_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
+    settings.default_to("APP_LISTEN_ADDR", if choices.lan { LAN_LISTEN_ADDR } else { DEFAULT_LISTEN_ADDR })?;
+    if choices.lan {
+        // Serving the office means HTTPS, wherever the address points.
+        settings.default_to("APP_TLS", "auto")?;
+    }
     Ok(settings)
 }
 
@@ -44,21 +84,29 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Validates `settings`, binds the listener (so a taken port is an
-    /// error now, not later) and starts serving.
-    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+    /// Validates `settings`, binds the listeners (so a taken port is an
+    /// error now, not later) and starts serving. When the appliance serves
+    /// TLS (the LAN), the window's console gets its own plain listener on
+    /// `console_addr` (loopback): the webview does not trust the
+    /// appliance's CA, and plain HTTP never leaves the machine.
+    pub async fn start(settings: &Settings, console_addr: SocketAddr) -> anyhow::Result<Self> {
         let config = Config::from_settings(settings)?;
-        let listener = tokio::net::TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+        };
+        let listener = bind(config.listen_addr).await?;
         let listen_addr = listener.local_addr()?;
         let tls = config.tls.mode != TlsMode::Off;
+        let console = if tls { Some(bind(console_addr).await?) } else { None };
+        let console_url = match &console {
+            Some(console) => console_url(console.local_addr()?),
+            None => console_url(listen_addr),
+        };
         let data_dir = config.data_dir.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(rap_appliance::run(config, listener, async move {
+        let task = tokio::spawn(rap_appliance::run_with_console(config, listener, console, async move {
             let _ = stopped.await;
         }));
-        let console_url = console_url(listen_addr, tls);
         Ok(Self { console_url, listen_addr, tls, data_dir, stop: Some(stop), task })
     }
 
@@ -100,16 +148,16 @@ impl Embedded {
     }
 }
 
-/// The console's address: loopback even when the appliance serves the LAN
-/// on every interface.
-fn console_url(listen_addr: SocketAddr, tls: bool) -> String {
-    let scheme = if tls { "https" } else { "http" };
+/// The console's address: plain HTTP over loopback even when the
+/// appliance listens on every interface (TLS comes with a console listener
+/// of its own).
+fn console_url(listen_addr: SocketAddr) -> String {
     let host = if listen_addr.ip().is_unspecified() || listen_addr.ip().is_loopback() {
         "127.0.0.1".to_owned()
     } else {
         listen_addr.ip().to_string()
     };
-    format!("{scheme}://{host}:{}/", listen_addr.port())
+    format!("http://{host}:{}/", listen_addr.port())
 }
 
 fn ca_fingerprint(ca_pem: &Path) -> Option<String> {
@@ -142,12 +190,10 @@ mod tests {
 
     #[test]
     fn the_console_is_opened_over_loopback() {
-        let any: SocketAddr = "0.0.0.0:8443".parse().expect("addr");
-        assert_eq!(console_url(any, true), "https://127.0.0.1:8443/");
+        let any: SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+        assert_eq!(console_url(any), "http://127.0.0.1:8080/");
         let local: SocketAddr = "127.0.0.1:47080".parse().expect("addr");
-        assert_eq!(console_url(local, false), "http://127.0.0.1:47080/");
-        let lan: SocketAddr = "192.168.1.20:8443".parse().expect("addr");
-        assert_eq!(console_url(lan, true), "https://192.168.1.20:8443/");
+        assert_eq!(console_url(local), "http://127.0.0.1:47080/");
     }
 
     #[test]
@@ -155,6 +201,18 @@ mod tests {
         assert!(is_setup_code("5C9A-VBHW-7R1C-CJDY-8R8H-GEH7-P34D"));
         assert!(!is_setup_code("x#/login"));
         assert!(!is_setup_code(""));
+    }
+
+    #[test]
+    fn choices_survive_a_restart_and_a_damaged_file_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(Choices::load(dir.path()).expect("defaults"), Choices::default());
+        Choices { lan: true }.save(dir.path()).expect("saved");
+        assert_eq!(Choices::load(dir.path()).expect("loaded"), Choices { lan: true });
+        std::fs::write(Choices::path(dir.path()), "lan = \"maybe\"").expect("write");
+        assert!(Choices::load(dir.path()).is_err());
+        std::fs::write(Choices::path(dir.path()), "lan = true\nextra = 1").expect("write");
+        assert!(Choices::load(dir.path()).is_err(), "unknown keys are refused");
     }
 
     #[test]

@@ -13,11 +13,11 @@ pub mod embedded;
 use std::sync::Mutex;
 
 use anyhow::Context;
-use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
 
-use embedded::Embedded;
+use embedded::{Choices, Embedded};
 
 const MAIN_WINDOW: &str = "main";
 
@@ -27,24 +27,39 @@ struct Running(Mutex<Option<Embedded>>);
 /// Whether a tray entry exists (closing the window then only hides it).
 struct HasTray(bool);
 
+/// Where the app keeps its data and choices.
+struct AppDir(std::path::PathBuf);
+
+/// The window's console listener: a fixed loopback port, so its origin
+/// (and the sign-in kept in it) survives restarts and LAN toggles.
+fn console_addr() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 47080))
+}
+
+/// Starts the appliance as `choices` say.
+fn start(app_dir: &std::path::Path, choices: embedded::Choices) -> anyhow::Result<Embedded> {
+    let settings = embedded::settings(app_dir, choices)?;
+    let appliance = tauri::async_runtime::block_on(Embedded::start(&settings, console_addr()))?;
+    tracing::info!(url = %appliance.console_url, lan = choices.lan, data_dir = %appliance.data_dir.display(), "Console");
+    wait_until_serving(&appliance);
+    Ok(appliance)
+}
+
 pub fn run() -> anyhow::Result<()> {
     init_logging();
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_console(app)))
         .setup(|app| {
-            let data_dir = app.path().app_data_dir().context("no per-user data directory")?;
-            let settings = embedded::settings(&data_dir)?;
-            let appliance = tauri::async_runtime::block_on(Embedded::start(&settings))?;
-            tracing::info!(url = %appliance.console_url, data_dir = %appliance.data_dir.display(), "Console");
-            // The set-up code is written while `run` starts: wait for it.
-            wait_until_serving(&appliance);
+            let app_dir = app.path().app_data_dir().context("no per-user data directory")?;
+            let choices = embedded::Choices::load(&app_dir)?;
+            let appliance = start(&app_dir, choices)?;
             let url = appliance.window_url().parse().context("console URL")?;
             WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
                 .title("RAP Appliance")
                 .inner_size(1280.0, 860.0)
                 .min_inner_size(720.0, 480.0)
                 .build()?;
-            let tray = match tray(app.handle(), &appliance) {
+            let tray = match tray(app.handle(), &appliance, choices) {
                 Ok(()) => true,
                 Err(error) => {
                     // A desktop without a tray host still gets its window.
@@ -53,6 +68,7 @@ pub fn run() -> anyhow::Result<()> {
                 }
             };
             app.manage(HasTray(tray));
+            app.manage(AppDir(app_dir));
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 // A logout, shutdown or `kill` quits like the tray's Quit:
@@ -177,22 +193,35 @@ pub fn status_lines(appliance: &Embedded) -> Vec<String> {
     lines
 }
 
-fn tray(app: &AppHandle, appliance: &Embedded) -> anyhow::Result<()> {
+fn menu(app: &AppHandle, appliance: &Embedded, choices: embedded::Choices) -> anyhow::Result<Menu<tauri::Wry>> {
     let status: Vec<MenuItem<_>> = status_lines(appliance)
         .iter()
         .enumerate()
         .map(|(index, line)| MenuItem::with_id(app, format!("status-{index}"), line, false, None::<&str>))
         .collect::<Result<_, _>>()?;
     let open = MenuItem::with_id(app, "open", "Open console", true, None::<&str>)?;
+    let lan = CheckMenuItem::with_id(
+        app,
+        "lan",
+        format!("Serve the office LAN (HTTPS on {})", embedded::LAN_LISTEN_ADDR),
+        true,
+        choices.lan,
+        None::<&str>,
+    )?;
     let separator = PredefinedMenuItem::separator(app)?;
     let quit = MenuItem::with_id(app, "quit", "Quit (stops the appliance)", true, None::<&str>)?;
     let mut items: Vec<&dyn tauri::menu::IsMenuItem<_>> = status.iter().map(|item| item as _).collect();
-    items.extend([&separator as &dyn tauri::menu::IsMenuItem<_>, &open, &quit]);
-    let menu = Menu::with_items(app, &items)?;
+    items.extend([&separator as &dyn tauri::menu::IsMenuItem<_>, &open, &lan, &quit]);
+    Ok(Menu::with_items(app, &items)?)
+}
+
+fn tray(app: &AppHandle, appliance: &Embedded, choices: embedded::Choices) -> anyhow::Result<()> {
+    let menu = menu(app, appliance, choices)?;
     let mut builder =
-        TrayIconBuilder::with_id("rap").menu(&menu).tooltip("RAP Appliance").on_menu_event(|app, event| {
+        TrayIconBuilder::with_id(TRAY).menu(&menu).tooltip("RAP Appliance").on_menu_event(|app, event| {
             match event.id.as_ref() {
                 "open" => show_console(app),
+                "lan" => toggle_lan(app),
                 "quit" => app.exit(0),
                 _ => {}
             }
@@ -202,4 +231,49 @@ fn tray(app: &AppHandle, appliance: &Embedded) -> anyhow::Result<()> {
     }
     builder.build(app)?;
     Ok(())
+}
+
+const TRAY: &str = "rap";
+
+/// Turns serving the LAN on or off: the choice is saved, the appliance
+/// restarts on its new address (sessions detach and can be resumed), and
+/// the window and tray follow. Off the UI thread: a stop can take seconds.
+fn toggle_lan(app: &AppHandle) {
+    let app = app.clone();
+    std::thread::spawn(move || {
+        let Some(app_dir) = app.try_state::<AppDir>().map(|dir| dir.0.clone()) else { return };
+        let choices = match embedded::Choices::load(&app_dir) {
+            Ok(choices) => embedded::Choices { lan: !choices.lan },
+            Err(error) => return tracing::error!(error = %format!("{error:#}"), "Cannot read the app's choices"),
+        };
+        if let Err(error) = choices.save(&app_dir) {
+            return tracing::error!(error = %format!("{error:#}"), "Cannot save the app's choices");
+        }
+        stop_appliance(&app);
+        let appliance = match start(&app_dir, choices) {
+            Ok(appliance) => appliance,
+            Err(error) => {
+                // Back to what worked, so the office is not left without it.
+                tracing::error!(error = %format!("{error:#}"), lan = choices.lan, "The appliance did not start; going back");
+                let previous = embedded::Choices { lan: !choices.lan };
+                let _ = previous.save(&app_dir);
+                match start(&app_dir, previous) {
+                    Ok(appliance) => appliance,
+                    Err(error) => return tracing::error!(error = %format!("{error:#}"), "The appliance did not start"),
+                }
+            }
+        };
+        let lan = Choices::load(&app_dir).unwrap_or_default();
+        if let (Some(tray), Ok(menu)) = (app.tray_by_id(TRAY), menu(&app, &appliance, lan)) {
+            let _ = tray.set_menu(Some(menu));
+        }
+        if let (Some(window), Ok(url)) = (app.get_webview_window(MAIN_WINDOW), appliance.console_url.parse()) {
+            let _ = window.navigate(url);
+        }
+        if let Some(running) = app.try_state::<Running>()
+            && let Ok(mut slot) = running.0.lock()
+        {
+            *slot = Some(appliance);
+        }
+    });
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use rap_appliance::config::Settings;
-use rap_desktop::embedded::{self, DEFAULT_LISTEN_ADDR, Embedded};
+use rap_desktop::embedded::{self, Choices, DEFAULT_LISTEN_ADDR, Embedded, LAN_LISTEN_ADDR};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
@@ -20,12 +20,52 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
 #[test]
 fn the_app_keeps_its_data_in_its_own_directory_on_a_fixed_loopback_port() {
     let app_dir = tempfile::tempdir().expect("temp dir");
-    let settings = embedded::settings(app_dir.path()).expect("settings");
+    let settings = embedded::settings(app_dir.path(), Choices::default()).expect("settings");
     let data = app_dir.path().join("data");
     assert_eq!(settings.get("APP_DATA_DIR"), Some(data.to_string_lossy().as_ref()));
     assert_eq!(settings.get("APP_LISTEN_ADDR"), Some(DEFAULT_LISTEN_ADDR));
     let config = rap_appliance::Config::from_settings(&settings).expect("a valid configuration");
     assert!(config.listen_addr.ip().is_loopback(), "nothing on the LAN unless asked");
+    assert_eq!(config.tls.mode, rap_appliance::config::TlsMode::Off);
+
+    let lan = embedded::settings(app_dir.path(), Choices { lan: true }).expect("settings");
+    assert_eq!(lan.get("APP_LISTEN_ADDR"), Some(LAN_LISTEN_ADDR));
+    let config = rap_appliance::Config::from_settings(&lan).expect("a valid configuration");
+    assert_eq!(config.tls.mode, rap_appliance::config::TlsMode::Auto, "the LAN is served over HTTPS");
+}
+
+fn loopback_any() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().expect("addr")
+}
+
+#[tokio::test]
+async fn serving_the_lan_keeps_a_plain_console_on_loopback_for_the_window() {
+    let app_dir = tempfile::tempdir().expect("temp dir");
+    let data = app_dir.path().join("data").to_string_lossy().into_owned();
+    let settings = Settings::from_pairs([
+        ("APP_DATA_DIR", data.as_str()),
+        ("APP_TLS", "auto"),
+        ("APP_LISTEN_ADDR", "127.0.0.2:0"),
+        ("RAP_WORKER_RUNTIME", "scripted"),
+    ])
+    .expect("settings");
+    let appliance = Embedded::start(&settings, loopback_any()).await.expect("started");
+    assert!(appliance.tls);
+    assert!(appliance.console_url.starts_with("http://127.0.0.1:"), "{}", appliance.console_url);
+    let console: std::net::SocketAddr =
+        appliance.console_url.trim_start_matches("http://").trim_end_matches('/').parse().expect("console addr");
+    assert_ne!(console.port(), appliance.listen_addr.port());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !get(console, "/readyz").await.is_some_and(|answer| answer.starts_with("HTTP/1.1 200")) {
+        assert!(Instant::now() < deadline && !appliance.has_ended(), "the console never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fingerprint = appliance.ca_fingerprint().expect("the appliance's CA");
+    assert_eq!(fingerprint.len(), 64);
+    assert!(appliance.window_url().contains("#/setup?code="), "{}", appliance.window_url());
+    let plain_on_lan = get(appliance.listen_addr, "/readyz").await;
+    assert!(!plain_on_lan.is_some_and(|answer| answer.starts_with("HTTP/1.1 200")), "the LAN side is TLS only");
+    appliance.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
@@ -38,7 +78,7 @@ async fn the_appliance_runs_in_process_serves_its_console_and_stops_cleanly() {
         ("RAP_WORKER_RUNTIME", "scripted"),
     ])
     .expect("settings");
-    let appliance = Embedded::start(&settings).await.expect("started");
+    let appliance = Embedded::start(&settings, loopback_any()).await.expect("started");
     assert!(appliance.console_url.starts_with("http://127.0.0.1:"), "{}", appliance.console_url);
     assert!(!appliance.tls);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -73,6 +113,6 @@ async fn a_taken_port_is_an_error_at_start_not_later() {
     let data = app_dir.path().to_string_lossy().into_owned();
     let settings =
         Settings::from_pairs([("APP_DATA_DIR", data.as_str()), ("APP_LISTEN_ADDR", addr.as_str())]).expect("settings");
-    let error = Embedded::start(&settings).await.err().expect("refused");
+    let error = Embedded::start(&settings, loopback_any()).await.err().expect("refused");
     assert!(format!("{error:#}").contains("cannot listen on"), "{error:#}");
 }
