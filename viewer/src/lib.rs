@@ -1,0 +1,194 @@
+//! The native viewer's core, without a window: one attached socket to the
+//! appliance's gateway, `binary_v1` frames decoded (with `rap-wire`, the
+//! appliance's own format crate) into a framebuffer of `0RGB` words, which
+//! is what softbuffer presents, and input sent back. The window (winit +
+//! softbuffer) paints [`Desktop`] where [`Event::Damage`] says.
+//!
+//! Decoding runs on the socket's task, never on the thread that paints.
+
+mod desktop;
+
+pub use desktop::Desktop;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use rap_wire::frame::{ColorMode, Encoding, FrameHeader, HEADER_LEN, Rect, inflate};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Events kept for the window at most; a window that stops reading makes
+/// the socket wait, which the gateway handles like any slow viewer.
+const EVENT_QUEUE: usize = 256;
+const INPUT_QUEUE: usize = 1024;
+
+/// What the window learns from the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Attached {
+        role: String,
+        width: u16,
+        height: u16,
+    },
+    /// Pixels of this rectangle changed in [`Desktop`].
+    Damage(Rect),
+    /// The desktop changed size; the whole framebuffer follows.
+    Resized {
+        width: u16,
+        height: u16,
+    },
+    /// `session.state`, `session.taken_over`, `session.access_revoked`,
+    /// `error`…: its type, its event code and words to show.
+    Notice {
+        kind: String,
+        code: String,
+        message: String,
+    },
+    /// The socket closed: the close code, if the server gave one.
+    Closed {
+        code: Option<u16>,
+    },
+}
+
+/// Input for the remote desktop, as the gateway's envelopes carry it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Mouse {
+        x: u16,
+        y: u16,
+        buttons: u8,
+        wheel_delta: i16,
+    },
+    /// A physical key: its PS/2 set-1 scancode (extended keys with 0xE0 in
+    /// the high byte), so every keyboard layout works.
+    Key {
+        scancode: u16,
+        down: bool,
+    },
+    Resize {
+        width: u16,
+        height: u16,
+    },
+}
+
+impl Input {
+    fn envelope(&self) -> Value {
+        match self {
+            Self::Mouse { x, y, buttons, wheel_delta } => json!({
+                "type": "input.mouse",
+                "payload": {"x": x, "y": y, "buttons": buttons, "wheel_delta": wheel_delta},
+            }),
+            Self::Key { scancode, down } => {
+                json!({"type": "input.key", "payload": {"scancode": scancode, "down": down}})
+            }
+            Self::Resize { width, height } => {
+                json!({"type": "display.resize", "payload": {"width": width, "height": height}})
+            }
+        }
+    }
+}
+
+/// An attached viewer.
+pub struct Viewer {
+    pub desktop: Arc<Mutex<Desktop>>,
+    pub events: mpsc::Receiver<Event>,
+    pub input: mpsc::Sender<Input>,
+}
+
+/// Connects to `url` (`ws://` or `wss://…/api/v1/gateway/ws`), trusting
+/// `tls` when given, and attaches with `attach_token` asking for
+/// `binary_v1` frames compressed with zlib.
+pub async fn attach(url: &str, tls: Option<Arc<rustls::ClientConfig>>, attach_token: &str) -> anyhow::Result<Viewer> {
+    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let attach = json!({"type": "attach", "payload": {
+        "attach_token": attach_token, "render_transport": "binary_v1", "compression": "zlib",
+    }});
+    socket.send(Message::text(attach.to_string())).await.context("sending attach")?;
+    let desktop = Arc::new(Mutex::new(Desktop::default()));
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let (input, mut input_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
+    let shared = desktop.clone();
+    tokio::spawn(async move {
+        let (mut sink, mut stream) = socket.split();
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let event = match message {
+                        Some(Ok(Message::Binary(bytes))) => decode_frame(&shared, &bytes),
+                        Some(Ok(Message::Text(text))) => on_text(&shared, &text),
+                        Some(Ok(Message::Close(frame))) => {
+                            let _ = events_tx.send(Event::Closed { code: frame.map(|frame| u16::from(frame.code)) }).await;
+                            return;
+                        }
+                        Some(Ok(_)) => None,
+                        Some(Err(_)) | None => {
+                            let _ = events_tx.send(Event::Closed { code: None }).await;
+                            return;
+                        }
+                    };
+                    if let Some(event) = event
+                        && events_tx.send(event).await.is_err()
+                    {
+                        return; // the window is gone
+                    }
+                }
+                input = input_rx.recv() => {
+                    let Some(input) = input else { return };
+                    if sink.send(Message::text(input.envelope().to_string())).await.is_err() {
+                        let _ = events_tx.send(Event::Closed { code: None }).await;
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(Viewer { desktop, events, input })
+}
+
+fn on_text(desktop: &Mutex<Desktop>, text: &str) -> Option<Event> {
+    let message: Value = serde_json::from_str(text).ok()?;
+    let kind = message["type"].as_str()?.to_owned();
+    let payload = &message["payload"];
+    let size = |value: &Value| value.as_u64().and_then(|number| u16::try_from(number).ok());
+    match kind.as_str() {
+        "session.attached" => {
+            let (width, height) = (size(&payload["width"])?, size(&payload["height"])?);
+            desktop.lock().ok()?.resize(width, height);
+            Some(Event::Attached { role: payload["role"].as_str().unwrap_or_default().to_owned(), width, height })
+        }
+        "display.size" => {
+            let (width, height) = (size(&payload["width"])?, size(&payload["height"])?);
+            desktop.lock().ok()?.resize(width, height);
+            Some(Event::Resized { width, height })
+        }
+        "pong" | "session.viewers" => None,
+        _ => {
+            let event = &message["event"];
+            let code = event["code"].as_str().or(payload["state"].as_str()).unwrap_or_default().to_owned();
+            let message = event["fallback_message"].as_str().unwrap_or_default().to_owned();
+            Some(Event::Notice { kind, code, message })
+        }
+    }
+}
+
+/// One `binary_v1` rectangle into the framebuffer; `None` (dropped) for a
+/// frame that does not parse or fit, which a correct server never sends.
+fn decode_frame(desktop: &Mutex<Desktop>, bytes: &[u8]) -> Option<Event> {
+    let header = FrameHeader::read(bytes)?;
+    let payload = bytes.get(HEADER_LEN..HEADER_LEN + header.payload_len as usize)?;
+    let gray = header.color_mode == ColorMode::Grayscale;
+    let expected = usize::from(header.rect.width) * usize::from(header.rect.height) * if gray { 1 } else { 4 };
+    let pixels = match header.encoding {
+        Encoding::RawRgba8 | Encoding::RawGray8 => payload.to_vec(),
+        Encoding::ZlibRgba8 | Encoding::ZlibGray8 => inflate(payload, expected)?,
+    };
+    if pixels.len() != expected {
+        return None;
+    }
+    desktop.lock().ok()?.put(header.rect, &pixels, gray).then_some(Event::Damage(header.rect))
+}

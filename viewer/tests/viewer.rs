@@ -1,0 +1,183 @@
+//! The native viewer's core against a real appliance on 127.0.0.1 (the
+//! scripted desktop): the screen reproduced pixel for pixel from zlib
+//! `binary_v1` frames, input reaching the desktop, and the session's end
+//! and a takeover seen as the gateway says them.
+
+use std::time::Duration;
+
+use rap_appliance::worker::scripted::pattern_pixel;
+use rap_viewer::{Event, Input, Viewer};
+use serde_json::{Value, json};
+
+struct Appliance {
+    base: String,
+    ws: String,
+    http: reqwest::Client,
+    token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl Appliance {
+    async fn start() -> Self {
+        // Feature unification can give reqwest a TLS backend with no
+        // provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let data = tempfile::tempdir().expect("temp dir");
+        let dir = data.path().to_string_lossy().into_owned();
+        let config = rap_appliance::Config::from_pairs([
+            ("APP_DATA_DIR", dir.as_str()),
+            ("RAP_WORKER_RUNTIME", "scripted"),
+            ("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true"),
+            ("APP_RATE_LIMIT_PER_SECOND", "0"),
+        ])
+        .expect("config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(rap_appliance::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::new();
+        let base = format!("http://{addr}");
+        let owner = json!({"email": "o@example.com", "password": "owner password 1", "display_name": "O"});
+        http.post(format!("{base}/api/v1/installation/bootstrap-owner")).json(&owner).send().await.expect("bootstrap");
+        let login: Value = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "o@example.com", "password": "owner password 1"}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        let token = login["access_token"].as_str().expect("token").to_owned();
+        Self { ws: format!("ws://{addr}/api/v1/gateway/ws"), base, http, token, stop: Some(stop), _data: data }
+    }
+
+    async fn call(&self, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.expect("json")
+    }
+
+    /// A session on the scripted desktop: (session id, attach token).
+    async fn session(&self) -> (String, String) {
+        let me: Value = self
+            .http
+            .get(format!("{}/api/v1/auth/me", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("me")
+            .json()
+            .await
+            .expect("json");
+        let org = me["memberships"][0]["organization_id"].clone();
+        let resource = self
+            .call(
+                "/api/v1/resources",
+                Some(json!({"organization_id": org, "name": "PC", "protocol": "rdp", "host": "pc.scripted"})),
+            )
+            .await;
+        let started = self
+            .call("/api/v1/sessions", Some(json!({"resource_id": resource["id"], "width": 320, "height": 200})))
+            .await;
+        let id = started["session"]["id"].as_str().expect("id").to_owned();
+        (id, started["attach"]["attach_token"].as_str().expect("token").to_owned())
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn next(viewer: &mut Viewer) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), viewer.events.recv()).await.expect("an event in time").expect("open")
+}
+
+/// Events until one matches, the others skipped.
+async fn until(viewer: &mut Viewer, wanted: impl Fn(&Event) -> bool) -> Event {
+    loop {
+        let event = next(viewer).await;
+        if wanted(&event) {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_viewer_reproduces_the_desktop_sends_input_and_sees_the_end() {
+    let appliance = Appliance::start().await;
+    let (session, token) = appliance.session().await;
+    let mut viewer = rap_viewer::attach(&appliance.ws, None, &token).await.expect("attached");
+    let attached = until(&mut viewer, |event| matches!(event, Event::Attached { .. })).await;
+    assert_eq!(attached, Event::Attached { role: "controller".into(), width: 320, height: 200 });
+    // The first update is the whole screen.
+    let whole = until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;
+    assert_eq!(whole, Event::Damage(rap_wire::frame::Rect::new(0, 0, 320, 200)));
+    {
+        let desktop = viewer.desktop.lock().expect("desktop");
+        for (x, y) in [(0, 0), (319, 199), (123, 45), (255, 128)] {
+            let [r, g, b, _] = pattern_pixel(x, y);
+            assert_eq!(desktop.rgb(x, y), Some([r, g, b]), "pixel ({x}, {y})");
+        }
+    }
+
+    viewer.input.send(Input::Mouse { x: 30, y: 40, buttons: 1, wheel_delta: 0 }).await.expect("input");
+    let Event::Damage(rect) = until(&mut viewer, |event| matches!(event, Event::Damage(_))).await else {
+        unreachable!()
+    };
+    assert!(rect.x <= 30 && rect.y <= 40, "the click's mark: {rect:?}");
+    assert_eq!(
+        viewer.desktop.lock().expect("desktop").rgb(30, 40),
+        Some([255, 255, 255]),
+        "the desktop drew the click"
+    );
+
+    // Another device takes over: told, then closed with 4411.
+    let taken = appliance.call(&format!("/api/v1/sessions/{session}/takeover"), None).await;
+    let notice =
+        until(&mut viewer, |event| matches!(event, Event::Notice { kind, .. } if kind == "session.taken_over")).await;
+    assert!(
+        matches!(&notice, Event::Notice { code, message, .. } if code == "session_taken_over" && !message.is_empty())
+    );
+    assert_eq!(
+        until(&mut viewer, |event| matches!(event, Event::Closed { .. })).await,
+        Event::Closed { code: Some(4411) }
+    );
+
+    // The new controller sees the session end: state, then 4409.
+    let token = taken["attach"]["attach_token"].as_str().expect("token");
+    let mut second = rap_viewer::attach(&appliance.ws, None, token).await.expect("attached");
+    until(&mut second, |event| matches!(event, Event::Damage(_))).await;
+    appliance.call(&format!("/api/v1/sessions/{session}/terminate"), None).await;
+    until(&mut second, |event| matches!(event, Event::Notice { code, .. } if code == "session_ended")).await;
+    assert_eq!(
+        until(&mut second, |event| matches!(event, Event::Closed { .. })).await,
+        Event::Closed { code: Some(4409) }
+    );
+}
+
+#[tokio::test]
+async fn a_bad_token_is_refused_with_the_gateways_reason() {
+    let appliance = Appliance::start().await;
+    let mut viewer = rap_viewer::attach(&appliance.ws, None, "not-a-token").await.expect("connected");
+    let refused = until(&mut viewer, |event| matches!(event, Event::Notice { .. })).await;
+    assert!(
+        matches!(&refused, Event::Notice { kind, code, .. } if kind == "error" && code == "unauthorized"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        until(&mut viewer, |event| matches!(event, Event::Closed { .. })).await,
+        Event::Closed { code: Some(4401) }
+    );
+}
