@@ -23,13 +23,14 @@ ARTIFACTS="$HERE/artifacts"
 # shellcheck source=appliance.sh
 . "$HERE/appliance.sh"
 mkdir -p "$ARTIFACTS"
-# (run-rdp.sh's rdp-* and bench-* artifacts are left alone, and each of
-# the plain and HTTPS runs keeps the other's)
+# (run-rdp.sh's rdp-* and bench-* artifacts and the native-* and desktop-*
+# screenshots of the Rust smoke runs are left alone, and each of the plain
+# and HTTPS runs keeps the other's)
 if tls_run; then
   find "$ARTIFACTS" -maxdepth 1 -name 'tls-*.png' -delete
   LOG="$ARTIFACTS/tls-appliance.log"
 else
-  find "$ARTIFACTS" -maxdepth 1 -name '*.png' ! -name 'rdp-*' ! -name 'bench-*' ! -name 'tls-*' -delete
+  find "$ARTIFACTS" -maxdepth 1 -name '*.png' ! -name 'rdp-*' ! -name 'bench-*' ! -name 'tls-*' ! -name 'native-*' ! -name 'desktop-*' -delete
   LOG="$ARTIFACTS/appliance.log"
 fi
 rm -f "$LOG"

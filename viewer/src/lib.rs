@@ -67,6 +67,12 @@ pub enum Input {
         scancode: u16,
         down: bool,
     },
+    /// A physical key by its W3C `KeyboardEvent.code` name (`KeyA`,
+    /// `ArrowLeft`), which the appliance maps to a scancode.
+    Code {
+        code: String,
+        down: bool,
+    },
     Resize {
         width: u16,
         height: u16,
@@ -83,6 +89,7 @@ impl Input {
             Self::Key { scancode, down } => {
                 json!({"type": "input.key", "payload": {"scancode": scancode, "down": down}})
             }
+            Self::Code { code, down } => json!({"type": "input.key", "payload": {"code": code, "down": down}}),
             Self::Resize { width, height } => {
                 json!({"type": "display.resize", "payload": {"width": width, "height": height}})
             }

@@ -78,12 +78,33 @@ fn ci() -> Result<(), String> {
     ci.step("Format", "cargo", &["fmt", "--all", "--", "--check"], &[])?;
     let desktop = has_gui_libraries();
     if desktop {
-        ci.step("Lint", "cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"], &[])?;
+        let lint = ["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"];
+        ci.step("Lint", "cargo", &lint, &[])?;
     } else {
         println!("\n==> The desktop app (src-tauri) is not linted or built: no WebKitGTK 4.1 development files");
-        ci.step("Lint", "cargo", &["clippy", "--all-targets", "--locked", "--", "-D", "warnings"], &[])?;
+        let lint = ["clippy", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"];
+        ci.step("Lint", "cargo", &lint, &[])?;
     }
     ci.step("Test (the README's test command)", "cargo", &["test", "--locked"], &[])?;
+    if which("Xvfb") && Path::new("/usr/bin/import").exists() {
+        ci.step(
+            "Native viewer: build",
+            "cargo",
+            &["build", "-p", "rap-viewer", "--features", "window", "--locked"],
+            &[],
+        )?;
+        let appliance = ci.target.join("debug/rap-appliance").to_string_lossy().into_owned();
+        let viewer = ci.target.join("debug/rap-viewer").to_string_lossy().into_owned();
+        let shot = ci.root.join("ui/tests/artifacts/native-viewer.png").to_string_lossy().into_owned();
+        ci.step(
+            "Native viewer: paints a remote desktop in its own window on a virtual display",
+            "bash",
+            &["viewer/smoke.sh", &appliance, &viewer, &shot],
+            &[],
+        )?;
+    } else {
+        println!("\n==> Native viewer smoke run skipped: it needs Xvfb and ImageMagick");
+    }
     if desktop {
         ci.step("Desktop app: tests", "cargo", &["test", "-p", "rap-desktop", "--locked"], &[])?;
         if which("Xvfb") {

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The native viewer on a virtual display against a real appliance (the
+# scripted desktop): it must paint the remote screen itself, pixel for
+# pixel, in its own window.
+#
+#   viewer/smoke.sh path/to/rap-appliance path/to/rap-viewer [screenshot.png]
+set -euo pipefail
+APPLIANCE=${1:?usage: $0 rap-appliance rap-viewer [screenshot.png]}
+VIEWER=${2:?usage: $0 rap-appliance rap-viewer [screenshot.png]}
+SHOT=${3:-}
+for tool in Xvfb curl python3; do
+  command -v "$tool" >/dev/null || { echo "smoke: $tool not found" >&2; exit 2; }
+done
+[ -x /usr/bin/import ] && [ -x /usr/bin/convert ] || { echo "smoke: ImageMagick not found" >&2; exit 2; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rap-viewer-smoke.XXXXXX")
+PIDS=
+cleanup() {
+  for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+APP_DATA_DIR="$WORK/data" APP_LISTEN_ADDR="127.0.0.1:$port" RAP_WORKER_RUNTIME=scripted \
+  INSTALLATION_INSECURE_BOOTSTRAP_ENABLED=true "$APPLIANCE" serve >"$WORK/appliance.log" 2>&1 &
+PIDS="$! $PIDS"
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do curl -fsS "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+curl -fsS -H 'content-type: application/json' "$base/api/v1/installation/bootstrap-owner" \
+  -d '{"email":"o@example.com","password":"owner password 1","display_name":"O"}' >/dev/null
+token=$(curl -fsS -H 'content-type: application/json' "$base/api/v1/auth/login" \
+  -d '{"email":"o@example.com","password":"owner password 1"}' | json '["access_token"]')
+auth=(-H "authorization: Bearer $token" -H 'content-type: application/json')
+org=$(curl -fsS "${auth[@]}" "$base/api/v1/auth/me" | json '["memberships"][0]["organization_id"]')
+resource=$(curl -fsS "${auth[@]}" "$base/api/v1/resources" \
+  -d "{\"organization_id\":\"$org\",\"name\":\"PC\",\"protocol\":\"rdp\",\"host\":\"pc.scripted\"}" | json '["id"]')
+attach=$(curl -fsS "${auth[@]}" "$base/api/v1/sessions" \
+  -d "{\"resource_id\":\"$resource\",\"width\":640,\"height\":400}" | json '["attach"]["attach_token"]')
+
+display=:$((190 + RANDOM % 50))
+Xvfb "$display" -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
+PIDS="$! $PIDS"
+sleep 0.5
+DISPLAY=$display "$VIEWER" --url "ws://127.0.0.1:$port/api/v1/gateway/ws" --token "$attach" >"$WORK/viewer.log" 2>&1 &
+VIEWER_PID=$!
+PIDS="$VIEWER_PID $PIDS"
+shot=${SHOT:-$WORK/shot.png}
+# The scripted desktop's pattern: red = x mod 256, green = y mod 256, blue 128.
+# With no window manager the window sits at the screen's origin.
+for _ in $(seq 1 50); do
+  sleep 0.2
+  kill -0 "$VIEWER_PID" 2>/dev/null || { echo "smoke: the viewer exited; its log:" >&2; cat "$WORK/viewer.log" >&2; exit 1; }
+  DISPLAY=$display /usr/bin/import -window root "$shot" 2>/dev/null || continue
+  pixel=$(/usr/bin/convert "$shot" -format '%[fx:int(255*p{100,50}.r)],%[fx:int(255*p{100,50}.g)],%[fx:int(255*p{100,50}.b)]' info:)
+  if [ "$pixel" = "100,50,128" ]; then
+    far=$(/usr/bin/convert "$shot" -format '%[fx:int(255*p{600,390}.r)],%[fx:int(255*p{600,390}.g)],%[fx:int(255*p{600,390}.b)]' info:)
+    [ "$far" = "88,134,128" ] || { echo "smoke: pixel (600,390) is $far, not the desktop's 88,134,128" >&2; exit 1; }
+    echo "smoke: the native viewer painted the remote desktop (screenshot $shot)"
+    exit 0
+  fi
+done
+echo "smoke: the viewer never showed the remote desktop (pixel (100,50) is ${pixel:-unknown}); its log:" >&2
+cat "$WORK/viewer.log" >&2
+exit 1
