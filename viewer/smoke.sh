@@ -40,20 +40,26 @@ resource=$(curl -fsS "${auth[@]}" "$base/api/v1/resources" \
 attach=$(curl -fsS "${auth[@]}" "$base/api/v1/sessions" \
   -d "{\"resource_id\":\"$resource\",\"width\":640,\"height\":400}" | json '["attach"]["attach_token"]')
 
-display=:$((190 + RANDOM % 50))
-Xvfb "$display" -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
+# A display number nobody uses, and the server up before the viewer starts.
+number=$((190 + RANDOM % 50))
+while [ -e "/tmp/.X11-unix/X$number" ] || [ -e "/tmp/.X$number-lock" ]; do number=$((number + 1)); done
+display=:$number
+Xvfb "$display" -screen 0 1024x768x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
 PIDS="$! $PIDS"
-sleep 0.5
+for _ in $(seq 1 50); do
+  DISPLAY=$display /usr/bin/import -window root "$WORK/probe.png" 2>/dev/null && break
+  sleep 0.1
+done
 DISPLAY=$display "$VIEWER" --url "ws://127.0.0.1:$port/api/v1/gateway/ws" --token "$attach" >"$WORK/viewer.log" 2>&1 &
 VIEWER_PID=$!
 PIDS="$VIEWER_PID $PIDS"
 shot=${SHOT:-$WORK/shot.png}
 # The scripted desktop's pattern: red = x mod 256, green = y mod 256, blue 128.
 # With no window manager the window sits at the screen's origin.
-for _ in $(seq 1 50); do
+for _ in $(seq 1 100); do
   sleep 0.2
   kill -0 "$VIEWER_PID" 2>/dev/null || { echo "smoke: the viewer exited; its log:" >&2; cat "$WORK/viewer.log" >&2; exit 1; }
-  DISPLAY=$display /usr/bin/import -window root "$shot" 2>/dev/null || continue
+  DISPLAY=$display /usr/bin/import -window root "$shot" 2>"$WORK/import.log" || continue
   pixel=$(/usr/bin/convert "$shot" -format '%[fx:int(255*p{100,50}.r)],%[fx:int(255*p{100,50}.g)],%[fx:int(255*p{100,50}.b)]' info:)
   if [ "$pixel" = "100,50,128" ]; then
     far=$(/usr/bin/convert "$shot" -format '%[fx:int(255*p{600,390}.r)],%[fx:int(255*p{600,390}.g)],%[fx:int(255*p{600,390}.b)]' info:)
@@ -62,6 +68,6 @@ for _ in $(seq 1 50); do
     exit 0
   fi
 done
-echo "smoke: the viewer never showed the remote desktop (pixel (100,50) is ${pixel:-unknown}); its log:" >&2
-cat "$WORK/viewer.log" >&2
+echo "smoke: the viewer never showed the remote desktop (pixel (100,50) is ${pixel:-unknown})" >&2
+for log in viewer xvfb import; do echo "--- $log:" >&2; tail -n 20 "$WORK/$log.log" >&2 2>/dev/null || true; done
 exit 1
