@@ -11,6 +11,8 @@ BIN=${1:?usage: $0 path/to/rap-desktop [screenshot.png]}
 SHOT=${2:-}
 command -v Xvfb >/dev/null || { echo "smoke: Xvfb not found (apt-get install -y xvfb)" >&2; exit 2; }
 
+# The screenshot's folder may not exist yet (a fresh clone).
+if [ -n "${SHOT:-}" ]; then mkdir -p "$(dirname "$SHOT")"; fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rap-desktop-smoke.XXXXXX")
 XVFB=
 APP=

@@ -13,6 +13,8 @@ for tool in Xvfb curl python3; do
 done
 [ -x /usr/bin/import ] && [ -x /usr/bin/convert ] || { echo "smoke: ImageMagick not found" >&2; exit 2; }
 
+# The screenshot's folder may not exist yet (a fresh clone).
+if [ -n "${SHOT:-}" ]; then mkdir -p "$(dirname "$SHOT")"; fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rap-viewer-smoke.XXXXXX")
 PIDS=
 cleanup() {
