@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rap_appliance::Config;
 use rap_appliance::config::{Settings, TlsMode};
-use sha2::Digest;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -165,7 +164,8 @@ fn ca_fingerprint(ca_pem: &Path) -> Option<String> {
     use rustls::pki_types::pem::PemObject;
     let pem = std::fs::read(ca_pem).ok()?;
     let der = CertificateDer::from_pem_slice(&pem).ok()?;
-    Some(sha2::Sha256::digest(der.as_ref()).iter().map(|byte| format!("{byte:02x}")).collect())
+    // The appliance's own definition, so the tray and the console agree.
+    Some(rap_appliance::tls::authority::fingerprint(der.as_ref()))
 }
 
 /// The code's own alphabet and hyphens only: nothing else from the file

@@ -72,6 +72,12 @@ impl Broker {
     /// that (bounded, and over at once if the session ends instead).
     async fn settled(&self, session_id: Uuid) -> Option<SessionRecord> {
         use futures_util::StreamExt;
+        // The usual case, an active session, needs no subscription.
+        let session = self.session(session_id).await?;
+        if !matches!(session.state, SessionState::Pending | SessionState::Starting) {
+            return Some(session);
+        }
+        // Subscribed before reading again, so a change in between is seen.
         let mut notices = self.subscribe(session_id).await;
         let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
