@@ -259,7 +259,7 @@ fn main() {
             for compression in ["none", "zlib"] {
                 for viewers in [1usize, 10] {
                 for (transport, url, tls) in &transports {
-                    let request = StartRequest { resource_id: resource.id, width: Some(WIDTH), height: Some(HEIGHT), ..StartRequest::default() };
+                    let request = StartRequest { width: Some(WIDTH), height: Some(HEIGHT), ..StartRequest::for_resource(resource.id) };
                     let (view_of, offer) = state.broker().start(&principal, request, &context).await.unwrap();
                     let session_id = view_of.session.id;
                     let screen = state.broker().live().queues.screens.open(session_id, WIDTH, HEIGHT);

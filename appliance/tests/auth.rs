@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use rap_appliance::auth::token::{AccessClaims, AccessTokens};
+use rap_storage::{AuthSessionId, UserId};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -227,8 +228,8 @@ async fn access_tokens_expire_and_tampering_is_refused() {
     let key: [u8; 32] =
         std::fs::read(app.data_dir.path().join("keys/access-token.key")).expect("key").try_into().expect("32 bytes");
     let me = json_of(app.get_as("/api/v1/auth/me", &access).await, 200).await;
-    let user_id = Uuid::parse_str(me["user"]["id"].as_str().expect("id")).expect("uuid");
-    let session_id = Uuid::parse_str(tokens["auth_session_id"].as_str().expect("sid")).expect("uuid");
+    let user_id: UserId = me["user"]["id"].as_str().expect("id").parse().expect("uuid");
+    let session_id: AuthSessionId = tokens["auth_session_id"].as_str().expect("sid").parse().expect("uuid");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let expired = AccessTokens::new(&key).issue(&AccessClaims {
         sub: user_id,

@@ -615,7 +615,7 @@ async fn attach_tokens_are_single_use_and_short_lived() {
         policy: None,
     };
     let resource = state.resources().create(&principal, input, &context).await.expect("resource");
-    let request = StartRequest { resource_id: resource.id, ..StartRequest::default() };
+    let request = StartRequest::for_resource(resource.id);
     let (view, offer) = state.broker().start(&principal, request, &context).await.expect("start");
 
     let grant = state.broker().redeem(&offer.attach_token).await.expect("first use");
@@ -625,7 +625,7 @@ async fn attach_tokens_are_single_use_and_short_lived() {
     assert_eq!(state.broker().redeem(&offer.attach_token).await, None, "a token works once");
     assert_eq!(state.broker().redeem("made-up-token").await, None);
 
-    let request = StartRequest { resource_id: resource.id, ..StartRequest::default() };
+    let request = StartRequest::for_resource(resource.id);
     let (_, late) = state.broker().start(&principal, request, &context).await.expect("second start");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(state.broker().redeem(&late.attach_token).await, None, "an expired token is refused");

@@ -17,11 +17,13 @@
 //! Architecture invariant: nothing in this crate knows about HTTP or business
 //! rules (who may do what); it stores and fetches.
 
+pub mod ids;
 pub mod live;
 pub mod repo;
 pub mod sqlite;
 mod time_text;
 pub mod types;
 
+pub use ids::{AuthSessionId, DeviceId, OrgId, ResourceId, SessionId, UserId, WorkerId};
 pub use repo::{Repositories, StorageError};
 pub use time_text::{format_timestamp, parse_timestamp};

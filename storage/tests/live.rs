@@ -1,3 +1,4 @@
+use rap_storage::{SessionId, WorkerId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,14 +153,14 @@ async fn the_heartbeat_board_keeps_the_latest_beat_per_lease_until_collected() {
     use time::macros::datetime;
 
     let board = MemoryHeartbeats::new(2);
-    let (worker, session) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let (worker, session) = (WorkerId::generate(), SessionId::generate());
     let beat = |at| LeaseBeat { worker_id: worker, session_id: session, at };
     board.beat(beat(datetime!(2026-12-03 10:00:02 UTC))).await.expect("room");
     // Beats can arrive out of order; the newest wins.
     board.beat(beat(datetime!(2026-12-03 10:00:01 UTC))).await.expect("room");
-    let other = LeaseBeat { session_id: uuid::Uuid::now_v7(), ..beat(datetime!(2026-12-03 10:00:00 UTC)) };
+    let other = LeaseBeat { session_id: SessionId::generate(), ..beat(datetime!(2026-12-03 10:00:00 UTC)) };
     board.beat(other).await.expect("room");
-    let third = LeaseBeat { session_id: uuid::Uuid::now_v7(), ..other };
+    let third = LeaseBeat { session_id: SessionId::generate(), ..other };
     assert!(board.beat(third).await.is_err(), "a third lease is past capacity");
     board.beat(beat(datetime!(2026-12-03 10:00:03 UTC))).await.expect("a known lease always fits");
 

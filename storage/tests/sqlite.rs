@@ -1,3 +1,4 @@
+use rap_storage::OrgId;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ fn applied_versions(path: &Path) -> Vec<i64> {
     statement.query_map([], |row| row.get(0)).expect("query").collect::<Result<_, _>>().expect("rows")
 }
 
-fn event(at: OffsetDateTime, organization_id: Option<Uuid>, action: &str) -> AuditEvent {
+fn event(at: OffsetDateTime, organization_id: Option<OrgId>, action: &str) -> AuditEvent {
     AuditEvent {
         id: Uuid::now_v7(),
         occurred_at: at,
@@ -135,7 +136,7 @@ async fn audit_events_page_newest_first_and_filter_by_organization() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = started(&database_in(&dir)).await;
     let audit = store.repositories().audit;
-    let org = Uuid::now_v7();
+    let org = OrgId::generate();
     let base = datetime!(2026-11-28 10:00 UTC);
     for minute in 0..5 {
         audit

@@ -1,6 +1,7 @@
 //! Building audit events. Every service writes its events through these
 //! helpers, into the same transaction as the change they record.
 
+use rap_storage::UserId;
 use rap_storage::repo::AuditEvent;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -36,7 +37,7 @@ impl Outcome {
 /// `None`); fill in the rest with struct update syntax or the helpers.
 pub fn event(
     context: &RequestContext,
-    actor: Option<Uuid>,
+    actor: Option<UserId>,
     action: &str,
     outcome: Outcome,
     now: OffsetDateTime,

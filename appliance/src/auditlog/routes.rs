@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use rap_storage::format_timestamp;
 use rap_storage::repo::{AuditCursor, AuditEvent};
+use rap_storage::{OrgId, SessionId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -35,8 +36,8 @@ impl From<AuditError> for ApiError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuditListQuery {
-    organization_id: Option<Uuid>,
-    session_id: Option<Uuid>,
+    organization_id: Option<OrgId>,
+    session_id: Option<SessionId>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -46,9 +47,9 @@ struct AuditView {
     id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     occurred_at: OffsetDateTime,
-    organization_id: Option<Uuid>,
-    session_id: Option<Uuid>,
-    actor_user_id: Option<Uuid>,
+    organization_id: Option<OrgId>,
+    session_id: Option<SessionId>,
+    actor_user_id: Option<UserId>,
     actor_kind: String,
     action: String,
     target_kind: Option<String>,

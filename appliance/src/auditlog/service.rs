@@ -1,6 +1,6 @@
 use rap_storage::StorageError;
 use rap_storage::repo::{AuditCursor, AuditEvent, AuditQuery, Repositories};
-use uuid::Uuid;
+use rap_storage::{OrgId, SessionId};
 
 use crate::audit::RequestContext;
 use crate::auth::Principal;
@@ -34,8 +34,8 @@ impl AuditService {
     pub async fn list(
         &self,
         principal: &Principal,
-        organization_id: Option<Uuid>,
-        session_id: Option<Uuid>,
+        organization_id: Option<OrgId>,
+        session_id: Option<SessionId>,
         before: Option<AuditCursor>,
         limit: usize,
         context: &RequestContext,

@@ -15,9 +15,9 @@ pub mod token;
 pub mod validate;
 
 use rap_storage::repo::UserRecord;
+use rap_storage::{AuthSessionId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 pub use changes::AccessChanges;
 pub use password::Passwords;
@@ -54,7 +54,7 @@ impl PlatformRole {
 /// role that is in effect (not merely the column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     pub platform_role: Option<PlatformRole>,
@@ -83,11 +83,11 @@ impl UserView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub user: UserView,
-    pub auth_session_id: Uuid,
+    pub auth_session_id: AuthSessionId,
 }
 
 impl Principal {
-    pub fn user_id(&self) -> Uuid {
+    pub fn user_id(&self) -> UserId {
         self.user.id
     }
 

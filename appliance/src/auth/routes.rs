@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use rap_storage::repo::{AuthSessionRecord, DeviceRecord, MembershipView};
+use rap_storage::{AuthSessionId, DeviceId, OrgId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -80,13 +81,13 @@ struct LoginBody {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct DeviceBody {
-    id: Option<Uuid>,
+    id: Option<DeviceId>,
     name: Option<String>,
 }
 
 #[derive(Serialize)]
 struct DeviceView {
-    id: Uuid,
+    id: DeviceId,
     name: Option<String>,
     trusted: bool,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -118,7 +119,7 @@ struct TokenResponse {
     refresh_token: String,
     #[serde(with = "time::serde::rfc3339")]
     refresh_expires_at: OffsetDateTime,
-    auth_session_id: Uuid,
+    auth_session_id: AuthSessionId,
     device: DeviceView,
     user: UserView,
 }
@@ -180,7 +181,7 @@ async fn logout(
 #[derive(Serialize)]
 struct MembershipEntry {
     id: Uuid,
-    organization_id: Uuid,
+    organization_id: OrgId,
     organization_slug: String,
     organization_name: String,
     role: rap_storage::types::OrgRole,
@@ -205,7 +206,7 @@ struct MeResponse {
     user: UserView,
     platform_role: Option<PlatformRole>,
     memberships: Vec<MembershipEntry>,
-    auth_session_id: Uuid,
+    auth_session_id: AuthSessionId,
 }
 
 async fn me(
@@ -223,8 +224,8 @@ async fn me(
 
 #[derive(Serialize)]
 struct AuthSessionView {
-    id: Uuid,
-    device_id: Uuid,
+    id: AuthSessionId,
+    device_id: DeviceId,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -240,7 +241,7 @@ struct AuthSessionView {
     current: bool,
 }
 
-fn session_view(session: AuthSessionRecord, current: Uuid) -> AuthSessionView {
+fn session_view(session: AuthSessionRecord, current: AuthSessionId) -> AuthSessionView {
     AuthSessionView {
         current: session.id == current,
         id: session.id,
@@ -268,7 +269,7 @@ async fn revoke_session(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<AuthSessionId>,
 ) -> Result<StatusCode, ApiError> {
     state.auth().revoke_session(&principal, id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -286,7 +287,7 @@ async fn trust_device(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<DeviceId>,
 ) -> Result<ApiJson<DeviceView>, ApiError> {
     Ok(ApiJson(state.auth().set_device_trust(&principal, id, true, &context).await?.into()))
 }
@@ -295,7 +296,7 @@ async fn untrust_device(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<DeviceId>,
 ) -> Result<ApiJson<DeviceView>, ApiError> {
     Ok(ApiJson(state.auth().set_device_trust(&principal, id, false, &context).await?.into()))
 }
@@ -304,7 +305,7 @@ async fn revoke_device(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<DeviceId>,
 ) -> Result<StatusCode, ApiError> {
     state.auth().revoke_device(&principal, id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -347,7 +348,7 @@ async fn update_user(
     State(state): State<AppState>,
     Context(context): Context,
     PlatformAdmin(principal): PlatformAdmin,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<UserId>,
     ApiJson(body): ApiJson<UserPatchBody>,
 ) -> Result<ApiJson<UserView>, ApiError> {
     Ok(ApiJson(state.auth().set_disabled(&principal, id, body.disabled, &context).await?))

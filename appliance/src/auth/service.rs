@@ -1,3 +1,4 @@
+use rap_storage::{AuthSessionId, DeviceId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ pub trait PlatformAuthority: Send + Sync {
     /// A signed grant of `role` to `user_id`, ready to store.
     async fn signed_grant(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         role: PlatformRole,
         now: OffsetDateTime,
     ) -> Result<rap_storage::repo::GrantRecord, StorageError>;
@@ -78,7 +79,7 @@ pub enum AuthError {
 
 #[derive(Debug, Clone, Default)]
 pub struct DeviceRequestInput {
-    pub id: Option<Uuid>,
+    pub id: Option<DeviceId>,
     pub name: Option<String>,
 }
 
@@ -104,7 +105,7 @@ pub struct TokenGrant {
     pub access_expires_at: OffsetDateTime,
     pub refresh_token: String,
     pub refresh_expires_at: OffsetDateTime,
-    pub auth_session_id: Uuid,
+    pub auth_session_id: AuthSessionId,
     pub device: DeviceRecord,
     pub user: UserView,
 }
@@ -139,11 +140,11 @@ struct Inner {
 
 pub mod users;
 
-fn session_key(auth_session_id: Uuid) -> String {
+fn session_key(auth_session_id: AuthSessionId) -> String {
     format!("auth_session:{auth_session_id}")
 }
 
-fn user_key(user_id: Uuid) -> String {
+fn user_key(user_id: UserId) -> String {
     format!("user:{user_id}")
 }
 
@@ -176,7 +177,7 @@ impl AuthService {
 
     /// Records a revocation in live state for as long as any access token of
     /// the session can live.
-    async fn mark_revoked(&self, auth_session_id: Uuid) {
+    async fn mark_revoked(&self, auth_session_id: AuthSessionId) {
         let ttl = self.inner.config.access_token_ttl;
         self.inner.live.sessions.insert(&session_key(auth_session_id), SessionState::Revoked, ttl).await;
     }
@@ -230,7 +231,12 @@ impl AuthService {
         Ok(Principal { user, auth_session_id: claims.sid })
     }
 
-    fn issue_access(&self, user_id: Uuid, auth_session_id: Uuid, now: OffsetDateTime) -> (String, OffsetDateTime) {
+    fn issue_access(
+        &self,
+        user_id: UserId,
+        auth_session_id: AuthSessionId,
+        now: OffsetDateTime,
+    ) -> (String, OffsetDateTime) {
         let expires_at = now + duration(self.inner.config.access_token_ttl);
         let claims = AccessClaims {
             sub: user_id,
@@ -298,7 +304,7 @@ impl AuthService {
             counters.release(ip_key).await;
         }
 
-        let session_id = Uuid::now_v7();
+        let session_id = AuthSessionId::generate();
         let refresh_token = new_refresh_token();
         let refresh_expires_at = now + duration(config.refresh_token_ttl);
         let device_name = request.device.name.map(|name| name.trim().chars().take(200).collect::<String>());
@@ -306,12 +312,12 @@ impl AuthService {
             device: DeviceRequest {
                 id: request.device.id,
                 name: device_name.filter(|name| !name.is_empty()),
-                fresh_id: Uuid::now_v7(),
+                fresh_id: DeviceId::generate(),
             },
             session: AuthSessionRecord {
                 id: session_id,
                 user_id: user.id,
-                device_id: Uuid::nil(),
+                device_id: DeviceId::from_uuid(Uuid::nil()),
                 created_at: now,
                 last_used_at: now,
                 expires_at: refresh_expires_at,
@@ -351,7 +357,7 @@ impl AuthService {
 
     async fn revoke(
         &self,
-        auth_session_id: Uuid,
+        auth_session_id: AuthSessionId,
         reason: &str,
         event: rap_storage::repo::AuditEvent,
     ) -> Result<bool, StorageError> {
@@ -456,7 +462,7 @@ impl AuthService {
     pub async fn revoke_session(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: AuthSessionId,
         context: &RequestContext,
     ) -> Result<(), AuthError> {
         let session = self.inner.repositories.auth.get_session(id).await?;
@@ -482,7 +488,7 @@ impl AuthService {
     pub async fn set_device_trust(
         &self,
         principal: &Principal,
-        device_id: Uuid,
+        device_id: DeviceId,
         trusted: bool,
         context: &RequestContext,
     ) -> Result<DeviceRecord, AuthError> {
@@ -505,7 +511,7 @@ impl AuthService {
     pub async fn revoke_device(
         &self,
         principal: &Principal,
-        device_id: Uuid,
+        device_id: DeviceId,
         context: &RequestContext,
     ) -> Result<(), AuthError> {
         let now = OffsetDateTime::now_utc();

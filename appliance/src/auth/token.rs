@@ -8,6 +8,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use rap_storage::{AuthSessionId, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -18,9 +19,9 @@ const PREFIX: &str = "rap1.";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// The user.
-    pub sub: Uuid,
+    pub sub: UserId,
     /// The auth session it was issued from.
-    pub sid: Uuid,
+    pub sid: AuthSessionId,
     /// Issued at, Unix seconds.
     pub iat: i64,
     /// Expires at, Unix seconds.
@@ -94,7 +95,13 @@ mod tests {
     use super::*;
 
     fn claims(exp: i64) -> AccessClaims {
-        AccessClaims { sub: Uuid::from_u128(1), sid: Uuid::from_u128(2), iat: 1000, exp, jti: Uuid::from_u128(3) }
+        AccessClaims {
+            sub: UserId::from_uuid(Uuid::from_u128(1)),
+            sid: AuthSessionId::from_uuid(Uuid::from_u128(2)),
+            iat: 1000,
+            exp,
+            jti: Uuid::from_u128(3),
+        }
     }
 
     #[test]
@@ -114,7 +121,7 @@ mod tests {
 
         // Claims re-encoded with another user, old MAC kept.
         let (_, tag) = token.rsplit_once('.').expect("two parts");
-        let forged_claims = AccessClaims { sub: Uuid::from_u128(99), ..claims(1900) };
+        let forged_claims = AccessClaims { sub: UserId::from_uuid(Uuid::from_u128(99)), ..claims(1900) };
         let forged =
             format!("rap1.{}.{tag}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).expect("json")));
         assert_eq!(tokens.verify(&forged, 1000), Err(TokenError::BadSignature));

@@ -11,6 +11,7 @@ mod token;
 
 pub use token::{Claims, TokenError, verify};
 
+use rap_storage::{AuthSessionId, SessionId, UserId, WorkerId};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -95,7 +96,7 @@ fn trust_name(trust: DirectWorkerTrust) -> &'static str {
 /// direct worker endpoint when a URL template is configured, data-capable
 /// only with the JSON runtime, `binary_v1` only with binary render on top,
 /// and never in production while its TLS trust is `smoke_insecure`.
-pub fn candidates(config: &DataPlaneConfig, app_env: AppEnv, worker_id: Uuid) -> Vec<Candidate> {
+pub fn candidates(config: &DataPlaneConfig, app_env: AppEnv, worker_id: WorkerId) -> Vec<Candidate> {
     let mut candidates = vec![Candidate {
         kind: "backend_gateway",
         url: config.backend_gateway_url.clone(),
@@ -185,7 +186,7 @@ impl DataPlane {
     /// Checks a token presented at `worker_id`'s direct endpoint: its
     /// signature and lifetime, that it names this worker, and that it has
     /// not been used; then marks it used. `Err` is the refusal's reason code.
-    pub async fn redeem(&self, token: &str, worker_id: Uuid) -> Result<Claims, &'static str> {
+    pub async fn redeem(&self, token: &str, worker_id: WorkerId) -> Result<Claims, &'static str> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = verify(token, &self.verifying, now).map_err(|error| {
             tracing::info!(%error, "Data-plane token refused");
@@ -203,10 +204,10 @@ impl DataPlane {
 
     pub fn offer(
         &self,
-        user_id: Uuid,
-        auth_session_id: Uuid,
-        session_id: Uuid,
-        worker_id: Uuid,
+        user_id: UserId,
+        auth_session_id: AuthSessionId,
+        session_id: SessionId,
+        worker_id: WorkerId,
         attachment_id: Uuid,
     ) -> Offer {
         let now = OffsetDateTime::now_utc();
@@ -290,7 +291,7 @@ mod tests {
                 expected,
                 "{template:?} json={json} binary={bin} {trust:?} {env:?}"
             );
-            let offered = candidates(&config, env, Uuid::from_u128(1));
+            let offered = candidates(&config, env, WorkerId::from_uuid(Uuid::from_u128(1)));
             let data_capable =
                 offered.iter().any(|candidate| candidate.kind == "direct_worker_wss" && candidate.data_capable);
             assert_eq!(data_capable, expected.is_ok(), "the offer and the endpoint agree");
@@ -299,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_seeds_candidate_gating() {
-        let worker = Uuid::from_u128(7);
+        let worker = WorkerId::from_uuid(Uuid::from_u128(7));
         let kinds = |candidates: Vec<Candidate>| candidates.iter().map(|candidate| candidate.kind).collect::<Vec<_>>();
         assert_eq!(
             kinds(candidates(&config(None, true, true, DirectWorkerTrust::PlatformCa), AppEnv::Development, worker)),

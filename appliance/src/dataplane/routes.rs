@@ -6,6 +6,7 @@
 //! works once.
 
 use axum::Router;
+use rap_storage::WorkerId;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
@@ -21,7 +22,6 @@ use crate::net::ConnectionHold;
 use crate::sessiongateway::attach::{Entry, serve};
 use crate::sessiongateway::routes::admit;
 use crate::state::AppState;
-use uuid::Uuid;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/data-plane/workers/{worker_id}/ws", get(upgrade))
@@ -29,7 +29,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 async fn upgrade(
     State(state): State<AppState>,
-    PathId(worker_id): PathId<Uuid>,
+    PathId(worker_id): PathId<WorkerId>,
     trace: Option<axum::Extension<TraceId>>,
     remote: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     connection: Option<axum::Extension<ConnectionHold>>,

@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rap_storage::{AuthSessionId, SessionId, UserId, WorkerId};
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use serde::{Deserialize, Serialize};
@@ -12,17 +13,17 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The user.
-    pub sub: Uuid,
+    pub sub: UserId,
     /// The session.
-    pub sid: Uuid,
+    pub sid: SessionId,
     /// The worker holding the session.
-    pub wid: Uuid,
+    pub wid: WorkerId,
     /// The attachment the token stands for.
     pub aid: Uuid,
     /// The auth session it was issued in (an extension of the seed's
     /// claims): the socket lives only as long as that session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asid: Option<Uuid>,
+    pub asid: Option<AuthSessionId>,
     pub iat: i64,
     pub exp: i64,
     /// Unique per token (single use at the direct endpoint).
@@ -99,9 +100,9 @@ mod tests {
 
     fn claims(exp: i64) -> Claims {
         Claims {
-            sub: Uuid::from_u128(1),
-            sid: Uuid::from_u128(2),
-            wid: Uuid::from_u128(3),
+            sub: UserId::from_uuid(Uuid::from_u128(1)),
+            sid: SessionId::from_uuid(Uuid::from_u128(2)),
+            wid: WorkerId::from_uuid(Uuid::from_u128(3)),
             aid: Uuid::from_u128(4),
             asid: None,
             iat: 100,
@@ -156,7 +157,7 @@ mod tests {
         let hs256 = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
         assert_eq!(verify(&hs256, &verifying, 150), Err(TokenError::WrongAlgorithm));
         // RS256 header, but the claims changed under the genuine signature.
-        let elevated = Claims { sub: Uuid::from_u128(99), ..claims(200) };
+        let elevated = Claims { sub: UserId::from_uuid(Uuid::from_u128(99)), ..claims(200) };
         assert_eq!(
             verify(&forge(r#"{"alg":"RS256"}"#, &elevated, &genuine_signature), &verifying, 150),
             Err(TokenError::BadSignature)

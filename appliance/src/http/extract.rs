@@ -68,29 +68,60 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
 
 /// The UUIDs of a route's `{id}`-like segments (`{id}`, `{membership_id}`,
 /// …), parsed before the handler runs: a bad one is a 400 naming the
-/// segment (`{"fields": {"id": "must be a UUID"}}`). `T` is `Uuid` for one
-/// id, `(Uuid, Uuid)` for two, in route order. Other segments (a command
-/// name) are left to `Path`.
+/// segment (`{"fields": {"id": "must be a UUID"}}`). `T` is the id's type
+/// (`SessionId`, `OrgId`, … or `Uuid`) for one id, a pair for two, in route
+/// order. Other segments (a command name) are left to `Path`.
 pub struct PathId<T>(pub T);
+
+/// One id a path segment can name.
+pub trait PathSegmentId: Sized {
+    fn from_segment(id: uuid::Uuid) -> Self;
+}
+
+impl PathSegmentId for uuid::Uuid {
+    fn from_segment(id: uuid::Uuid) -> Self {
+        id
+    }
+}
+
+macro_rules! path_segment_ids {
+    ($($id:ty),+) => {
+        $(impl PathSegmentId for $id {
+            fn from_segment(id: uuid::Uuid) -> Self {
+                <$id>::from_uuid(id)
+            }
+        })+
+    };
+}
+
+path_segment_ids!(
+    rap_storage::OrgId,
+    rap_storage::UserId,
+    rap_storage::ResourceId,
+    rap_storage::SessionId,
+    rap_storage::DeviceId,
+    rap_storage::AuthSessionId,
+    rap_storage::WorkerId
+);
 
 /// What [`PathId`] can hold.
 pub trait PathIds: Sized {
     fn from_ids(ids: &[uuid::Uuid]) -> Option<Self>;
 }
 
-impl PathIds for uuid::Uuid {
+impl<T: PathSegmentId> PathIds for T {
     fn from_ids(ids: &[uuid::Uuid]) -> Option<Self> {
         match ids {
-            [id] => Some(*id),
+            [id] => Some(T::from_segment(*id)),
             _ => None,
         }
     }
 }
 
-impl PathIds for (uuid::Uuid, uuid::Uuid) {
+impl<A: PathSegmentId, B: PathSegmentId> PathIds for (A, B) {
     fn from_ids(ids: &[uuid::Uuid]) -> Option<Self> {
         match ids {
-            [first, second] => Some((*first, *second)),
+            [first, second] => Some((A::from_segment(*first), B::from_segment(*second))),
             _ => None,
         }
     }

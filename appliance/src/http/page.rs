@@ -4,7 +4,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::error::ApiError;
 
@@ -65,13 +64,13 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// For lists ordered by id: the id to continue after, and the limit.
-    pub fn id_page(&self) -> Result<(Option<Uuid>, usize), ApiError> {
+    /// For lists ordered by id: the id (of the list's kind) to continue
+    /// after, and the limit.
+    pub fn id_page<Id: std::str::FromStr>(&self) -> Result<(Option<Id>, usize), ApiError> {
         let limit = limit(self.limit)?;
         let after = decode_cursor(self.cursor.as_deref())?
             .map(|position| {
-                Uuid::parse_str(&position)
-                    .map_err(|_| ApiError::invalid_fields([("cursor", "is not a cursor this API issued")]))
+                position.parse().map_err(|_| ApiError::invalid_fields([("cursor", "is not a cursor this API issued")]))
             })
             .transpose()?;
         Ok((after, limit))

@@ -31,6 +31,7 @@ pub fn verify(grant: &GrantRecord, key: &VerifyingKey) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rap_storage::UserId;
     use time::macros::datetime;
     use uuid::Uuid;
 
@@ -40,7 +41,7 @@ mod tests {
         let grant = sign(
             GrantRecord {
                 id: Uuid::from_u128(1),
-                user_id: Uuid::from_u128(2),
+                user_id: UserId::from_uuid(Uuid::from_u128(2)),
                 role: "platform_admin".into(),
                 installation_id: Uuid::from_u128(3),
                 signature: Vec::new(),
@@ -51,7 +52,7 @@ mod tests {
         );
         assert!(verify(&grant, &key.verifying_key()));
         assert!(!verify(&grant, &SigningKey::from_bytes(&[4; 32]).verifying_key()));
-        let moved = GrantRecord { user_id: Uuid::from_u128(9), ..grant.clone() };
+        let moved = GrantRecord { user_id: UserId::from_uuid(Uuid::from_u128(9)), ..grant.clone() };
         assert!(!verify(&moved, &key.verifying_key()), "a grant cannot be moved to another user");
         let promoted = GrantRecord { role: "platform_recovery_admin".into(), ..grant.clone() };
         assert!(!verify(&promoted, &key.verifying_key()));

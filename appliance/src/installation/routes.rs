@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rap_storage::repo::{GrantRecord, MembershipRecord, OrganizationRecord};
+use rap_storage::{OrgId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -110,7 +111,7 @@ struct BootstrapBody {
 
 #[derive(Serialize)]
 struct OrganizationView {
-    id: Uuid,
+    id: OrgId,
     slug: String,
     name: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -120,8 +121,8 @@ struct OrganizationView {
 #[derive(Serialize)]
 struct MembershipView {
     id: Uuid,
-    organization_id: Uuid,
-    user_id: Uuid,
+    organization_id: OrgId,
+    user_id: UserId,
     role: rap_storage::types::OrgRole,
     status: rap_storage::types::MembershipStatus,
 }

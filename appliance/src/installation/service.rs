@@ -1,3 +1,4 @@
+use rap_storage::{OrgId, UserId};
 use std::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
@@ -227,7 +228,7 @@ impl InstallationService {
     /// A signed grant of `role` to `user_id`, ready to store.
     pub async fn signed_grant(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         role: PlatformRole,
         now: OffsetDateTime,
     ) -> Result<GrantRecord, StorageError> {
@@ -278,7 +279,7 @@ impl InstallationService {
 
         let password_hash = self.inner.passwords.hash(request.password).await?;
         let owner = UserRecord {
-            id: Uuid::now_v7(),
+            id: UserId::generate(),
             email,
             password_hash: Some(password_hash),
             display_name,
@@ -289,7 +290,7 @@ impl InstallationService {
         };
         let grant = self.signed_grant(owner.id, PlatformRole::PlatformAdmin, now).await?;
         let organization = OrganizationRecord {
-            id: Uuid::now_v7(),
+            id: OrgId::generate(),
             slug: DEFAULT_ORGANIZATION_SLUG.to_owned(),
             name: "Default".to_owned(),
             created_at: now,
@@ -393,7 +394,7 @@ impl crate::auth::PlatformAuthority for InstallationService {
 
     async fn signed_grant(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         role: PlatformRole,
         now: OffsetDateTime,
     ) -> Result<GrantRecord, StorageError> {

@@ -2,13 +2,13 @@
 //! organization: looks up the caller's standing, decides, and records
 //! refusals that are worth knowing about (a member reaching past their role).
 
+use rap_storage::OrgId;
 use rap_storage::StorageError;
 use rap_storage::repo::OrgScope;
 use rap_storage::repo::Repositories;
 use rap_storage::types::MembershipStatus;
 use serde_json::json;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::policy::{Action, Decision, OrgRole, Standing, authorize};
 use crate::audit::{self, Outcome, RequestContext};
@@ -38,7 +38,7 @@ impl Gate {
 
     /// The caller's standing in `organization_id`: their role only if the
     /// membership is active.
-    pub async fn standing(&self, principal: &Principal, organization_id: Uuid) -> Result<Standing, StorageError> {
+    pub async fn standing(&self, principal: &Principal, organization_id: OrgId) -> Result<Standing, StorageError> {
         let membership = self.repositories.organizations.membership_of(organization_id, principal.user_id()).await?;
         let role = membership
             .filter(|membership| membership.status == MembershipStatus::Active)
@@ -51,7 +51,7 @@ impl Gate {
     pub async fn check(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         action: Action,
         context: &RequestContext,
     ) -> Result<Standing, Denied> {
@@ -95,7 +95,7 @@ impl Gate {
     pub async fn list_scope(
         &self,
         principal: &Principal,
-        organization_id: Option<Uuid>,
+        organization_id: Option<OrgId>,
         action: Action,
         context: &RequestContext,
     ) -> Result<OrgScope, Denied> {
@@ -110,7 +110,7 @@ impl Gate {
     }
 
     /// Organizations the caller has an active membership in.
-    pub async fn member_organizations(&self, principal: &Principal) -> Result<Vec<Uuid>, StorageError> {
+    pub async fn member_organizations(&self, principal: &Principal) -> Result<Vec<OrgId>, StorageError> {
         let memberships = self.repositories.users.memberships(principal.user_id()).await?;
         Ok(memberships
             .into_iter()

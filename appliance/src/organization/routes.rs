@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use rap_storage::repo::{IdentityMappingRecord, IdentitySourceRecord, MembershipRecord, OrganizationRecord};
+use rap_storage::{OrgId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -65,7 +66,7 @@ impl From<OrgError> for ApiError {
 
 #[derive(Serialize)]
 struct OrganizationView {
-    id: Uuid,
+    id: OrgId,
     slug: String,
     name: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -120,7 +121,7 @@ async fn show(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<OrgId>,
 ) -> Result<ApiJson<OrganizationView>, ApiError> {
     Ok(ApiJson(state.organizations().get(&principal, id, &context).await?.into()))
 }
@@ -136,7 +137,7 @@ async fn update(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<OrgId>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> Result<ApiJson<OrganizationView>, ApiError> {
     let patch = OrganizationPatch { name: body.name, slug: body.slug };
@@ -146,8 +147,8 @@ async fn update(
 #[derive(Serialize)]
 struct MembershipView {
     id: Uuid,
-    organization_id: Uuid,
-    user_id: Uuid,
+    organization_id: OrgId,
+    user_id: UserId,
     role: OrgRole,
     status: rap_storage::types::MembershipStatus,
     #[serde(with = "time::serde::rfc3339")]
@@ -174,7 +175,7 @@ async fn list_memberships(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<OrgId>,
 ) -> Result<ApiJson<Page<MembershipView>>, ApiError> {
     let memberships = state.organizations().memberships(&principal, id, &context).await?;
     Ok(ApiJson(Page { items: memberships.into_iter().map(MembershipView::from).collect(), next_cursor: None }))
@@ -183,7 +184,7 @@ async fn list_memberships(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MembershipBody {
-    user_id: Uuid,
+    user_id: UserId,
     role: OrgRole,
 }
 
@@ -191,7 +192,7 @@ async fn add_membership(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<OrgId>,
     ApiJson(body): ApiJson<MembershipBody>,
 ) -> Result<(StatusCode, ApiJson<MembershipView>), ApiError> {
     let input = MembershipInput { user_id: body.user_id, role: body.role };
@@ -210,7 +211,7 @@ async fn update_membership(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId((id, membership_id)): PathId<(Uuid, Uuid)>,
+    PathId((id, membership_id)): PathId<(OrgId, Uuid)>,
     ApiJson(body): ApiJson<MembershipPatchBody>,
 ) -> Result<ApiJson<MembershipView>, ApiError> {
     let patch = MembershipPatch { role: body.role, status: body.status };
@@ -221,7 +222,7 @@ async fn delete_membership(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId((id, membership_id)): PathId<(Uuid, Uuid)>,
+    PathId((id, membership_id)): PathId<(OrgId, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     state.organizations().delete_membership(&principal, id, membership_id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -230,7 +231,7 @@ async fn delete_membership(
 #[derive(Serialize)]
 struct SourceView {
     id: Uuid,
-    organization_id: Uuid,
+    organization_id: OrgId,
     kind: String,
     name: String,
     config: serde_json::Value,
@@ -260,7 +261,7 @@ async fn list_sources(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<OrgId>,
 ) -> Result<ApiJson<Page<SourceView>>, ApiError> {
     let sources = state.organizations().identity_sources(&principal, id, &context).await?;
     Ok(ApiJson(Page { items: sources.into_iter().map(SourceView::from).collect(), next_cursor: None }))
@@ -289,7 +290,7 @@ async fn create_source(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<OrgId>,
     ApiJson(body): ApiJson<SourceBody>,
 ) -> Result<(StatusCode, ApiJson<SourceView>), ApiError> {
     let input = IdentitySourceInput { kind: body.kind, name: body.name, config: body.config, enabled: body.enabled };
@@ -303,7 +304,7 @@ struct MappingView {
     identity_source_id: Uuid,
     external_kind: String,
     external_id: String,
-    user_id: Option<Uuid>,
+    user_id: Option<UserId>,
     role: Option<OrgRole>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -327,7 +328,7 @@ async fn list_mappings(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId((id, source_id)): PathId<(Uuid, Uuid)>,
+    PathId((id, source_id)): PathId<(OrgId, Uuid)>,
 ) -> Result<ApiJson<Page<MappingView>>, ApiError> {
     let mappings = state.organizations().mappings(&principal, id, source_id, &context).await?;
     Ok(ApiJson(Page { items: mappings.into_iter().map(MappingView::from).collect(), next_cursor: None }))
@@ -338,7 +339,7 @@ async fn list_mappings(
 struct MappingBody {
     external_kind: String,
     external_id: String,
-    user_id: Option<Uuid>,
+    user_id: Option<UserId>,
     role: Option<OrgRole>,
 }
 
@@ -346,7 +347,7 @@ async fn add_mapping(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId((id, source_id)): PathId<(Uuid, Uuid)>,
+    PathId((id, source_id)): PathId<(OrgId, Uuid)>,
     ApiJson(body): ApiJson<MappingBody>,
 ) -> Result<(StatusCode, ApiJson<MappingView>), ApiError> {
     let input = MappingInput {

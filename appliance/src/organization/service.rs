@@ -4,6 +4,7 @@ use rap_storage::repo::{
     OrganizationRecord, Repositories,
 };
 use rap_storage::types::MembershipStatus;
+use rap_storage::{OrgId, UserId};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -55,7 +56,7 @@ pub struct OrganizationPatch {
 
 #[derive(Debug, Clone)]
 pub struct MembershipInput {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub role: OrgRole,
 }
 
@@ -78,7 +79,7 @@ pub struct IdentitySourceInput {
 pub struct MappingInput {
     pub external_kind: String,
     pub external_id: String,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub role: Option<OrgRole>,
 }
 
@@ -205,7 +206,7 @@ impl OrganizationService {
         context: &RequestContext,
         principal: &Principal,
         action: &str,
-        organization_id: Uuid,
+        organization_id: OrgId,
     ) -> rap_storage::repo::AuditEvent {
         let event =
             audit::event(context, Some(principal.user_id()), action, Outcome::Success, OffsetDateTime::now_utc());
@@ -228,7 +229,7 @@ impl OrganizationService {
             Some(given) => (slug(given)?, false),
             None => (derive_slug(&name), true),
         };
-        let id = Uuid::now_v7();
+        let id = OrgId::generate();
         // A slug the caller chose is theirs or a conflict; a derived one
         // takes the first free suffix (`office`, `office-2`, ...).
         for attempt in 1..=if derived { SLUG_SUFFIXES } else { 1 } {
@@ -248,7 +249,7 @@ impl OrganizationService {
     pub async fn list(
         &self,
         principal: &Principal,
-        after: Option<Uuid>,
+        after: Option<OrgId>,
         limit: usize,
     ) -> Result<Vec<OrganizationRecord>, OrgError> {
         let scope = self.gate.list_scope(principal, None, Action::ReadOrganization, &RequestContext::default()).await?;
@@ -258,7 +259,7 @@ impl OrganizationService {
     pub async fn get(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: OrgId,
         context: &RequestContext,
     ) -> Result<OrganizationRecord, OrgError> {
         self.gate.check(principal, id, Action::ReadOrganization, context).await?;
@@ -268,7 +269,7 @@ impl OrganizationService {
     pub async fn update(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: OrgId,
         patch: OrganizationPatch,
         context: &RequestContext,
     ) -> Result<OrganizationRecord, OrgError> {
@@ -292,7 +293,7 @@ impl OrganizationService {
     pub async fn memberships(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: OrgId,
         context: &RequestContext,
     ) -> Result<Vec<MembershipRecord>, OrgError> {
         self.gate.check(principal, id, Action::ReadMemberships, context).await?;
@@ -302,7 +303,7 @@ impl OrganizationService {
     pub async fn add_membership(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         input: MembershipInput,
         context: &RequestContext,
     ) -> Result<MembershipRecord, OrgError> {
@@ -339,7 +340,7 @@ impl OrganizationService {
     async fn existing_membership(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         id: Uuid,
         grants_owner: bool,
         context: &RequestContext,
@@ -356,7 +357,7 @@ impl OrganizationService {
     pub async fn update_membership(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         id: Uuid,
         patch: MembershipPatch,
         context: &RequestContext,
@@ -393,7 +394,7 @@ impl OrganizationService {
     pub async fn delete_membership(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         id: Uuid,
         context: &RequestContext,
     ) -> Result<(), OrgError> {
@@ -415,7 +416,7 @@ impl OrganizationService {
     pub async fn identity_sources(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         context: &RequestContext,
     ) -> Result<Vec<IdentitySourceRecord>, OrgError> {
         self.gate.check(principal, organization_id, Action::ReadIdentitySources, context).await?;
@@ -425,7 +426,7 @@ impl OrganizationService {
     pub async fn create_identity_source(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         input: IdentitySourceInput,
         context: &RequestContext,
     ) -> Result<IdentitySourceRecord, OrgError> {
@@ -465,14 +466,14 @@ impl OrganizationService {
         Ok(source)
     }
 
-    async fn source(&self, organization_id: Uuid, id: Uuid) -> Result<IdentitySourceRecord, OrgError> {
+    async fn source(&self, organization_id: OrgId, id: Uuid) -> Result<IdentitySourceRecord, OrgError> {
         self.repositories.identity_sources.get(organization_id, id).await?.ok_or(OrgError::NotFound)
     }
 
     pub async fn mappings(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         source_id: Uuid,
         context: &RequestContext,
     ) -> Result<Vec<IdentityMappingRecord>, OrgError> {
@@ -484,7 +485,7 @@ impl OrganizationService {
     pub async fn add_mapping(
         &self,
         principal: &Principal,
-        organization_id: Uuid,
+        organization_id: OrgId,
         source_id: Uuid,
         input: MappingInput,
         context: &RequestContext,

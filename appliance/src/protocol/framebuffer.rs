@@ -9,13 +9,13 @@
 //! or other viewers. A viewer too far behind for the damage log simply gets
 //! the whole screen.
 
+use rap_storage::SessionId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use super::frame::{ColorMode, Rect, luma};
 
@@ -416,7 +416,7 @@ fn merge_into(rects: &mut Vec<Rect>, rect: Rect) {
 /// The screens of running sessions, shared by workers and the gateway.
 #[derive(Clone, Default)]
 pub struct Screens {
-    inner: Arc<Mutex<HashMap<Uuid, Arc<Screen>>>>,
+    inner: Arc<Mutex<HashMap<SessionId, Arc<Screen>>>>,
     published: Arc<std::sync::atomic::AtomicU64>,
     /// Woken whenever a screen opens, for sockets waiting for their
     /// session's desktop.
@@ -424,17 +424,17 @@ pub struct Screens {
 }
 
 impl Screens {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Screen>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Screen>>> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Creates (or replaces) the screen of `session_id`.
-    pub fn open(&self, session_id: Uuid, width: u16, height: u16) -> Arc<Screen> {
+    pub fn open(&self, session_id: SessionId, width: u16, height: u16) -> Arc<Screen> {
         self.open_with(session_id, width, height, Box::new(opaque_black(width, height)))
     }
 
     /// [`Self::open`] over a decoder's own pixels.
-    pub fn open_with(&self, session_id: Uuid, width: u16, height: u16, store: Box<dyn PixelStore>) -> Arc<Screen> {
+    pub fn open_with(&self, session_id: SessionId, width: u16, height: u16, store: Box<dyn PixelStore>) -> Arc<Screen> {
         let screen = Screen::counted(width, height, store, self.published.clone());
         self.lock().insert(session_id, screen.clone());
         self.opened.notify_waiters();
@@ -447,11 +447,11 @@ impl Screens {
         self.opened.clone().notified_owned()
     }
 
-    pub fn get(&self, session_id: Uuid) -> Option<Arc<Screen>> {
+    pub fn get(&self, session_id: SessionId) -> Option<Arc<Screen>> {
         self.lock().get(&session_id).cloned()
     }
 
-    pub fn close(&self, session_id: Uuid) {
+    pub fn close(&self, session_id: SessionId) {
         self.lock().remove(&session_id);
     }
 
@@ -569,7 +569,7 @@ mod decoder_store_tests {
     #[test]
     fn a_decoder_paints_in_place_and_viewers_read_opaque_pixels() {
         let screens = Screens::default();
-        let screen = screens.open_with(Uuid::new_v4(), 4, 2, Box::new(Decoded(vec![0; 4 * 2 * 4])));
+        let screen = screens.open_with(SessionId::generate(), 4, 2, Box::new(Decoded(vec![0; 4 * 2 * 4])));
         let seen = screen.damage_since(0).expect("first frame").seq;
         let painted = screen.decode_into(|store: &mut Decoded| {
             store.0[..4].copy_from_slice(&[10, 20, 30, 0]);

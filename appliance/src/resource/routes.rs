@@ -5,10 +5,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use rap_storage::repo::ResourceRecord;
+use rap_storage::{OrgId, ResourceId, UserId};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::service::{PolicyInput, ResourceError, ResourceInput, ResourcePatch, SecretInput};
 use super::{CertificateMode, PolicyMode, Protocol};
@@ -72,8 +72,8 @@ struct PolicyView {
 
 #[derive(Serialize)]
 struct ResourceView {
-    id: Uuid,
-    organization_id: Uuid,
+    id: ResourceId,
+    organization_id: OrgId,
     name: String,
     protocol: Protocol,
     host: String,
@@ -83,7 +83,7 @@ struct ResourceView {
     metadata: Value,
     policy: PolicyView,
     secret_ref: Option<String>,
-    created_by_user_id: Option<Uuid>,
+    created_by_user_id: Option<UserId>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -132,7 +132,7 @@ impl From<PolicyBody> for PolicyInput {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
-    organization_id: Uuid,
+    organization_id: OrgId,
     name: String,
     protocol: String,
     host: String,
@@ -167,7 +167,7 @@ async fn create(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    organization_id: Option<Uuid>,
+    organization_id: Option<OrgId>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -188,7 +188,7 @@ async fn show(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<ResourceId>,
 ) -> Result<ApiJson<ResourceView>, ApiError> {
     Ok(ApiJson(state.resources().get(&principal, id, &context).await?.into()))
 }
@@ -215,7 +215,7 @@ async fn update(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<ResourceId>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> Result<ApiJson<ResourceView>, ApiError> {
     let patch = ResourcePatch {
@@ -234,7 +234,7 @@ async fn delete(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<ResourceId>,
 ) -> Result<StatusCode, ApiError> {
     state.resources().delete(&principal, id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -260,7 +260,7 @@ async fn put_secret(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<ResourceId>,
     ApiJson(body): ApiJson<SecretBody>,
 ) -> Result<ApiJson<SecretView>, ApiError> {
     let input = SecretInput { username: body.username, password: body.password, domain: body.domain };

@@ -1,8 +1,8 @@
 use rap_storage::StorageError;
 use rap_storage::repo::{Repositories, ResourcePolicyRecord, ResourceRecord, SecretRecord};
+use rap_storage::{OrgId, ResourceId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{CertificateMode, PolicyMode, Protocol};
 use crate::audit::{self, Outcome, RequestContext};
@@ -56,7 +56,7 @@ pub struct PolicyInput {
 
 #[derive(Debug, Clone)]
 pub struct ResourceInput {
-    pub organization_id: Uuid,
+    pub organization_id: OrgId,
     pub name: String,
     pub protocol: String,
     pub host: String,
@@ -216,7 +216,7 @@ impl ResourceService {
         self.guard_metadata(&metadata)?;
         let now = OffsetDateTime::now_utc();
         let resource = ResourceRecord {
-            id: Uuid::now_v7(),
+            id: ResourceId::generate(),
             organization_id: input.organization_id,
             name: valid_name(&input.name)?,
             port: valid_port(input.port.unwrap_or_else(|| protocol.default_port()))?,
@@ -249,8 +249,8 @@ impl ResourceService {
     pub async fn list(
         &self,
         principal: &Principal,
-        organization_id: Option<Uuid>,
-        after: Option<Uuid>,
+        organization_id: Option<OrgId>,
+        after: Option<ResourceId>,
         limit: usize,
         context: &RequestContext,
     ) -> Result<Vec<ResourceRecord>, ResourceError> {
@@ -266,7 +266,7 @@ impl ResourceService {
     async fn authorized(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: ResourceId,
         action: Action,
         context: &RequestContext,
     ) -> Result<ResourceRecord, ResourceError> {
@@ -281,7 +281,7 @@ impl ResourceService {
     pub async fn get(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: ResourceId,
         context: &RequestContext,
     ) -> Result<ResourceRecord, ResourceError> {
         self.authorized(principal, id, Action::ReadResources, context).await
@@ -290,7 +290,7 @@ impl ResourceService {
     pub async fn update(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: ResourceId,
         patch: ResourcePatch,
         context: &RequestContext,
     ) -> Result<ResourceRecord, ResourceError> {
@@ -328,7 +328,12 @@ impl ResourceService {
         Ok(resource)
     }
 
-    pub async fn delete(&self, principal: &Principal, id: Uuid, context: &RequestContext) -> Result<(), ResourceError> {
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        id: ResourceId,
+        context: &RequestContext,
+    ) -> Result<(), ResourceError> {
         let resource = self.authorized(principal, id, Action::ManageResources, context).await?;
         let event = self.event(context, principal, "resource.deleted", &resource);
         if !self.repositories.resources.delete(id, OffsetDateTime::now_utc(), event).await? {
@@ -341,7 +346,7 @@ impl ResourceService {
     pub async fn put_secret(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: ResourceId,
         input: SecretInput,
         context: &RequestContext,
     ) -> Result<(SecretRecord, String), ResourceError> {

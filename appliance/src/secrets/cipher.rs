@@ -1,3 +1,4 @@
+use rap_storage::ResourceId;
 use std::collections::HashMap;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -56,7 +57,7 @@ pub struct SecretKeyRing {
     ciphers: HashMap<String, Aes256Gcm>,
 }
 
-fn associated_data(resource_id: Uuid) -> Vec<u8> {
+fn associated_data(resource_id: ResourceId) -> Vec<u8> {
     format!("rap-resource-secret-v1:{resource_id}").into_bytes()
 }
 
@@ -84,7 +85,7 @@ impl SecretKeyRing {
     }
 
     /// Encrypts under the active key with a fresh random nonce.
-    pub fn seal(&self, resource_id: Uuid, credentials: &Credentials) -> Result<Sealed, SecretError> {
+    pub fn seal(&self, resource_id: ResourceId, credentials: &Credentials) -> Result<Sealed, SecretError> {
         let plaintext = Zeroizing::new(serde_json::to_vec(credentials).map_err(|_| SecretError::Malformed)?);
         self.seal_bytes(&associated_data(resource_id), &plaintext)
     }
@@ -92,7 +93,7 @@ impl SecretKeyRing {
     /// Decrypts a stored secret of `resource_id`; any mismatch fails closed.
     pub fn open(
         &self,
-        resource_id: Uuid,
+        resource_id: ResourceId,
         key_id: &str,
         nonce: &[u8],
         ciphertext: &[u8],
@@ -160,13 +161,13 @@ mod tests {
     #[test]
     fn sealed_secrets_open_only_for_their_resource_and_key() {
         let ring = SecretKeyRing::new(("k2".into(), [2; 32]), vec![("k1".into(), [1; 32])]).expect("ring");
-        let resource = Uuid::from_u128(10);
+        let resource = ResourceId::from_uuid(Uuid::from_u128(10));
         let sealed = ring.seal(resource, &credentials()).expect("seal");
         assert_eq!(sealed.key_id, "k2");
         assert!(!sealed.ciphertext.windows(7).any(|window| window == b"hunter2"), "no plaintext in the ciphertext");
         assert_eq!(ring.open(resource, "k2", &sealed.nonce, &sealed.ciphertext), Ok(credentials()));
 
-        let other_resource = Uuid::from_u128(11);
+        let other_resource = ResourceId::from_uuid(Uuid::from_u128(11));
         assert_eq!(ring.open(other_resource, "k2", &sealed.nonce, &sealed.ciphertext), Err(SecretError::Undecryptable));
         assert_eq!(ring.open(resource, "k1", &sealed.nonce, &sealed.ciphertext), Err(SecretError::Undecryptable));
         assert_eq!(
@@ -184,7 +185,7 @@ mod tests {
     #[test]
     fn every_encryption_uses_a_new_nonce_and_old_keys_still_open() {
         let old = SecretKeyRing::new(("k1".into(), [1; 32]), vec![]).expect("ring");
-        let resource = Uuid::from_u128(10);
+        let resource = ResourceId::from_uuid(Uuid::from_u128(10));
         let first = old.seal(resource, &credentials()).expect("seal");
         let second = old.seal(resource, &credentials()).expect("seal");
         assert_ne!(first.nonce, second.nonce);

@@ -1,3 +1,4 @@
+use rap_storage::ResourceId;
 use std::sync::Arc;
 
 use rap_storage::StorageError;
@@ -23,7 +24,8 @@ pub struct RotationReport {
     pub active_key_id: String,
     pub reencrypted: usize,
     /// Secrets that could not be opened (their key is not configured, or
-    /// they are damaged); they are left as they are.
+    /// they are damaged); they are left as they are. Resources' ids and
+    /// identity sources' ids: both kinds of record hold sealed secrets.
     pub failed: Vec<Uuid>,
 }
 
@@ -35,7 +37,7 @@ pub struct SecretService {
 }
 
 /// The stable reference a resource carries to its secret.
-pub fn secret_ref(resource_id: Uuid) -> String {
+pub fn secret_ref(resource_id: ResourceId) -> String {
     format!("resource-secret:{resource_id}")
 }
 
@@ -119,7 +121,7 @@ impl SecretService {
                 Ok(credentials) => credentials,
                 Err(error) => {
                     tracing::warn!(resource_id = %secret.resource_id, key_id = %secret.key_id, %error, "Secret left under its old key");
-                    report.failed.push(secret.resource_id);
+                    report.failed.push(secret.resource_id.into());
                     continue;
                 }
             };
@@ -127,7 +129,7 @@ impl SecretService {
                 Ok(sealed) => sealed,
                 Err(error) => {
                     tracing::warn!(resource_id = %secret.resource_id, %error, "Re-encryption failed");
-                    report.failed.push(secret.resource_id);
+                    report.failed.push(secret.resource_id.into());
                     continue;
                 }
             };
@@ -202,6 +204,7 @@ impl SecretService {
 
 #[cfg(test)]
 mod tests {
+    use rap_storage::OrgId;
     use rap_storage::repo::{OrganizationRecord, ResourcePolicyRecord};
     use rap_storage::sqlite::{DATABASE_FILE_NAME, SqliteStore};
 
@@ -220,7 +223,7 @@ mod tests {
         let repositories = store.repositories();
         let now = OffsetDateTime::now_utc();
         let organization = OrganizationRecord {
-            id: Uuid::now_v7(),
+            id: OrgId::generate(),
             slug: format!("o-{}", Uuid::now_v7().simple()),
             name: "O".into(),
             created_at: now,
@@ -228,7 +231,7 @@ mod tests {
         };
         repositories.organizations.create(organization.clone(), event()).await.expect("org");
         let resource = ResourceRecord {
-            id: Uuid::now_v7(),
+            id: ResourceId::generate(),
             organization_id: organization.id,
             name: "Desk".into(),
             protocol: rap_storage::types::Protocol::Rdp,
@@ -302,7 +305,7 @@ mod tests {
         let unknown = SecretService::new(store.repositories(), ring(("k2", 2), &[]));
         assert!(matches!(unknown.resolve(&resource).await, Err(SecretStoreError::Secret(SecretError::UnknownKey(_)))));
         let report = unknown.rotate(&RequestContext::default()).await.expect("rotate");
-        assert_eq!(report.failed, vec![resource.id], "an unreadable record is reported, not destroyed");
+        assert_eq!(report.failed, vec![resource.id.as_uuid()], "an unreadable record is reported, not destroyed");
 
         store.close().await;
         let conn = rusqlite::Connection::open(&path).expect("open");

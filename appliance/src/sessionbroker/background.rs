@@ -3,6 +3,7 @@
 //! detached-session reaper. Each is a task that
 //! stops when the shutdown token fires.
 
+use rap_storage::SessionId;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -65,9 +66,9 @@ async fn process_events(broker: Broker, shutdown: CancellationToken) {
     while lanes.join_next().await.is_some() {}
 }
 
-fn lane_of(session_id: uuid::Uuid) -> usize {
+fn lane_of(session_id: SessionId) -> usize {
     // v7 ids start with a timestamp: the random tail spreads them evenly.
-    (session_id.as_u128() as u64 as usize) % EVENT_LANES
+    (session_id.as_uuid().as_u128() as u64 as usize) % EVENT_LANES
 }
 
 async fn monitor_leases(broker: Broker, shutdown: CancellationToken) {

@@ -5,6 +5,7 @@
 use rap_storage::repo::{AttachmentRecord, AuditEvent, LeaseChange, ResourceRecord, SessionRecord};
 use rap_storage::repo::{NoCapacity, OrgScope, SessionScope};
 use rap_storage::types::AttachmentRole;
+use rap_storage::{AuthSessionId, DeviceId, OrgId, SessionId, WorkerId};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -24,7 +25,7 @@ use super::state::{Command, IllegalTransition, SessionState};
 use super::types::{AttachGrant, AttachOffer, ControllerBinding, SessionNotice, SessionView, StartRequest};
 
 impl Broker {
-    pub async fn get(&self, principal: &Principal, id: Uuid) -> Result<SessionView, BrokerError> {
+    pub async fn get(&self, principal: &Principal, id: SessionId) -> Result<SessionView, BrokerError> {
         let session = self.accessible(principal, id).await?;
         Ok(self.view(session).await?)
     }
@@ -34,9 +35,9 @@ impl Broker {
     pub async fn list(
         &self,
         principal: &Principal,
-        organization_id: Option<Uuid>,
+        organization_id: Option<OrgId>,
         states: Vec<SessionState>,
-        after: Option<Uuid>,
+        after: Option<SessionId>,
         limit: usize,
         context: &RequestContext,
     ) -> Result<Vec<SessionRecord>, BrokerError> {
@@ -99,7 +100,7 @@ impl Broker {
 
         let now = OffsetDateTime::now_utc();
         let session = SessionRecord {
-            id: Uuid::now_v7(),
+            id: SessionId::generate(),
             organization_id: resource.organization_id,
             resource_id: resource.id,
             owner_user_id: principal.user_id(),
@@ -168,7 +169,7 @@ impl Broker {
         &self,
         session: &SessionRecord,
         resource: &ResourceRecord,
-        worker_id: Uuid,
+        worker_id: WorkerId,
         credentials: Option<Credentials>,
         context: &RequestContext,
     ) -> Result<(), BrokerError> {
@@ -286,7 +287,7 @@ impl Broker {
     pub(super) async fn rebind(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: SessionId,
         command: Command,
         context: &RequestContext,
     ) -> Result<(SessionView, AttachOffer), BrokerError> {
@@ -338,7 +339,7 @@ impl Broker {
     pub async fn shadow(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: SessionId,
         context: &RequestContext,
     ) -> Result<(SessionView, AttachOffer), BrokerError> {
         let session = self.inner.repositories.sessions.get(id).await?.ok_or(BrokerError::SessionNotFound)?;
@@ -370,7 +371,7 @@ impl Broker {
     pub async fn attach(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: SessionId,
         context: &RequestContext,
     ) -> Result<(SessionView, AttachOffer), BrokerError> {
         self.rebind(principal, id, Command::Attach, context).await
@@ -379,7 +380,7 @@ impl Broker {
     pub async fn takeover(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: SessionId,
         context: &RequestContext,
     ) -> Result<(SessionView, AttachOffer), BrokerError> {
         self.rebind(principal, id, Command::Takeover, context).await
@@ -388,7 +389,7 @@ impl Broker {
     pub async fn detach(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: SessionId,
         context: &RequestContext,
     ) -> Result<SessionView, BrokerError> {
         let session = self.accessible(principal, id).await?;
@@ -414,7 +415,7 @@ impl Broker {
     pub async fn terminate(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: SessionId,
         context: &RequestContext,
     ) -> Result<SessionView, BrokerError> {
         let session = self.accessible(principal, id).await?;
@@ -431,7 +432,7 @@ impl Broker {
 
     /// Issues a single-use attach token for `attachment`, on behalf of
     /// the auth session that asked (the socket lives only as long as it).
-    pub(super) async fn offer(&self, attachment: &AttachmentRecord, auth_session_id: Uuid) -> AttachOffer {
+    pub(super) async fn offer(&self, attachment: &AttachmentRecord, auth_session_id: AuthSessionId) -> AttachOffer {
         let token = Self::new_token();
         let grant = AttachGrant {
             session_id: attachment.session_id,
@@ -455,7 +456,7 @@ impl Broker {
     pub(super) fn controller_attachment(
         session: &SessionRecord,
         principal: &Principal,
-        device_id: Option<Uuid>,
+        device_id: Option<DeviceId>,
         now: OffsetDateTime,
     ) -> AttachmentRecord {
         AttachmentRecord {

@@ -2,6 +2,7 @@
 //! the session, its notices and controller, routing input, policy.
 
 use rap_storage::repo::SessionRecord;
+use rap_storage::{SessionId, UserId};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -25,24 +26,24 @@ impl Broker {
 
     /// The session as stored, for the gateway (which authorized the caller
     /// through the attach token).
-    pub async fn session(&self, id: Uuid) -> Option<SessionRecord> {
+    pub async fn session(&self, id: SessionId) -> Option<SessionRecord> {
         self.inner.repositories.sessions.get(id).await.ok().flatten()
     }
 
     /// Subscribes to a session's notices (state changes, takeovers).
-    pub async fn subscribe(&self, session_id: Uuid) -> rap_storage::live::Subscription<SessionNotice> {
+    pub async fn subscribe(&self, session_id: SessionId) -> rap_storage::live::Subscription<SessionNotice> {
         self.inner.live.notices.subscribe(&notice_topic(session_id)).await
     }
 
     /// Who controls the session right now.
-    pub async fn controller(&self, session_id: Uuid) -> Option<ControllerBinding> {
+    pub async fn controller(&self, session_id: SessionId) -> Option<ControllerBinding> {
         self.inner.live.controllers.get(&controller_key(session_id)).await
     }
 
     /// Queues controller input for the session's worker.
     pub async fn route_input(
         &self,
-        session_id: Uuid,
+        session_id: SessionId,
         input: crate::worker::SessionInput,
     ) -> Result<(), rap_storage::live::QueueError> {
         self.inner.live.queues.inputs.push(&input_queue(session_id), input).await
@@ -50,7 +51,7 @@ impl Broker {
 
     /// The controller's transport is gone (closed, or silent past the
     /// heartbeat): the session stays up, detached, ready to be resumed.
-    pub async fn transport_lost(&self, session_id: Uuid, attachment_id: Uuid, reason: &'static str) {
+    pub async fn transport_lost(&self, session_id: SessionId, attachment_id: Uuid, reason: &'static str) {
         let Some(session) = self.settled(session_id).await else { return };
         if self.controller(session_id).await.is_none_or(|binding| binding.attachment_id != attachment_id) {
             return;
@@ -70,7 +71,7 @@ impl Broker {
     /// see the desktop, and leave, before the worker reports it started;
     /// only an `active` session can be detached, so its loss waits for
     /// that (bounded, and over at once if the session ends instead).
-    async fn settled(&self, session_id: Uuid) -> Option<SessionRecord> {
+    async fn settled(&self, session_id: SessionId) -> Option<SessionRecord> {
         use futures_util::StreamExt;
         // The usual case, an active session, needs no subscription.
         let session = self.session(session_id).await?;
@@ -93,7 +94,7 @@ impl Broker {
     }
 
     /// A viewer's socket is gone: its attachment ends.
-    pub async fn viewer_left(&self, session_id: Uuid, attachment_id: Uuid) {
+    pub async fn viewer_left(&self, session_id: SessionId, attachment_id: Uuid) {
         match self
             .inner
             .repositories
@@ -108,7 +109,7 @@ impl Broker {
     }
 
     /// Tells the session's sockets who is watching.
-    pub async fn announce_viewers(&self, session_id: Uuid) {
+    pub async fn announce_viewers(&self, session_id: SessionId) {
         match self.inner.repositories.sessions.viewers(session_id).await {
             Ok(viewers) => {
                 let viewers = viewers.into_iter().map(|viewer| viewer.user_id).collect();
@@ -127,8 +128,8 @@ impl Broker {
     /// the file has already moved.
     pub async fn audit_file_transfer(
         &self,
-        session_id: Uuid,
-        actor: Uuid,
+        session_id: SessionId,
+        actor: UserId,
         action: &str,
         moved: &crate::transfer::Moved,
     ) {
@@ -167,7 +168,7 @@ impl Broker {
 
     /// The session's transfer folder (it exists only while its policy
     /// allows file transfer and the session runs).
-    pub fn transfer_dir(&self, session_id: Uuid) -> std::path::PathBuf {
+    pub fn transfer_dir(&self, session_id: SessionId) -> std::path::PathBuf {
         self.inner.live.queues.transfers.dir(session_id)
     }
 }

@@ -7,6 +7,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rap_storage::repo::{AttachmentRecord, SessionRecord};
+use rap_storage::{DeviceId, OrgId, ResourceId, SessionId, UserId, WorkerId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -96,8 +97,8 @@ fn failure(error: BrokerError) -> Response {
 #[derive(Serialize)]
 struct ControllerView {
     attachment_id: Uuid,
-    user_id: Uuid,
-    device_id: Option<Uuid>,
+    user_id: UserId,
+    device_id: Option<DeviceId>,
     #[serde(with = "time::serde::rfc3339")]
     attached_at: OffsetDateTime,
 }
@@ -115,13 +116,13 @@ impl From<AttachmentRecord> for ControllerView {
 
 #[derive(Serialize)]
 struct SessionBody {
-    id: Uuid,
+    id: SessionId,
     state: SessionState,
-    resource_id: Uuid,
-    organization_id: Uuid,
-    owner_user_id: Uuid,
-    device_id: Option<Uuid>,
-    worker_id: Option<Uuid>,
+    resource_id: ResourceId,
+    organization_id: OrgId,
+    owner_user_id: UserId,
+    device_id: Option<DeviceId>,
+    worker_id: Option<WorkerId>,
     width: Option<u16>,
     height: Option<u16>,
     failure_reason: Option<String>,
@@ -204,8 +205,8 @@ fn attach_response(state: &AppState, principal: &Principal, view: SessionView, a
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
-    resource_id: Uuid,
-    device_id: Option<Uuid>,
+    resource_id: ResourceId,
+    device_id: Option<DeviceId>,
     width: Option<u16>,
     height: Option<u16>,
 }
@@ -233,7 +234,7 @@ async fn start(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    organization_id: Option<Uuid>,
+    organization_id: Option<OrgId>,
     /// Comma-separated states.
     state: Option<String>,
     limit: Option<usize>,
@@ -265,7 +266,7 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<SessionId>,
 ) -> Result<ApiJson<SessionBody>, ApiError> {
     Ok(ApiJson(state.broker().get(&principal, id).await?.into()))
 }
@@ -278,7 +279,7 @@ async fn command(
     State(state): State<AppState>,
     Context(context): Context,
     CurrentUser(principal): CurrentUser,
-    PathId(id): PathId<Uuid>,
+    PathId(id): PathId<SessionId>,
     Path((_, command)): Path<(String, String)>,
 ) -> Response {
     let broker = state.broker();
@@ -302,7 +303,7 @@ async fn command(
 
 #[derive(Serialize)]
 struct LeaseView {
-    session_id: Uuid,
+    session_id: SessionId,
     #[serde(with = "time::serde::rfc3339")]
     acquired_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -311,7 +312,7 @@ struct LeaseView {
 
 #[derive(Serialize)]
 struct WorkerView {
-    id: Uuid,
+    id: WorkerId,
     kind: String,
     name: String,
     status: String,

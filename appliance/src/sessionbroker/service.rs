@@ -3,6 +3,7 @@
 //! (what users ask), `events` (what workers report), `live` (what the
 //! gateway may ask), `upkeep` (leases, the reaper, restart recovery).
 
+use rap_storage::{SessionId, UserId, WorkerId};
 use std::sync::Arc;
 
 use rap_storage::StorageError;
@@ -13,7 +14,6 @@ use rap_storage::repo::{
 use rap_storage::types::AttachmentRole;
 use serde_json::json;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::state::{Command, IllegalTransition, next, rule};
 use super::types::{AttachGrant, ControllerBinding, SessionNotice, SessionView};
@@ -79,11 +79,11 @@ pub struct BrokerLive {
     pub queues: WorkerQueues,
 }
 
-pub fn controller_key(session_id: Uuid) -> String {
+pub fn controller_key(session_id: SessionId) -> String {
     format!("controller:{session_id}")
 }
 
-pub fn notice_topic(session_id: Uuid) -> String {
+pub fn notice_topic(session_id: SessionId) -> String {
     format!("session:{session_id}")
 }
 
@@ -141,7 +141,7 @@ impl Broker {
     pub(super) fn event(
         &self,
         context: &RequestContext,
-        actor: Option<Uuid>,
+        actor: Option<UserId>,
         action: &str,
         session: &SessionRecord,
         outcome: Outcome,
@@ -157,7 +157,7 @@ impl Broker {
     /// The session, if `principal` may act on it: its owner (while they may
     /// use the organization's resources) or an owner/admin of its
     /// organization. Everyone else is told it does not exist.
-    pub(super) async fn accessible(&self, principal: &Principal, id: Uuid) -> Result<SessionRecord, BrokerError> {
+    pub(super) async fn accessible(&self, principal: &Principal, id: SessionId) -> Result<SessionRecord, BrokerError> {
         let session = self.inner.repositories.sessions.get(id).await?.ok_or(BrokerError::SessionNotFound)?;
         let standing = self.inner.gate.standing(principal, session.organization_id).await?;
         if may_act(standing, &session, principal) { Ok(session) } else { Err(BrokerError::SessionNotFound) }
@@ -166,7 +166,12 @@ impl Broker {
     /// Whether `principal` may still hold a socket of `role` open on session
     /// `id`: a controller as [`Self::accessible`] allows, a watching viewer
     /// only as a manager of the session's organization (as shadowing asks).
-    pub async fn may_hold(&self, principal: &Principal, id: Uuid, role: AttachmentRole) -> Result<bool, BrokerError> {
+    pub async fn may_hold(
+        &self,
+        principal: &Principal,
+        id: SessionId,
+        role: AttachmentRole,
+    ) -> Result<bool, BrokerError> {
         let Some(session) = self.inner.repositories.sessions.get(id).await? else { return Ok(false) };
         let standing = self.inner.gate.standing(principal, session.organization_id).await?;
         Ok(match role {
@@ -227,7 +232,7 @@ impl Broker {
         }
     }
 
-    pub(super) async fn stop_worker(&self, worker_id: Uuid, session_id: Uuid) {
+    pub(super) async fn stop_worker(&self, worker_id: WorkerId, session_id: SessionId) {
         let cancel = WorkerControl::Cancel { session_id };
         if let Err(error) = self.inner.live.queues.control.push(&control_queue(worker_id), cancel).await {
             tracing::warn!(%session_id, %error, "Cancellation not delivered to the worker");

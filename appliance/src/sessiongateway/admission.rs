@@ -5,19 +5,19 @@
 //! connection limit cover it until it closes. The check itself is
 //! [`super::routes::admit`]; this room keeps the counts.
 
+use rap_storage::UserId;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use uuid::Uuid;
 
 /// Live WebSockets per user and per source address.
 pub struct SocketCounts {
     per_user: usize,
     per_address: usize,
-    users: Arc<Mutex<HashMap<Uuid, usize>>>,
+    users: Arc<Mutex<HashMap<UserId, usize>>>,
     addresses: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
@@ -64,7 +64,7 @@ impl SocketCounts {
         Self { per_user, per_address, users: Default::default(), addresses: Default::default() }
     }
 
-    pub fn claim_user(&self, user_id: Uuid) -> Option<Claim> {
+    pub fn claim_user(&self, user_id: UserId) -> Option<Claim> {
         claim(&self.users, user_id, self.per_user)
     }
 
@@ -80,11 +80,11 @@ mod tests {
     #[test]
     fn counts_go_up_to_the_limit_and_back_down_on_drop() {
         let counts = SocketCounts::new(2, 1);
-        let user = Uuid::now_v7();
+        let user = UserId::generate();
         let first = counts.claim_user(user).expect("first");
         let _second = counts.claim_user(user).expect("second");
         assert!(counts.claim_user(user).is_none());
-        assert!(counts.claim_user(Uuid::now_v7()).is_some(), "another user has their own count");
+        assert!(counts.claim_user(UserId::generate()).is_some(), "another user has their own count");
         drop(first);
         assert!(counts.claim_user(user).is_some());
         let address: IpAddr = "192.168.1.5".parse().expect("ip");

@@ -2,12 +2,12 @@
 //! credential its entry asks for (an attach token at the gateway, a
 //! data-plane token at a direct worker endpoint); then the socket runs.
 
+use rap_storage::WorkerId;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::connection::Connection;
 use super::envelope::{AttachPayload, ClientMessage, RenderTransport, ServerMessage, details};
@@ -29,7 +29,7 @@ pub enum Entry {
     Gateway,
     /// The direct worker endpoint: a Data Plane v1 token for this worker;
     /// `binary_v1` render only if the configuration allows it.
-    Direct { worker_id: Uuid, binary_render: bool },
+    Direct { worker_id: WorkerId, binary_render: bool },
 }
 
 /// A refusal before the socket is attached: what the client is told and

@@ -1,6 +1,7 @@
 //! One attached socket: frames out, input in, notices relayed, heartbeat,
 //! until the session ends, the client leaves or the appliance stops.
 
+use rap_storage::SessionId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,6 @@ use futures_util::{SinkExt, StreamExt};
 use rap_storage::live::{Delivery, Subscription};
 use rap_storage::types::AttachmentRole;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::envelope::{
     self, AttachPayload, Attached, AttachedPolicy, ClientMessage, Event, RenderTransport, ServerMessage, details,
@@ -97,7 +97,7 @@ impl Connection {
         }
     }
 
-    pub(super) fn session_id(&self) -> Uuid {
+    pub(super) fn session_id(&self) -> SessionId {
         self.grant.session_id
     }
 

@@ -132,12 +132,14 @@ impl Downloads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rap_storage::SessionId;
 
     #[tokio::test]
     async fn a_file_arrives_in_windows_of_chunks_paced_by_acks() {
         let temp = tempfile::tempdir().expect("temp dir");
-        let dir =
-            super::super::TransferDirs::new(temp.path().to_path_buf()).prepare(Uuid::new_v4()).expect("session folder");
+        let dir = super::super::TransferDirs::new(temp.path().to_path_buf())
+            .prepare(SessionId::generate())
+            .expect("session folder");
         let content: Vec<u8> = (0..(WINDOW_CHUNKS as usize * MAX_CHUNK_BYTES + 1000)).map(|i| i as u8).collect();
         std::fs::write(dir.join(TO_CLIENT_DIR).join("data.bin"), &content).expect("write");
         let mut downloads = Downloads::default();
@@ -166,8 +168,9 @@ mod tests {
     #[tokio::test]
     async fn only_regular_files_inside_to_client_are_served() {
         let temp = tempfile::tempdir().expect("temp dir");
-        let dir =
-            super::super::TransferDirs::new(temp.path().to_path_buf()).prepare(Uuid::new_v4()).expect("session folder");
+        let dir = super::super::TransferDirs::new(temp.path().to_path_buf())
+            .prepare(SessionId::generate())
+            .expect("session folder");
         std::fs::write(dir.join("upload-root.txt"), b"not offered").expect("write");
         std::os::unix::fs::symlink("/etc/hostname", dir.join(TO_CLIENT_DIR).join("link.txt")).expect("symlink");
         let made =

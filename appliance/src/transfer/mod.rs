@@ -11,6 +11,7 @@
 pub mod download;
 pub mod upload;
 
+use rap_storage::SessionId;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -56,13 +57,13 @@ impl TransferDirs {
 
     /// The session's directory (it exists only while the session runs with
     /// a file transfer policy other than `disabled`).
-    pub fn dir(&self, session_id: Uuid) -> PathBuf {
+    pub fn dir(&self, session_id: SessionId) -> PathBuf {
         self.root.join(session_id.to_string())
     }
 
     /// Creates the session's directory and its `ToClient` drop zone, private
     /// to the appliance's user. Blocking: call from the blocking pool.
-    pub fn prepare(&self, session_id: Uuid) -> io::Result<PathBuf> {
+    pub fn prepare(&self, session_id: SessionId) -> io::Result<PathBuf> {
         let dir = self.dir(session_id);
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true).mode(0o700);
@@ -71,7 +72,7 @@ impl TransferDirs {
     }
 
     /// Deletes the session's directory with everything in it. Blocking.
-    pub fn remove(&self, session_id: Uuid) {
+    pub fn remove(&self, session_id: SessionId) {
         let dir = self.dir(session_id);
         if let Err(error) = fs::remove_dir_all(&dir)
             && error.kind() != io::ErrorKind::NotFound
@@ -297,7 +298,7 @@ mod tests {
     fn directories_are_private_and_swept() {
         let temp = tempfile::tempdir().expect("temp dir");
         let dirs = TransferDirs::new(temp.path().join("transfers"));
-        let session_id = Uuid::new_v4();
+        let session_id = SessionId::generate();
         let dir = dirs.prepare(session_id).expect("session folder");
         assert!(dir.join(TO_CLIENT_DIR).is_dir());
         assert_eq!(fs::metadata(&dir).expect("metadata").mode() & 0o777, 0o700);
@@ -312,7 +313,7 @@ mod tests {
     fn only_regular_files_with_safe_names_are_offered() {
         let temp = tempfile::tempdir().expect("temp dir");
         let dirs = TransferDirs::new(temp.path().to_path_buf());
-        let dir = dirs.prepare(Uuid::new_v4()).expect("session folder");
+        let dir = dirs.prepare(SessionId::generate()).expect("session folder");
         let to_client = dir.join(TO_CLIENT_DIR);
         fs::write(to_client.join("b.txt"), b"hello").expect("write");
         fs::write(to_client.join("a.csv"), b"1,2").expect("write");

@@ -237,11 +237,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rap_storage::SessionId;
 
     fn dir() -> (tempfile::TempDir, PathBuf) {
         let temp = tempfile::tempdir().expect("temp dir");
-        let dir =
-            super::super::TransferDirs::new(temp.path().to_path_buf()).prepare(Uuid::new_v4()).expect("session folder");
+        let dir = super::super::TransferDirs::new(temp.path().to_path_buf())
+            .prepare(SessionId::generate())
+            .expect("session folder");
         (temp, dir)
     }
 

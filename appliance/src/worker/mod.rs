@@ -17,6 +17,7 @@ pub mod pool;
 pub mod rdp;
 pub mod scripted;
 
+use rap_storage::{OrgId, SessionId, WorkerId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,18 +25,17 @@ use async_trait::async_trait;
 use rap_storage::live::{Heartbeats, LeaseBeat, QueueError, Queues};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::protocol::framebuffer::{Screen, Screens};
 use crate::resource::{CertificateMode, PolicyMode, Protocol};
 use crate::secrets::Credentials;
 
 /// Queue names, as in the seed.
-pub fn control_queue(worker_id: Uuid) -> String {
+pub fn control_queue(worker_id: WorkerId) -> String {
     format!("worker:control:{worker_id}")
 }
 
-pub fn input_queue(session_id: Uuid) -> String {
+pub fn input_queue(session_id: SessionId) -> String {
     format!("worker:queue:{session_id}")
 }
 
@@ -45,9 +45,9 @@ pub const EVENTS_QUEUE: &str = "worker:events";
 /// resolved credentials and is never stored.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
-    pub session_id: Uuid,
-    pub worker_id: Uuid,
-    pub organization_id: Uuid,
+    pub session_id: SessionId,
+    pub worker_id: WorkerId,
+    pub organization_id: OrgId,
     pub protocol: Protocol,
     pub host: String,
     pub port: u16,
@@ -77,7 +77,7 @@ impl std::fmt::Debug for Assignment {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerControl {
     Assign(Box<Assignment>),
-    Cancel { session_id: Uuid },
+    Cancel { session_id: SessionId },
 }
 
 /// Input from the controller, routed to the session's worker.
@@ -139,8 +139,8 @@ pub enum WorkerEventKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerEvent {
-    pub session_id: Uuid,
-    pub worker_id: Uuid,
+    pub session_id: SessionId,
+    pub worker_id: WorkerId,
     pub kind: WorkerEventKind,
 }
 
@@ -155,8 +155,8 @@ pub enum SessionEnd {
 
 /// A session's view of the control plane, given to its runtime.
 pub struct SessionIo {
-    pub session_id: Uuid,
-    pub worker_id: Uuid,
+    pub session_id: SessionId,
+    pub worker_id: WorkerId,
     events: EventSender,
     heartbeats: Arc<dyn Heartbeats>,
     /// Set once the runtime beats for itself (or reports the desktop up);
@@ -173,8 +173,8 @@ pub struct SessionIo {
 
 impl SessionIo {
     pub fn new(
-        session_id: Uuid,
-        worker_id: Uuid,
+        session_id: SessionId,
+        worker_id: WorkerId,
         queues: &pool::WorkerQueues,
         cancel: CancellationToken,
         heartbeat_interval: Duration,
@@ -259,7 +259,7 @@ impl SessionIo {
     }
 }
 
-async fn beat(heartbeats: &dyn Heartbeats, worker_id: Uuid, session_id: Uuid) {
+async fn beat(heartbeats: &dyn Heartbeats, worker_id: WorkerId, session_id: SessionId) {
     let beat = LeaseBeat { worker_id, session_id, at: time::OffsetDateTime::now_utc() };
     if let Err(error) = heartbeats.beat(beat).await {
         tracing::error!(%session_id, %error, "Heartbeat not recorded");
@@ -273,8 +273,8 @@ async fn beat(heartbeats: &dyn Heartbeats, worker_id: Uuid, session_id: Uuid) {
 struct ConnectingBeats {
     heartbeats: Arc<dyn Heartbeats>,
     runtime_beats: Arc<std::sync::atomic::AtomicBool>,
-    worker_id: Uuid,
-    session_id: Uuid,
+    worker_id: WorkerId,
+    session_id: SessionId,
 }
 
 impl ConnectingBeats {
@@ -351,13 +351,17 @@ mod tests {
 
     use rap_storage::live::Queues;
     use rap_storage::live::memory::MemoryQueues;
-    use uuid::Uuid;
+    use rap_storage::{SessionId, WorkerId};
 
     use super::{EVENTS_QUEUE, EventSender, WorkerEvent, WorkerEventKind};
 
     fn failed(reason: &str) -> WorkerEvent {
         let reason = reason.into();
-        WorkerEvent { session_id: Uuid::now_v7(), worker_id: Uuid::now_v7(), kind: WorkerEventKind::Failed { reason } }
+        WorkerEvent {
+            session_id: SessionId::generate(),
+            worker_id: WorkerId::generate(),
+            kind: WorkerEventKind::Failed { reason },
+        }
     }
 
     fn sender(events: &Arc<MemoryQueues<WorkerEvent>>, deadline: Duration) -> (EventSender, Arc<AtomicU64>) {

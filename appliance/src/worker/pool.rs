@@ -6,6 +6,7 @@
 //! the slot takes the next assignment. Every slot stops when the pool's
 //! shutdown token is cancelled.
 
+use rap_storage::{SessionId, WorkerId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,6 @@ use rap_storage::repo::Repositories;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::{
     SessionEnd, SessionInput, SessionIo, SessionRuntime, WorkerControl, WorkerEvent, WorkerEventKind, control_queue,
@@ -51,7 +51,7 @@ impl WorkerQueues {
 /// The running slots; dropping it aborts them.
 pub struct WorkerPool {
     tasks: JoinSet<()>,
-    worker_ids: Vec<Uuid>,
+    worker_ids: Vec<WorkerId>,
 }
 
 impl WorkerPool {
@@ -79,7 +79,7 @@ impl WorkerPool {
         Ok(Self { tasks, worker_ids })
     }
 
-    pub fn worker_ids(&self) -> &[Uuid] {
+    pub fn worker_ids(&self) -> &[WorkerId] {
         &self.worker_ids
     }
 
@@ -90,7 +90,7 @@ impl WorkerPool {
 }
 
 struct Slot {
-    worker_id: Uuid,
+    worker_id: WorkerId,
     runtime: Arc<dyn SessionRuntime>,
     queues: WorkerQueues,
     heartbeat_interval: Duration,
@@ -202,7 +202,7 @@ impl Slot {
         next
     }
 
-    async fn report(&self, session_id: Uuid, kind: WorkerEventKind) {
+    async fn report(&self, session_id: SessionId, kind: WorkerEventKind) {
         let event = WorkerEvent { session_id, worker_id: self.worker_id, kind };
         // Failure is logged and counted by the sender; the lease does the rest.
         let _ = self.queues.event_sender(self.heartbeat_interval * 3).send(event).await;

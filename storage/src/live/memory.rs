@@ -289,7 +289,7 @@ impl Counters for MemoryCounters {
 /// [`Heartbeats`] in a bounded map keyed by lease (worker, session).
 pub struct MemoryHeartbeats {
     capacity: usize,
-    beats: Mutex<HashMap<(uuid::Uuid, uuid::Uuid), time::OffsetDateTime>>,
+    beats: Mutex<HashMap<(crate::WorkerId, crate::SessionId), time::OffsetDateTime>>,
 }
 
 impl MemoryHeartbeats {

@@ -100,8 +100,8 @@ pub trait Counters: Send + Sync {
 /// One heartbeat: `worker_id` was alive running `session_id` at `at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LeaseBeat {
-    pub worker_id: uuid::Uuid,
-    pub session_id: uuid::Uuid,
+    pub worker_id: crate::WorkerId,
+    pub session_id: crate::SessionId,
     #[serde(with = "time::serde::rfc3339")]
     pub at: time::OffsetDateTime,
 }

@@ -6,7 +6,7 @@ use super::*;
 /// A person who can log in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
-    pub id: Uuid,
+    pub id: UserId,
     /// Stored lowercased; unique case-insensitively.
     pub email: String,
     /// Argon2id PHC string; `None` for users of an external identity source.
@@ -24,7 +24,7 @@ pub struct UserRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRecord {
     pub id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub role: String,
     pub installation_id: Uuid,
     pub signature: Vec<u8>,
@@ -35,7 +35,7 @@ pub struct GrantRecord {
 /// An organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrganizationRecord {
-    pub id: Uuid,
+    pub id: OrgId,
     pub slug: String,
     pub name: String,
     pub created_at: OffsetDateTime,
@@ -46,8 +46,8 @@ pub struct OrganizationRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembershipRecord {
     pub id: Uuid,
-    pub organization_id: Uuid,
-    pub user_id: Uuid,
+    pub organization_id: OrgId,
+    pub user_id: UserId,
     pub role: OrgRole,
     pub status: MembershipStatus,
     pub created_at: OffsetDateTime,
@@ -92,20 +92,20 @@ pub trait UserRepository: Send + Sync {
     /// An email already taken is [`StorageError::Conflict`].
     async fn create(&self, user: UserRecord, grant: Option<GrantRecord>, audit: AuditEvent)
     -> Result<(), StorageError>;
-    async fn get(&self, id: Uuid) -> Result<Option<UserRecord>, StorageError>;
+    async fn get(&self, id: UserId) -> Result<Option<UserRecord>, StorageError>;
     async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, StorageError>;
     /// Ordered by id (creation order); `after` continues a previous page.
-    async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<UserRecord>, StorageError>;
+    async fn list(&self, after: Option<UserId>, limit: usize) -> Result<Vec<UserRecord>, StorageError>;
     /// Grants that are not revoked.
-    async fn active_grants(&self, user_id: Uuid) -> Result<Vec<GrantRecord>, StorageError>;
-    async fn memberships(&self, user_id: Uuid) -> Result<Vec<MembershipView>, StorageError>;
+    async fn active_grants(&self, user_id: UserId) -> Result<Vec<GrantRecord>, StorageError>;
+    async fn memberships(&self, user_id: UserId) -> Result<Vec<MembershipView>, StorageError>;
 }
 
 /// A client device a user logs in from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: DeviceId,
+    pub user_id: UserId,
     pub name: Option<String>,
     pub trusted: bool,
     pub trusted_at: Option<OffsetDateTime>,
@@ -117,9 +117,9 @@ pub struct DeviceRecord {
 /// One login: a family of refresh tokens and the access tokens issued from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSessionRecord {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub device_id: Uuid,
+    pub id: AuthSessionId,
+    pub user_id: UserId,
+    pub device_id: DeviceId,
     pub created_at: OffsetDateTime,
     pub last_used_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -133,7 +133,7 @@ pub struct AuthSessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshTokenRecord {
     pub id: Uuid,
-    pub auth_session_id: Uuid,
+    pub auth_session_id: AuthSessionId,
     pub token_hash: [u8; 32],
     pub parent_id: Option<Uuid>,
     pub created_at: OffsetDateTime,
@@ -144,10 +144,10 @@ pub struct RefreshTokenRecord {
 /// The device a login asks for: an id the client remembers, and a name.
 #[derive(Debug, Clone)]
 pub struct DeviceRequest {
-    pub id: Option<Uuid>,
+    pub id: Option<DeviceId>,
     pub name: Option<String>,
     /// Used if the requested id is absent, revoked, or someone else's.
-    pub fresh_id: Uuid,
+    pub fresh_id: DeviceId,
 }
 
 /// Everything a successful login writes, in one transaction.
@@ -189,19 +189,19 @@ pub trait AuthRepository: Send + Sync {
     /// that its revocation is recorded); returns whether it did.
     async fn revoke_session(
         &self,
-        id: Uuid,
+        id: AuthSessionId,
         reason: &str,
         now: OffsetDateTime,
         audit: AuditEvent,
     ) -> Result<bool, StorageError>;
-    async fn get_session(&self, id: Uuid) -> Result<Option<AuthSessionRecord>, StorageError>;
-    async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<AuthSessionRecord>, StorageError>;
-    async fn list_devices(&self, user_id: Uuid) -> Result<Vec<DeviceRecord>, StorageError>;
+    async fn get_session(&self, id: AuthSessionId) -> Result<Option<AuthSessionRecord>, StorageError>;
+    async fn list_sessions(&self, user_id: UserId) -> Result<Vec<AuthSessionRecord>, StorageError>;
+    async fn list_devices(&self, user_id: UserId) -> Result<Vec<DeviceRecord>, StorageError>;
     /// Sets trust on the user's own, unrevoked device.
     async fn set_device_trust(
         &self,
-        user_id: Uuid,
-        device_id: Uuid,
+        user_id: UserId,
+        device_id: DeviceId,
         trusted: bool,
         now: OffsetDateTime,
         audit: AuditEvent,
@@ -211,18 +211,18 @@ pub trait AuthRepository: Send + Sync {
     /// the revoked session ids, or `None` if there is no such user.
     async fn set_user_disabled(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         disabled: bool,
         now: OffsetDateTime,
         audit: AuditEvent,
-    ) -> Result<Option<(UserRecord, Vec<Uuid>)>, StorageError>;
+    ) -> Result<Option<(UserRecord, Vec<AuthSessionId>)>, StorageError>;
     /// Revokes the user's device and every open session on it; returns the
     /// revoked session ids, or `None` if there is no such device.
     async fn revoke_device(
         &self,
-        user_id: Uuid,
-        device_id: Uuid,
+        user_id: UserId,
+        device_id: DeviceId,
         now: OffsetDateTime,
         audit: AuditEvent,
-    ) -> Result<Option<Vec<Uuid>>, StorageError>;
+    ) -> Result<Option<Vec<AuthSessionId>>, StorageError>;
 }

@@ -2,7 +2,8 @@
 //!
 //! Services hold these as `Arc<dyn …>`; each domain adds its trait here and
 //! its SQLite implementation in [`crate::sqlite`]. Records use plain types
-//! (`Uuid`, `OffsetDateTime`, `serde_json::Value`, the vocabularies of
+//! (the ids of [`crate::ids`], `Uuid` for ids local to one repository,
+//! `OffsetDateTime`, `serde_json::Value`, the vocabularies of
 //! [`crate::types`]), never a driver's.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::ids::{AuthSessionId, DeviceId, OrgId, ResourceId, SessionId, UserId, WorkerId};
 use crate::types::{AttachmentRole, CertificateMode, MembershipStatus, OrgRole, PolicyMode, Protocol, SessionState};
 use uuid::Uuid;
 
@@ -63,9 +65,9 @@ pub trait InstallationRepository: Send + Sync {
 pub struct AuditEvent {
     pub id: Uuid,
     pub occurred_at: OffsetDateTime,
-    pub organization_id: Option<Uuid>,
-    pub session_id: Option<Uuid>,
-    pub actor_user_id: Option<Uuid>,
+    pub organization_id: Option<OrgId>,
+    pub session_id: Option<SessionId>,
+    pub actor_user_id: Option<UserId>,
     /// `user`, `system`, `worker`, `cli`.
     pub actor_kind: String,
     /// Dotted verb, e.g. `auth.login`, `session.state_changed`.
@@ -82,8 +84,8 @@ pub struct AuditEvent {
 /// Filters and paging for [`AuditRepository::list`]. Newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    pub organization_id: Option<Uuid>,
-    pub session_id: Option<Uuid>,
+    pub organization_id: Option<OrgId>,
+    pub session_id: Option<SessionId>,
     pub limit: usize,
     /// Continue after this event (the last one of the previous page).
     pub before: Option<AuditCursor>,

@@ -11,8 +11,8 @@ pub struct ResourcePolicyRecord {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceRecord {
-    pub id: Uuid,
-    pub organization_id: Uuid,
+    pub id: ResourceId,
+    pub organization_id: OrgId,
     pub name: String,
     pub protocol: Protocol,
     pub host: String,
@@ -22,7 +22,7 @@ pub struct ResourceRecord {
     pub metadata: serde_json::Value,
     pub secret_ref: Option<String>,
     pub policy: ResourcePolicyRecord,
-    pub created_by_user_id: Option<Uuid>,
+    pub created_by_user_id: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -31,7 +31,7 @@ pub struct ResourceRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRecord {
     pub id: Uuid,
-    pub resource_id: Uuid,
+    pub resource_id: ResourceId,
     pub key_id: String,
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
@@ -45,17 +45,17 @@ pub trait ResourceRepository: Send + Sync {
     /// Writes the resource and its policy row together.
     async fn create(&self, resource: ResourceRecord, audit: AuditEvent) -> Result<(), StorageError>;
     /// Live (not deleted) resources only.
-    async fn get(&self, id: Uuid) -> Result<Option<ResourceRecord>, StorageError>;
+    async fn get(&self, id: ResourceId) -> Result<Option<ResourceRecord>, StorageError>;
     async fn list(
         &self,
         scope: OrgScope,
-        after: Option<Uuid>,
+        after: Option<ResourceId>,
         limit: usize,
     ) -> Result<Vec<ResourceRecord>, StorageError>;
     /// Replaces every mutable field (the caller merged the patch).
     async fn update(&self, resource: ResourceRecord, audit: AuditEvent) -> Result<bool, StorageError>;
     /// Soft delete; the secret is destroyed with it.
-    async fn delete(&self, id: Uuid, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StorageError>;
+    async fn delete(&self, id: ResourceId, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StorageError>;
     /// Creates or replaces the resource's secret and points `secret_ref` at it.
     async fn put_secret(
         &self,
@@ -63,7 +63,7 @@ pub trait ResourceRepository: Send + Sync {
         secret_ref: String,
         audit: AuditEvent,
     ) -> Result<SecretRecord, StorageError>;
-    async fn get_secret(&self, resource_id: Uuid) -> Result<Option<SecretRecord>, StorageError>;
+    async fn get_secret(&self, resource_id: ResourceId) -> Result<Option<SecretRecord>, StorageError>;
     /// Secrets encrypted under any key other than `key_id` (for rotation).
     async fn secrets_not_under(&self, key_id: &str) -> Result<Vec<SecretRecord>, StorageError>;
     /// Replaces a secret's ciphertext after re-encryption, if it is still

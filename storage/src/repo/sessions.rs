@@ -5,13 +5,13 @@ use super::*;
 /// A remote session as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub resource_id: Uuid,
-    pub owner_user_id: Uuid,
-    pub device_id: Option<Uuid>,
+    pub id: SessionId,
+    pub organization_id: OrgId,
+    pub resource_id: ResourceId,
+    pub owner_user_id: UserId,
+    pub device_id: Option<DeviceId>,
     pub state: SessionState,
-    pub worker_id: Option<Uuid>,
+    pub worker_id: Option<WorkerId>,
     pub width: Option<u16>,
     pub height: Option<u16>,
     /// Why a `failed` session failed.
@@ -33,9 +33,9 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentRecord {
     pub id: Uuid,
-    pub session_id: Uuid,
-    pub user_id: Uuid,
-    pub device_id: Option<Uuid>,
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub device_id: Option<DeviceId>,
     pub role: AttachmentRole,
     pub attached_at: OffsetDateTime,
     pub detached_at: Option<OffsetDateTime>,
@@ -45,7 +45,7 @@ pub struct AttachmentRecord {
 /// A worker: one slot that runs one remote session at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerRecord {
-    pub id: Uuid,
+    pub id: WorkerId,
     pub kind: String,
     pub name: String,
     pub capacity: u32,
@@ -58,8 +58,8 @@ pub struct WorkerRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRecord {
     pub id: Uuid,
-    pub worker_id: Uuid,
-    pub session_id: Uuid,
+    pub worker_id: WorkerId,
+    pub session_id: SessionId,
     pub acquired_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub renewed_at: Option<OffsetDateTime>,
@@ -77,9 +77,9 @@ pub struct WorkerStatus {
 pub struct SessionScope {
     pub organizations: OrgScope,
     /// Only this user's sessions, except in `managed` organizations.
-    pub owner: Option<Uuid>,
+    pub owner: Option<UserId>,
     /// Organizations where every session is visible (owner/admin there).
-    pub managed: Vec<Uuid>,
+    pub managed: Vec<OrgId>,
     /// Only sessions in these states; empty means all.
     pub states: Vec<SessionState>,
 }
@@ -88,7 +88,7 @@ pub struct SessionScope {
 /// transaction, and only if the session is still in one of `from`.
 #[derive(Debug, Clone)]
 pub struct SessionTransition {
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     pub from: Vec<SessionState>,
     pub to: SessionState,
     pub now: OffsetDateTime,
@@ -153,14 +153,14 @@ pub trait SessionRepository: Send + Sync {
         lease_ttl: std::time::Duration,
         audit: AuditEvent,
     ) -> Result<Result<(SessionRecord, LeaseRecord), NoCapacity>, StorageError>;
-    async fn get(&self, id: Uuid) -> Result<Option<SessionRecord>, StorageError>;
+    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StorageError>;
     async fn list(
         &self,
         scope: SessionScope,
-        after: Option<Uuid>,
+        after: Option<SessionId>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StorageError>;
-    async fn controller(&self, session_id: Uuid) -> Result<Option<AttachmentRecord>, StorageError>;
+    async fn controller(&self, session_id: SessionId) -> Result<Option<AttachmentRecord>, StorageError>;
     /// Applies the transition (with its audit event) if the session is in
     /// one of its `from` states; [`TransitionOutcome::Raced`] if it was not
     /// (someone else moved it first) and [`TransitionOutcome::NoCapacity`]
@@ -172,7 +172,7 @@ pub trait SessionRepository: Send + Sync {
     /// Ends an open attachment; returns whether it was open.
     async fn end_attachment(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> Result<bool, StorageError>;
     /// Open viewer attachments of a session.
-    async fn viewers(&self, session_id: Uuid) -> Result<Vec<AttachmentRecord>, StorageError>;
+    async fn viewers(&self, session_id: SessionId) -> Result<Vec<AttachmentRecord>, StorageError>;
     /// Sessions not yet terminated or failed.
     async fn open_sessions(&self) -> Result<Vec<SessionRecord>, StorageError>;
     /// Detached sessions whose last detach is older than `cutoff`.

@@ -6,7 +6,7 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrgScope {
     All,
-    Only(Vec<Uuid>),
+    Only(Vec<OrgId>),
 }
 
 /// Fields of an organization that may change.
@@ -27,17 +27,17 @@ pub struct MembershipChanges {
 pub trait OrganizationRepository: Send + Sync {
     /// A taken slug is [`StorageError::Conflict`].
     async fn create(&self, organization: OrganizationRecord, audit: AuditEvent) -> Result<(), StorageError>;
-    async fn get(&self, id: Uuid) -> Result<Option<OrganizationRecord>, StorageError>;
+    async fn get(&self, id: OrgId) -> Result<Option<OrganizationRecord>, StorageError>;
     /// Ordered by id; `after` continues a previous page.
     async fn list(
         &self,
         scope: OrgScope,
-        after: Option<Uuid>,
+        after: Option<OrgId>,
         limit: usize,
     ) -> Result<Vec<OrganizationRecord>, StorageError>;
     async fn update(
         &self,
-        id: Uuid,
+        id: OrgId,
         changes: OrganizationChanges,
         now: OffsetDateTime,
         audit: AuditEvent,
@@ -45,18 +45,18 @@ pub trait OrganizationRepository: Send + Sync {
     /// The user's membership in the organization, active or not.
     async fn membership_of(
         &self,
-        organization_id: Uuid,
-        user_id: Uuid,
+        organization_id: OrgId,
+        user_id: UserId,
     ) -> Result<Option<MembershipRecord>, StorageError>;
-    async fn memberships(&self, organization_id: Uuid) -> Result<Vec<MembershipRecord>, StorageError>;
-    async fn get_membership(&self, organization_id: Uuid, id: Uuid) -> Result<Option<MembershipRecord>, StorageError>;
+    async fn memberships(&self, organization_id: OrgId) -> Result<Vec<MembershipRecord>, StorageError>;
+    async fn get_membership(&self, organization_id: OrgId, id: Uuid) -> Result<Option<MembershipRecord>, StorageError>;
     /// A second membership of the same user is [`StorageError::Conflict`].
     async fn add_membership(&self, membership: MembershipRecord, audit: AuditEvent) -> Result<(), StorageError>;
     /// Applies `changes` unless that would leave the organization without
     /// an active owner (`Ok(Err(LastOwner))`); checked inside the write.
     async fn update_membership(
         &self,
-        organization_id: Uuid,
+        organization_id: OrgId,
         id: Uuid,
         changes: MembershipChanges,
         now: OffsetDateTime,
@@ -64,7 +64,7 @@ pub trait OrganizationRepository: Send + Sync {
     ) -> Result<Result<Option<MembershipRecord>, LastOwner>, StorageError>;
     async fn delete_membership(
         &self,
-        organization_id: Uuid,
+        organization_id: OrgId,
         id: Uuid,
         audit: AuditEvent,
     ) -> Result<Result<bool, LastOwner>, StorageError>;
@@ -77,7 +77,7 @@ pub struct LastOwner;
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentitySourceRecord {
     pub id: Uuid,
-    pub organization_id: Uuid,
+    pub organization_id: OrgId,
     /// `local`, `ldap`, `oidc`.
     pub kind: String,
     pub name: String,
@@ -105,7 +105,7 @@ pub struct IdentityMappingRecord {
     /// `subject` or `group`.
     pub external_kind: String,
     pub external_id: String,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub role: Option<OrgRole>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -114,8 +114,8 @@ pub struct IdentityMappingRecord {
 #[async_trait]
 pub trait IdentitySourceRepository: Send + Sync {
     async fn create(&self, source: IdentitySourceRecord, audit: AuditEvent) -> Result<(), StorageError>;
-    async fn list(&self, organization_id: Uuid) -> Result<Vec<IdentitySourceRecord>, StorageError>;
-    async fn get(&self, organization_id: Uuid, id: Uuid) -> Result<Option<IdentitySourceRecord>, StorageError>;
+    async fn list(&self, organization_id: OrgId) -> Result<Vec<IdentitySourceRecord>, StorageError>;
+    async fn get(&self, organization_id: OrgId, id: Uuid) -> Result<Option<IdentitySourceRecord>, StorageError>;
     /// A mapping for the same external id is [`StorageError::Conflict`].
     async fn add_mapping(&self, mapping: IdentityMappingRecord, audit: AuditEvent) -> Result<(), StorageError>;
     async fn mappings(&self, identity_source_id: Uuid) -> Result<Vec<IdentityMappingRecord>, StorageError>;

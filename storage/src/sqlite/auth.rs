@@ -1,5 +1,6 @@
 //! Logins: devices, auth sessions and their refresh tokens.
 
+use crate::ids::{AuthSessionId, DeviceId, UserId};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
@@ -31,7 +32,7 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
     })
 }
 
-fn select_device(conn: &Connection, id: Uuid) -> Result<Option<DeviceRecord>, StorageError> {
+fn select_device(conn: &Connection, id: DeviceId) -> Result<Option<DeviceRecord>, StorageError> {
     conn.query_row(
         &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
         params![id.to_string()],
@@ -84,7 +85,7 @@ fn revoke_sessions_where(
     filter_value: &str,
     reason: &str,
     now: OffsetDateTime,
-) -> Result<Vec<Uuid>, StorageError> {
+) -> Result<Vec<AuthSessionId>, StorageError> {
     let mut statement = conn
         .prepare(&format!(
             "UPDATE auth_sessions SET revoked_at = ?1, revoke_reason = ?2
@@ -234,7 +235,7 @@ impl AuthRepository for SqliteStore {
 
     async fn revoke_session(
         &self,
-        id: Uuid,
+        id: AuthSessionId,
         reason: &str,
         now: OffsetDateTime,
         audit: AuditEvent,
@@ -251,7 +252,7 @@ impl AuthRepository for SqliteStore {
             .await
     }
 
-    async fn get_session(&self, id: Uuid) -> Result<Option<AuthSessionRecord>, StorageError> {
+    async fn get_session(&self, id: AuthSessionId) -> Result<Option<AuthSessionRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM auth_sessions WHERE id = ?1"))
@@ -263,7 +264,7 @@ impl AuthRepository for SqliteStore {
             .await
     }
 
-    async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<AuthSessionRecord>, StorageError> {
+    async fn list_sessions(&self, user_id: UserId) -> Result<Vec<AuthSessionRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 let mut statement = conn
@@ -277,7 +278,7 @@ impl AuthRepository for SqliteStore {
             .await
     }
 
-    async fn list_devices(&self, user_id: Uuid) -> Result<Vec<DeviceRecord>, StorageError> {
+    async fn list_devices(&self, user_id: UserId) -> Result<Vec<DeviceRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 let mut statement = conn
@@ -293,8 +294,8 @@ impl AuthRepository for SqliteStore {
 
     async fn set_device_trust(
         &self,
-        user_id: Uuid,
-        device_id: Uuid,
+        user_id: UserId,
+        device_id: DeviceId,
         trusted: bool,
         now: OffsetDateTime,
         audit: AuditEvent,
@@ -324,11 +325,11 @@ impl AuthRepository for SqliteStore {
 
     async fn set_user_disabled(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         disabled: bool,
         now: OffsetDateTime,
         audit: AuditEvent,
-    ) -> Result<Option<(UserRecord, Vec<Uuid>)>, StorageError> {
+    ) -> Result<Option<(UserRecord, Vec<AuthSessionId>)>, StorageError> {
         self.pool
             .audited(audit, move |tx, audit| {
                 let id = user_id.to_string();
@@ -356,11 +357,11 @@ impl AuthRepository for SqliteStore {
 
     async fn revoke_device(
         &self,
-        user_id: Uuid,
-        device_id: Uuid,
+        user_id: UserId,
+        device_id: DeviceId,
         now: OffsetDateTime,
         audit: AuditEvent,
-    ) -> Result<Option<Vec<Uuid>>, StorageError> {
+    ) -> Result<Option<Vec<AuthSessionId>>, StorageError> {
         self.pool
             .audited(audit, move |tx, audit| {
                 let changed = tx

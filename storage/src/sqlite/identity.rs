@@ -1,8 +1,8 @@
 //! Installation, users and their platform grants, the first-owner bootstrap.
 
+use crate::ids::UserId;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use uuid::Uuid;
 
 use super::{SqliteStore, Write, backend, optional_timestamp_column, timestamp_column, uuid_column};
 use crate::format_timestamp;
@@ -220,7 +220,7 @@ impl UserRepository for SqliteStore {
             .await
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<UserRecord>, StorageError> {
+    async fn get(&self, id: UserId) -> Result<Option<UserRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
@@ -241,7 +241,7 @@ impl UserRepository for SqliteStore {
             .await
     }
 
-    async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<UserRecord>, StorageError> {
+    async fn list(&self, after: Option<UserId>, limit: usize) -> Result<Vec<UserRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 let mut statement = conn
@@ -257,7 +257,7 @@ impl UserRepository for SqliteStore {
             .await
     }
 
-    async fn active_grants(&self, user_id: Uuid) -> Result<Vec<GrantRecord>, StorageError> {
+    async fn active_grants(&self, user_id: UserId) -> Result<Vec<GrantRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 let mut statement = conn
@@ -284,7 +284,7 @@ impl UserRepository for SqliteStore {
             .await
     }
 
-    async fn memberships(&self, user_id: Uuid) -> Result<Vec<MembershipView>, StorageError> {
+    async fn memberships(&self, user_id: UserId) -> Result<Vec<MembershipView>, StorageError> {
         self.pool
             .read(move |conn| {
                 let mut statement = conn

@@ -10,11 +10,11 @@ mod tenancy;
 mod workers;
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{Row, params};
-use uuid::Uuid;
 
 pub use migrations::embedded_names as embedded_migration_names;
 
@@ -85,20 +85,24 @@ pub(super) fn backend(error: rusqlite::Error) -> StorageError {
     }
 }
 
-pub(super) fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+/// A UUID column read as whichever id type the record's field has
+/// (`Uuid` or one of [`crate::ids`]): they all parse from the same text.
+pub(super) fn uuid_column<Id: FromStr<Err = uuid::Error>>(row: &Row<'_>, index: usize) -> rusqlite::Result<Id> {
     let text: String = row.get(index)?;
-    Uuid::parse_str(&text)
-        .map_err(|error| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error)))
+    parse_uuid_column(index, &text)
 }
 
-pub(super) fn optional_uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Uuid>> {
+pub(super) fn optional_uuid_column<Id: FromStr<Err = uuid::Error>>(
+    row: &Row<'_>,
+    index: usize,
+) -> rusqlite::Result<Option<Id>> {
     let text: Option<String> = row.get(index)?;
-    text.map(|text| {
-        Uuid::parse_str(&text).map_err(|error| {
-            rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
-        })
-    })
-    .transpose()
+    text.map(|text| parse_uuid_column(index, &text)).transpose()
+}
+
+fn parse_uuid_column<Id: FromStr<Err = uuid::Error>>(index: usize, text: &str) -> rusqlite::Result<Id> {
+    text.parse()
+        .map_err(|error| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error)))
 }
 
 pub(super) fn timestamp_column(row: &Row<'_>, index: usize) -> rusqlite::Result<time::OffsetDateTime> {

@@ -1,9 +1,9 @@
 //! Resources, their policies, and their encrypted secrets.
 
+use crate::ids::ResourceId;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::identity::limit_param;
 use super::tenancy::scope_params;
@@ -40,7 +40,7 @@ fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<ResourceRecord> {
     })
 }
 
-fn select_resource(conn: &Connection, id: Uuid) -> Result<Option<ResourceRecord>, StorageError> {
+fn select_resource(conn: &Connection, id: ResourceId) -> Result<Option<ResourceRecord>, StorageError> {
     conn.prepare_cached(&format!("{RESOURCE_SELECT} WHERE r.id = ?1 AND r.deleted_at IS NULL"))
         .and_then(|mut statement| statement.query_row(params![id.to_string()], resource_from_row).optional())
         .map_err(backend)
@@ -61,7 +61,7 @@ fn secret_from_row(row: &Row<'_>) -> rusqlite::Result<SecretRecord> {
     })
 }
 
-fn select_secret(conn: &Connection, resource_id: Uuid) -> Result<Option<SecretRecord>, StorageError> {
+fn select_secret(conn: &Connection, resource_id: ResourceId) -> Result<Option<SecretRecord>, StorageError> {
     conn.query_row(
         &format!("SELECT {SECRET_COLUMNS} FROM resource_secrets WHERE resource_id = ?1"),
         params![resource_id.to_string()],
@@ -113,14 +113,14 @@ impl ResourceRepository for SqliteStore {
             .await
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<ResourceRecord>, StorageError> {
+    async fn get(&self, id: ResourceId) -> Result<Option<ResourceRecord>, StorageError> {
         self.pool.read(move |conn| select_resource(conn, id)).await
     }
 
     async fn list(
         &self,
         scope: OrgScope,
-        after: Option<Uuid>,
+        after: Option<ResourceId>,
         limit: usize,
     ) -> Result<Vec<ResourceRecord>, StorageError> {
         self.pool
@@ -181,7 +181,7 @@ impl ResourceRepository for SqliteStore {
             .await
     }
 
-    async fn delete(&self, id: Uuid, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StorageError> {
+    async fn delete(&self, id: ResourceId, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StorageError> {
         self.pool
             .audited(audit, move |tx, _| {
                 let changed = tx
@@ -242,7 +242,7 @@ impl ResourceRepository for SqliteStore {
             .await
     }
 
-    async fn get_secret(&self, resource_id: Uuid) -> Result<Option<SecretRecord>, StorageError> {
+    async fn get_secret(&self, resource_id: ResourceId) -> Result<Option<SecretRecord>, StorageError> {
         self.pool.read(move |conn| select_secret(conn, resource_id)).await
     }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::ids::{OrgId, SessionId, WorkerId};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
@@ -47,7 +48,7 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     })
 }
 
-fn select_session(conn: &Connection, id: Uuid) -> Result<Option<SessionRecord>, StorageError> {
+fn select_session(conn: &Connection, id: SessionId) -> Result<Option<SessionRecord>, StorageError> {
     conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM remote_sessions WHERE id = ?1"))
         .and_then(|mut statement| statement.query_row(params![id.to_string()], session_from_row).optional())
         .map_err(backend)
@@ -130,7 +131,7 @@ fn insert_attachment(conn: &Connection, attachment: &AttachmentRecord) -> Result
 
 /// The least loaded online worker of `kind` with room; the single writer
 /// makes this check and the lease insert that follows atomic.
-fn free_worker(conn: &Connection, kind: &str) -> Result<Option<Uuid>, StorageError> {
+fn free_worker(conn: &Connection, kind: &str) -> Result<Option<WorkerId>, StorageError> {
     let worker: Option<String> = conn
         .query_row(
             "SELECT w.id FROM workers w
@@ -145,13 +146,13 @@ fn free_worker(conn: &Connection, kind: &str) -> Result<Option<Uuid>, StorageErr
         )
         .optional()
         .map_err(backend)?;
-    worker.map(|id| Uuid::parse_str(&id).map_err(|error| StorageError::Backend(error.to_string()))).transpose()
+    worker.map(|id| id.parse::<WorkerId>().map_err(|error| StorageError::Backend(error.to_string()))).transpose()
 }
 
 fn insert_lease(
     conn: &Connection,
-    worker_id: Uuid,
-    session_id: Uuid,
+    worker_id: WorkerId,
+    session_id: SessionId,
     now: OffsetDateTime,
     ttl: Duration,
 ) -> Result<LeaseRecord, StorageError> {
@@ -221,20 +222,20 @@ impl SessionRepository for SqliteStore {
             .await
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<SessionRecord>, StorageError> {
+    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StorageError> {
         self.pool.read(move |conn| select_session(conn, id)).await
     }
 
     async fn list(
         &self,
         scope: SessionScope,
-        after: Option<Uuid>,
+        after: Option<SessionId>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 let (all, organizations) = scope_params(&scope.organizations);
-                let managed = serde_json::Value::from(scope.managed.iter().map(Uuid::to_string).collect::<Vec<_>>()).to_string();
+                let managed = serde_json::Value::from(scope.managed.iter().map(OrgId::to_string).collect::<Vec<_>>()).to_string();
                 let states = serde_json::to_string(&scope.states).map_err(|error| StorageError::Backend(error.to_string()))?;
                 collect(
                     conn,
@@ -261,7 +262,7 @@ impl SessionRepository for SqliteStore {
             .await
     }
 
-    async fn controller(&self, session_id: Uuid) -> Result<Option<AttachmentRecord>, StorageError> {
+    async fn controller(&self, session_id: SessionId) -> Result<Option<AttachmentRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 conn.query_row(
@@ -395,7 +396,7 @@ impl SessionRepository for SqliteStore {
             .await
     }
 
-    async fn viewers(&self, session_id: Uuid) -> Result<Vec<AttachmentRecord>, StorageError> {
+    async fn viewers(&self, session_id: SessionId) -> Result<Vec<AttachmentRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 collect(

@@ -1,5 +1,6 @@
 //! Organizations, memberships, identity sources and their mappings.
 
+use crate::ids::{OrgId, UserId};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
@@ -23,12 +24,12 @@ pub(super) fn scope_params(scope: &OrgScope) -> (bool, String) {
     match scope {
         OrgScope::All => (true, String::from("[]")),
         OrgScope::Only(ids) => {
-            (false, serde_json::Value::from(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()).to_string())
+            (false, serde_json::Value::from(ids.iter().map(OrgId::to_string).collect::<Vec<_>>()).to_string())
         }
     }
 }
 
-fn select_organization(conn: &Connection, id: Uuid) -> Result<Option<OrganizationRecord>, StorageError> {
+fn select_organization(conn: &Connection, id: OrgId) -> Result<Option<OrganizationRecord>, StorageError> {
     conn.query_row(
         &format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE id = ?1"),
         params![id.to_string()],
@@ -40,7 +41,7 @@ fn select_organization(conn: &Connection, id: Uuid) -> Result<Option<Organizatio
 
 fn select_membership(
     conn: &Connection,
-    organization_id: Uuid,
+    organization_id: OrgId,
     id: Uuid,
 ) -> Result<Option<MembershipRecord>, StorageError> {
     conn.query_row(
@@ -54,7 +55,7 @@ fn select_membership(
     .map_err(backend)
 }
 
-fn active_owners(conn: &Connection, organization_id: Uuid) -> Result<i64, StorageError> {
+fn active_owners(conn: &Connection, organization_id: OrgId) -> Result<i64, StorageError> {
     conn.query_row(
         "SELECT count(*) FROM organization_memberships WHERE organization_id = ?1 AND role = 'org_owner' AND status = 'active'",
         params![organization_id.to_string()],
@@ -84,14 +85,14 @@ impl OrganizationRepository for SqliteStore {
             .await
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<OrganizationRecord>, StorageError> {
+    async fn get(&self, id: OrgId) -> Result<Option<OrganizationRecord>, StorageError> {
         self.pool.read(move |conn| select_organization(conn, id)).await
     }
 
     async fn list(
         &self,
         scope: OrgScope,
-        after: Option<Uuid>,
+        after: Option<OrgId>,
         limit: usize,
     ) -> Result<Vec<OrganizationRecord>, StorageError> {
         self.pool
@@ -117,7 +118,7 @@ impl OrganizationRepository for SqliteStore {
 
     async fn update(
         &self,
-        id: Uuid,
+        id: OrgId,
         changes: OrganizationChanges,
         now: OffsetDateTime,
         audit: AuditEvent,
@@ -141,8 +142,8 @@ impl OrganizationRepository for SqliteStore {
 
     async fn membership_of(
         &self,
-        organization_id: Uuid,
-        user_id: Uuid,
+        organization_id: OrgId,
+        user_id: UserId,
     ) -> Result<Option<MembershipRecord>, StorageError> {
         self.pool
             .read(move |conn| {
@@ -159,7 +160,7 @@ impl OrganizationRepository for SqliteStore {
             .await
     }
 
-    async fn memberships(&self, organization_id: Uuid) -> Result<Vec<MembershipRecord>, StorageError> {
+    async fn memberships(&self, organization_id: OrgId) -> Result<Vec<MembershipRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 let mut statement = conn
@@ -173,7 +174,7 @@ impl OrganizationRepository for SqliteStore {
             .await
     }
 
-    async fn get_membership(&self, organization_id: Uuid, id: Uuid) -> Result<Option<MembershipRecord>, StorageError> {
+    async fn get_membership(&self, organization_id: OrgId, id: Uuid) -> Result<Option<MembershipRecord>, StorageError> {
         self.pool.read(move |conn| select_membership(conn, organization_id, id)).await
     }
 
@@ -188,7 +189,7 @@ impl OrganizationRepository for SqliteStore {
 
     async fn update_membership(
         &self,
-        organization_id: Uuid,
+        organization_id: OrgId,
         id: Uuid,
         changes: MembershipChanges,
         now: OffsetDateTime,
@@ -221,7 +222,7 @@ impl OrganizationRepository for SqliteStore {
 
     async fn delete_membership(
         &self,
-        organization_id: Uuid,
+        organization_id: OrgId,
         id: Uuid,
         audit: AuditEvent,
     ) -> Result<Result<bool, LastOwner>, StorageError> {
@@ -312,7 +313,7 @@ impl IdentitySourceRepository for SqliteStore {
             .await
     }
 
-    async fn list(&self, organization_id: Uuid) -> Result<Vec<IdentitySourceRecord>, StorageError> {
+    async fn list(&self, organization_id: OrgId) -> Result<Vec<IdentitySourceRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 let mut statement = conn
@@ -327,7 +328,7 @@ impl IdentitySourceRepository for SqliteStore {
             .await
     }
 
-    async fn get(&self, organization_id: Uuid, id: Uuid) -> Result<Option<IdentitySourceRecord>, StorageError> {
+    async fn get(&self, organization_id: OrgId, id: Uuid) -> Result<Option<IdentitySourceRecord>, StorageError> {
         self.pool
             .read(move |conn| {
                 conn.query_row(

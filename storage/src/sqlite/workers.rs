@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::ids::WorkerId;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::sessions::{LEASE_COLUMNS, WORKER_COLUMNS, after, collect, lease_from_row, worker_from_row};
 use super::{SqliteStore, backend};
@@ -40,7 +40,7 @@ impl WorkerRepository for SqliteStore {
                         id
                     }
                     None => {
-                        let id = Uuid::now_v7().to_string();
+                        let id = WorkerId::generate().to_string();
                         tx.execute(
                             "INSERT INTO workers (id, kind, name, capacity, status, registered_at) VALUES (?1, ?2, ?3, ?4, 'online', ?5)",
                             params![id, kind, name, capacity, format_timestamp(now)],

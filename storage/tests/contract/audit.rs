@@ -5,6 +5,7 @@ use rap_storage::repo::{
     AuditCursor, AuditEvent, AuditQuery, LeaseChange, MembershipChanges, RotateOutcome, TransitionOutcome,
 };
 use rap_storage::types::{OrgRole, SessionState};
+use rap_storage::{AuthSessionId, OrgId, SessionId, UserId};
 use rap_storage::{Repositories, StorageError};
 use uuid::Uuid;
 
@@ -41,9 +42,9 @@ pub async fn an_event_round_trips_every_field(repos: &Repositories) {
     let event = AuditEvent {
         id: Uuid::now_v7(),
         occurred_at: now(),
-        organization_id: Some(Uuid::now_v7()),
-        session_id: Some(Uuid::now_v7()),
-        actor_user_id: Some(Uuid::now_v7()),
+        organization_id: Some(OrgId::generate()),
+        session_id: Some(SessionId::generate()),
+        actor_user_id: Some(UserId::generate()),
         actor_kind: "user".into(),
         action: "resource.updated".into(),
         target_kind: Some("resource".into()),
@@ -62,7 +63,7 @@ pub async fn an_event_round_trips_every_field(repos: &Repositories) {
 }
 
 pub async fn events_page_newest_first_with_the_cursor(repos: &Repositories) {
-    let org = Uuid::now_v7();
+    let org = OrgId::generate();
     let mut written = Vec::new();
     // Out of order on purpose, and three events in the same microsecond.
     for seconds in [30, 10, 50, 20, 40, 40, 40, 0] {
@@ -92,7 +93,7 @@ pub async fn events_page_newest_first_with_the_cursor(repos: &Repositories) {
 }
 
 pub async fn events_filter_by_organization_and_session(repos: &Repositories) {
-    let (acme, globex, session) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (acme, globex, session) = (OrgId::generate(), OrgId::generate(), SessionId::generate());
     let in_acme = AuditEvent { organization_id: Some(acme), ..audit_at("a", at(1)) };
     let in_session = AuditEvent { organization_id: Some(acme), session_id: Some(session), ..audit_at("b", at(2)) };
     let in_globex = AuditEvent { organization_id: Some(globex), ..audit_at("c", at(3)) };
@@ -168,7 +169,7 @@ pub async fn changes_that_did_not_happen_leave_no_audit_event(repos: &Repositori
 
     let event = audit("auth.logout");
     refused.push(event.id);
-    assert!(!repos.auth.revoke_session(Uuid::now_v7(), "logout", now(), event).await.expect("revoke"));
+    assert!(!repos.auth.revoke_session(AuthSessionId::generate(), "logout", now(), event).await.expect("revoke"));
 
     let rotate = repos.auth.rotate_refresh_token(Uuid::now_v7(), sample_token(), now()).await.expect("rotate");
     assert_ne!(rotate, RotateOutcome::Rotated, "an unknown token rotates nothing");
@@ -182,7 +183,7 @@ fn sample_token() -> rap_storage::repo::RefreshTokenRecord {
     let at = now();
     rap_storage::repo::RefreshTokenRecord {
         id: Uuid::now_v7(),
-        auth_session_id: Uuid::now_v7(),
+        auth_session_id: AuthSessionId::generate(),
         token_hash: [9; 32],
         parent_id: None,
         created_at: at,

@@ -3,6 +3,7 @@
 
 use rap_storage::Repositories;
 use rap_storage::repo::{AuthSessionRecord, DeviceRecord, DeviceRequest, NewLogin, RefreshTokenRecord, RotateOutcome};
+use rap_storage::{AuthSessionId, DeviceId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ fn token_hash() -> [u8; 32] {
     hash
 }
 
-fn refresh_token(auth_session_id: Uuid, parent_id: Option<Uuid>, at: OffsetDateTime) -> RefreshTokenRecord {
+fn refresh_token(auth_session_id: AuthSessionId, parent_id: Option<Uuid>, at: OffsetDateTime) -> RefreshTokenRecord {
     RefreshTokenRecord {
         id: Uuid::now_v7(),
         auth_session_id,
@@ -27,11 +28,11 @@ fn refresh_token(auth_session_id: Uuid, parent_id: Option<Uuid>, at: OffsetDateT
     }
 }
 
-fn login(user_id: Uuid, device: Option<Uuid>, at: OffsetDateTime) -> NewLogin {
+fn login(user_id: UserId, device: Option<DeviceId>, at: OffsetDateTime) -> NewLogin {
     let session = AuthSessionRecord {
-        id: Uuid::now_v7(),
+        id: AuthSessionId::generate(),
         user_id,
-        device_id: Uuid::nil(),
+        device_id: DeviceId::from_uuid(Uuid::nil()),
         created_at: at,
         last_used_at: at,
         expires_at: at + time::Duration::days(14),
@@ -41,7 +42,7 @@ fn login(user_id: Uuid, device: Option<Uuid>, at: OffsetDateTime) -> NewLogin {
         user_agent: Some("contract-suite".into()),
     };
     NewLogin {
-        device: DeviceRequest { id: device, name: Some("laptop".into()), fresh_id: Uuid::now_v7() },
+        device: DeviceRequest { id: device, name: Some("laptop".into()), fresh_id: DeviceId::generate() },
         refresh_token: refresh_token(session.id, None, at),
         session,
         audit: audit("auth.login"),
@@ -49,13 +50,13 @@ fn login(user_id: Uuid, device: Option<Uuid>, at: OffsetDateTime) -> NewLogin {
 }
 
 /// Logs in and returns the login as written, with the device actually used.
-async fn logged_in(repos: &Repositories, user_id: Uuid, device: Option<Uuid>) -> (NewLogin, DeviceRecord) {
+async fn logged_in(repos: &Repositories, user_id: UserId, device: Option<DeviceId>) -> (NewLogin, DeviceRecord) {
     let request = login(user_id, device, now());
     let device = repos.auth.open_session(request.clone()).await.expect("login");
     (request, device)
 }
 
-async fn session(repos: &Repositories, id: Uuid) -> AuthSessionRecord {
+async fn session(repos: &Repositories, id: AuthSessionId) -> AuthSessionRecord {
     repos.auth.get_session(id).await.expect("get session").expect("the session exists")
 }
 
@@ -91,7 +92,7 @@ pub async fn a_login_reuses_only_the_users_own_open_device(repos: &Repositories)
     assert_eq!(bobs.id, theft.device.fresh_id, "someone else's device id is never shared");
     assert_eq!(bobs.user_id, bob.id);
 
-    let (free, chosen) = logged_in(repos, alice.id, Some(Uuid::now_v7())).await;
+    let (free, chosen) = logged_in(repos, alice.id, Some(DeviceId::generate())).await;
     assert!(chosen.id == free.device.id.expect("asked") || chosen.id == free.device.fresh_id);
     assert_eq!(chosen.user_id, alice.id);
 
@@ -192,7 +193,9 @@ pub async fn a_session_is_revoked_once(repos: &Repositories) {
     );
 
     let nobody = audit("auth.logout");
-    assert!(!repos.auth.revoke_session(Uuid::now_v7(), "logout", now(), nobody.clone()).await.expect("revoke"));
+    assert!(
+        !repos.auth.revoke_session(AuthSessionId::generate(), "logout", now(), nobody.clone()).await.expect("revoke")
+    );
     assert_not_audited(repos, &nobody).await;
     assert_eq!(session(repos, other.session.id).await.revoked_at, None, "other sessions stay open");
     let listed = repos.auth.list_sessions(alice.id).await.expect("sessions");
@@ -299,6 +302,9 @@ pub async fn disabling_a_user_revokes_every_open_session_of_theirs(repos: &Repos
     assert!(session(repos, laptop.session.id).await.revoked_at.is_some());
 
     let nobody = audit("user.disabled");
-    assert_eq!(repos.auth.set_user_disabled(Uuid::now_v7(), true, now(), nobody.clone()).await.expect("disable"), None);
+    assert_eq!(
+        repos.auth.set_user_disabled(UserId::generate(), true, now(), nobody.clone()).await.expect("disable"),
+        None
+    );
     assert_not_audited(repos, &nobody).await;
 }

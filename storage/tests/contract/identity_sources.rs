@@ -4,6 +4,7 @@
 
 use rap_storage::repo::{IdentityMappingRecord, IdentitySourceRecord, SealedBlob};
 use rap_storage::types::OrgRole;
+use rap_storage::{OrgId, UserId};
 use rap_storage::{Repositories, StorageError};
 use uuid::Uuid;
 
@@ -11,7 +12,7 @@ use super::support::{
     assert_audited, assert_not_audited, audit, create_organization, create_user, now, sealed, sorted,
 };
 
-fn source(organization_id: Uuid, kind: &str, sealed_secrets: Option<SealedBlob>) -> IdentitySourceRecord {
+fn source(organization_id: OrgId, kind: &str, sealed_secrets: Option<SealedBlob>) -> IdentitySourceRecord {
     let created_at = now();
     IdentitySourceRecord {
         id: Uuid::now_v7(),
@@ -118,7 +119,7 @@ pub async fn mappings_are_unique_per_external_id(repos: &Repositories) {
     let alice = create_user(repos, "alice@example.com").await;
     let ldap = created(repos, source(acme.id, "ldap", None)).await;
     let oidc = created(repos, source(acme.id, "oidc", None)).await;
-    let mapping = |source: Uuid, kind: &str, external: &str, user: Option<Uuid>, role: Option<OrgRole>| {
+    let mapping = |source: Uuid, kind: &str, external: &str, user: Option<UserId>, role: Option<OrgRole>| {
         let created_at = now();
         IdentityMappingRecord {
             id: Uuid::now_v7(),

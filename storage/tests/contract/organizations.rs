@@ -1,6 +1,7 @@
 //! OrganizationRepository: organizations by scope, unique slugs,
 //! memberships and the last-owner rule.
 
+use rap_storage::OrgId;
 use rap_storage::repo::{LastOwner, MembershipChanges, MembershipRecord, OrgScope, OrganizationChanges};
 use rap_storage::types::{MembershipStatus, OrgRole};
 use rap_storage::{Repositories, StorageError};
@@ -87,9 +88,9 @@ pub async fn organizations_round_trip_and_list_by_scope(repos: &Repositories) {
     assert_audited(repos, &created).await;
 
     assert_eq!(repos.organizations.get(acme.id).await.expect("get"), Some(acme.clone()));
-    assert_eq!(repos.organizations.get(Uuid::now_v7()).await.expect("get"), None);
+    assert_eq!(repos.organizations.get(OrgId::generate()).await.expect("get"), None);
 
-    let only = |ids: &[Uuid]| OrgScope::Only(ids.to_vec());
+    let only = |ids: &[OrgId]| OrgScope::Only(ids.to_vec());
     let some = repos.organizations.list(only(&[initech.id, acme.id]), None, 10).await.expect("list");
     assert_eq!(some, sorted(&[acme.clone(), initech.clone()], |org| org.id), "only the scope, ordered by id");
     assert_eq!(repos.organizations.list(only(&[]), None, 10).await.expect("list"), vec![]);
@@ -147,7 +148,7 @@ pub async fn update_changes_only_the_given_fields(repos: &Repositories) {
     let missing = audit("organization.updated");
     let changes = OrganizationChanges { name: Some("Ghost".into()), slug: None };
     assert_eq!(
-        repos.organizations.update(Uuid::now_v7(), changes, now(), missing.clone()).await.expect("update"),
+        repos.organizations.update(OrgId::generate(), changes, now(), missing.clone()).await.expect("update"),
         None
     );
     assert_not_audited(repos, &missing).await;

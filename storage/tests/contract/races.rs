@@ -10,6 +10,7 @@ use rap_storage::repo::{
     MembershipChanges, NewLogin, RefreshTokenRecord, RotateOutcome, TransitionOutcome, UserRecord,
 };
 use rap_storage::types::{MembershipStatus, OrgRole, SessionState};
+use rap_storage::{AuthSessionId, DeviceId};
 use uuid::Uuid;
 
 use super::support::{
@@ -19,7 +20,7 @@ use super::support::{
 
 const RACERS: usize = 8;
 
-fn token(auth_session_id: Uuid, parent_id: Option<Uuid>) -> RefreshTokenRecord {
+fn token(auth_session_id: AuthSessionId, parent_id: Option<Uuid>) -> RefreshTokenRecord {
     let at = now();
     let mut token_hash = [0; 32];
     token_hash[..16].copy_from_slice(Uuid::new_v4().as_bytes());
@@ -39,9 +40,9 @@ pub async fn concurrent_rotations_of_one_token_rotate_it_once(repos: &Repositori
     let alice = create_user(repos, "alice@example.com").await;
     let at = now();
     let session = AuthSessionRecord {
-        id: Uuid::now_v7(),
+        id: AuthSessionId::generate(),
         user_id: alice.id,
-        device_id: Uuid::nil(),
+        device_id: DeviceId::from_uuid(Uuid::nil()),
         created_at: at,
         last_used_at: at,
         expires_at: at + time::Duration::days(1),
@@ -51,7 +52,7 @@ pub async fn concurrent_rotations_of_one_token_rotate_it_once(repos: &Repositori
         user_agent: None,
     };
     let first = token(session.id, None);
-    let device = DeviceRequest { id: None, name: None, fresh_id: Uuid::now_v7() };
+    let device = DeviceRequest { id: None, name: None, fresh_id: DeviceId::generate() };
     let login = NewLogin { device, session: session.clone(), refresh_token: first.clone(), audit: audit("auth.login") };
     repos.auth.open_session(login).await.expect("login");
 

@@ -2,6 +2,7 @@
 //! encrypted secrets with conditional re-encryption.
 
 use rap_storage::Repositories;
+use rap_storage::ResourceId;
 use rap_storage::repo::{OrgScope, ResourcePolicyRecord, ResourceRecord, SecretRecord};
 use rap_storage::types::{CertificateMode, PolicyMode};
 use uuid::Uuid;
@@ -11,7 +12,7 @@ use super::support::{
     sealed, sorted,
 };
 
-fn secret(resource_id: Uuid, key_id: &str, seed: u8) -> SecretRecord {
+fn secret(resource_id: ResourceId, key_id: &str, seed: u8) -> SecretRecord {
     let blob = sealed(key_id, seed);
     let created_at = now();
     SecretRecord {
@@ -26,7 +27,7 @@ fn secret(resource_id: Uuid, key_id: &str, seed: u8) -> SecretRecord {
     }
 }
 
-async fn put(repos: &Repositories, resource_id: Uuid, key_id: &str, seed: u8) -> SecretRecord {
+async fn put(repos: &Repositories, resource_id: ResourceId, key_id: &str, seed: u8) -> SecretRecord {
     let written = secret(resource_id, key_id, seed);
     let stored = repos
         .resources
@@ -65,7 +66,7 @@ pub async fn resources_round_trip_and_list_by_scope(repos: &Repositories) {
     assert_audited(repos, &created).await;
 
     assert_eq!(repos.resources.get(desktop.id).await.expect("get"), Some(desktop.clone()), "with its policy");
-    assert_eq!(repos.resources.get(Uuid::now_v7()).await.expect("get"), None);
+    assert_eq!(repos.resources.get(ResourceId::generate()).await.expect("get"), None);
 
     let acme_all = sorted(&[desktop.clone(), build.clone(), lab.clone()], |r| r.id);
     let listed = repos.resources.list(OrgScope::Only(vec![acme.id]), None, 10).await.expect("list");

@@ -2,9 +2,9 @@
 //! `LeaseChange::Release`, `Surrender`, `Renew` and `Acquire`.
 
 use rap_storage::Repositories;
+use rap_storage::SessionId;
 use rap_storage::repo::{LeaseChange, LeaseRecord, SessionRecord, TransitionOutcome};
 use rap_storage::types::{AttachmentRole, SessionState};
-use uuid::Uuid;
 
 use super::sessions::{applied, walk};
 use super::support::{KIND, TTL, World, assert_not_audited, at, attachment, audit_at, plus, std_seconds, transition};
@@ -18,7 +18,7 @@ async fn open_leases(repos: &Repositories) -> Vec<LeaseRecord> {
     leases
 }
 
-async fn lease_of(repos: &Repositories, session_id: Uuid) -> Option<LeaseRecord> {
+async fn lease_of(repos: &Repositories, session_id: SessionId) -> Option<LeaseRecord> {
     open_leases(repos).await.into_iter().find(|lease| lease.session_id == session_id)
 }
 

@@ -1,6 +1,7 @@
 //! SessionRepository: placement on create, conditional transitions,
 //! attachments, and the listings the broker and the API use.
 
+use rap_storage::{OrgId, SessionId, UserId, WorkerId};
 use std::collections::HashMap;
 
 use rap_storage::Repositories;
@@ -36,8 +37,8 @@ pub async fn walk(repos: &Repositories, session: &SessionRecord, path: &[(Sessio
     current
 }
 
-fn ids(sessions: &[SessionRecord]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = sessions.iter().map(|session| session.id).collect();
+fn ids(sessions: &[SessionRecord]) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = sessions.iter().map(|session| session.id).collect();
     ids.sort();
     ids
 }
@@ -48,7 +49,7 @@ pub async fn create_places_sessions_on_the_least_loaded_online_worker(repos: &Re
     let b = repos.workers.register_worker(KIND, "worker-b", 2, at(0)).await.expect("register");
     repos.workers.register_worker("vnc", "worker-v", 10, at(0)).await.expect("register");
 
-    let mut load: HashMap<Uuid, usize> = HashMap::from([(a.id, 0), (b.id, 0)]);
+    let mut load: HashMap<WorkerId, usize> = HashMap::from([(a.id, 0), (b.id, 0)]);
     for index in 0..4 {
         let record = world.session(world.owner.id, at(index));
         let created = audit_at("session.created", at(index));
@@ -124,7 +125,7 @@ pub async fn a_transition_applies_only_from_its_from_states(repos: &Repositories
     assert_eq!(repos.sessions.controller(session.id).await.expect("controller"), None, "not even its attachment");
     assert_not_audited(repos, &late_audit).await;
 
-    let ghost = transition(Uuid::now_v7(), &[Pending], Starting, at(3));
+    let ghost = transition(SessionId::generate(), &[Pending], Starting, at(3));
     let ghost_audit = ghost.audit.clone();
     assert_eq!(repos.sessions.transition(ghost).await.expect("transition"), TransitionOutcome::Raced, "no session");
     assert_not_audited(repos, &ghost_audit).await;
@@ -284,7 +285,7 @@ pub async fn list_shows_owners_their_own_and_managers_everything(repos: &Reposit
     add_member(repos, globex.organization.id, bob.id, OrgRole::OrgAdmin).await;
     create_resource(repos, acme.organization.id, "spare").await;
     repos.workers.register_worker(KIND, "worker", 20, at(0)).await.expect("register");
-    let create = |world: &World, owner: Uuid, seconds: i64| {
+    let create = |world: &World, owner: UserId, seconds: i64| {
         let record = world.session(owner, at(seconds));
         async move {
             let outcome = repos.sessions.create(record, KIND, TTL, audit_at("session.created", at(seconds))).await;
@@ -298,7 +299,7 @@ pub async fn list_shows_owners_their_own_and_managers_everything(repos: &Reposit
     let acme_bob_active = walk(repos, &create(&acme, bob.id, 5).await, &[(Active, 6)]).await;
 
     let list = |scope: SessionScope| async move { ids(&repos.sessions.list(scope, None, 100).await.expect("list")) };
-    let scope = |organizations: OrgScope, owner: Option<Uuid>, managed: Vec<Uuid>, states: Vec<SessionState>| {
+    let scope = |organizations: OrgScope, owner: Option<UserId>, managed: Vec<OrgId>, states: Vec<SessionState>| {
         SessionScope { organizations, owner, managed, states }
     };
     let everything = [&acme_owner, &acme_bob, &globex_owner, &globex_bob, &acme_bob_active].map(Clone::clone);

@@ -1,6 +1,7 @@
 //! Builders for the records the cases write, and a look at the audit log,
 //! all through the traits.
 
+use rap_storage::{OrgId, ResourceId, SessionId, UserId};
 use std::time::Duration;
 
 use rap_storage::Repositories;
@@ -87,7 +88,7 @@ pub async fn assert_not_audited(repos: &Repositories, event: &AuditEvent) {
 pub fn user(email: &str) -> UserRecord {
     let created_at = now();
     UserRecord {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         email: email.into(),
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into()),
         display_name: email.split('@').next().unwrap_or(email).into(),
@@ -107,7 +108,7 @@ pub async fn create_user(repos: &Repositories, email: &str) -> UserRecord {
 pub fn organization(slug: &str) -> OrganizationRecord {
     let created_at = now();
     OrganizationRecord {
-        id: Uuid::now_v7(),
+        id: OrgId::generate(),
         slug: slug.into(),
         name: format!("Org {slug}"),
         created_at,
@@ -121,7 +122,7 @@ pub async fn create_organization(repos: &Repositories, slug: &str) -> Organizati
     record
 }
 
-pub fn membership(organization_id: Uuid, user_id: Uuid, role: OrgRole) -> MembershipRecord {
+pub fn membership(organization_id: OrgId, user_id: UserId, role: OrgRole) -> MembershipRecord {
     let created_at = now();
     MembershipRecord {
         id: Uuid::now_v7(),
@@ -134,16 +135,21 @@ pub fn membership(organization_id: Uuid, user_id: Uuid, role: OrgRole) -> Member
     }
 }
 
-pub async fn add_member(repos: &Repositories, organization_id: Uuid, user_id: Uuid, role: OrgRole) -> MembershipRecord {
+pub async fn add_member(
+    repos: &Repositories,
+    organization_id: OrgId,
+    user_id: UserId,
+    role: OrgRole,
+) -> MembershipRecord {
     let record = membership(organization_id, user_id, role);
     repos.organizations.add_membership(record.clone(), audit("membership.created")).await.expect("add membership");
     record
 }
 
-pub fn resource(organization_id: Uuid, name: &str) -> ResourceRecord {
+pub fn resource(organization_id: OrgId, name: &str) -> ResourceRecord {
     let created_at = now();
     ResourceRecord {
-        id: Uuid::now_v7(),
+        id: ResourceId::generate(),
         organization_id,
         name: name.into(),
         protocol: Protocol::Rdp,
@@ -163,7 +169,7 @@ pub fn resource(organization_id: Uuid, name: &str) -> ResourceRecord {
     }
 }
 
-pub async fn create_resource(repos: &Repositories, organization_id: Uuid, name: &str) -> ResourceRecord {
+pub async fn create_resource(repos: &Repositories, organization_id: OrgId, name: &str) -> ResourceRecord {
     let record = resource(organization_id, name);
     repos.resources.create(record.clone(), audit("resource.created")).await.expect("create resource");
     record
@@ -195,9 +201,9 @@ impl World {
     }
 
     /// A pending session of `owner` on this world's resource, created at `created_at`.
-    pub fn session(&self, owner: Uuid, created_at: OffsetDateTime) -> SessionRecord {
+    pub fn session(&self, owner: UserId, created_at: OffsetDateTime) -> SessionRecord {
         SessionRecord {
-            id: Uuid::now_v7(),
+            id: SessionId::generate(),
             organization_id: self.organization.id,
             resource_id: self.resource.id,
             owner_user_id: owner,
@@ -232,7 +238,12 @@ impl World {
 
 /// A transition that changes only the state (reason, attachments and lease
 /// left alone), for the cases to adjust.
-pub fn transition(session_id: Uuid, from: &[SessionState], to: SessionState, at: OffsetDateTime) -> SessionTransition {
+pub fn transition(
+    session_id: SessionId,
+    from: &[SessionState],
+    to: SessionState,
+    at: OffsetDateTime,
+) -> SessionTransition {
     SessionTransition {
         session_id,
         from: from.to_vec(),
@@ -248,7 +259,12 @@ pub fn transition(session_id: Uuid, from: &[SessionState], to: SessionState, at:
     }
 }
 
-pub fn attachment(session_id: Uuid, user_id: Uuid, role: AttachmentRole, at: OffsetDateTime) -> AttachmentRecord {
+pub fn attachment(
+    session_id: SessionId,
+    user_id: UserId,
+    role: AttachmentRole,
+    at: OffsetDateTime,
+) -> AttachmentRecord {
     AttachmentRecord {
         id: Uuid::now_v7(),
         session_id,

@@ -6,6 +6,7 @@
 //! the backend (SQLite's `COLLATE NOCASE` matches it). Uniqueness, though,
 //! is case-insensitive by contract.
 
+use rap_storage::UserId;
 use rap_storage::repo::{GrantRecord, UserRecord};
 use rap_storage::types::OrgRole;
 use rap_storage::{Repositories, StorageError};
@@ -41,7 +42,7 @@ pub async fn users_round_trip_by_id_and_email(repos: &Repositories) {
     assert_eq!(repos.users.find_by_email("alice@example.com").await.expect("find"), Some(plain.clone()));
     assert_eq!(repos.users.find_by_email("root@example.com").await.expect("find"), Some(admin.clone()));
     assert_eq!(repos.users.find_by_email("nobody@example.com").await.expect("find"), None);
-    assert_eq!(repos.users.get(Uuid::now_v7()).await.expect("get"), None);
+    assert_eq!(repos.users.get(UserId::generate()).await.expect("get"), None);
 
     assert_eq!(
         repos.users.active_grants(admin.id).await.expect("grants"),
@@ -117,5 +118,5 @@ pub async fn a_users_memberships_name_their_organizations(repos: &Repositories) 
     assert_eq!((views[0].organization_slug.as_str(), views[0].organization_name.as_str()), ("acme", "Org acme"));
     assert_eq!(views[1].membership, in_globex);
     assert_eq!((views[1].organization_slug.as_str(), views[1].organization_name.as_str()), ("globex", "Org globex"));
-    assert_eq!(repos.users.memberships(Uuid::now_v7()).await.expect("memberships"), vec![]);
+    assert_eq!(repos.users.memberships(UserId::generate()).await.expect("memberships"), vec![]);
 }

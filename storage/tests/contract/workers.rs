@@ -5,12 +5,12 @@ use rap_storage::Repositories;
 use rap_storage::live::LeaseBeat;
 use rap_storage::repo::{LeaseChange, LeaseRecord, WorkerRecord};
 use rap_storage::types::SessionState;
-use uuid::Uuid;
+use rap_storage::{SessionId, WorkerId};
 
 use super::sessions::applied;
 use super::support::{KIND, TTL, World, at, audit_at, plus, std_seconds, transition};
 
-async fn worker(repos: &Repositories, id: Uuid) -> (WorkerRecord, Vec<LeaseRecord>) {
+async fn worker(repos: &Repositories, id: WorkerId) -> (WorkerRecord, Vec<LeaseRecord>) {
     let statuses = repos.workers.workers().await.expect("workers");
     let status = statuses.into_iter().find(|status| status.worker.id == id).expect("the worker is listed");
     (status.worker, status.leases)
@@ -99,7 +99,7 @@ pub async fn heartbeats_without_an_open_lease_are_returned(repos: &Repositories)
 
     let live = beat(&running, 10);
     let over = beat(&ended_lease, 10);
-    let unknown = LeaseBeat { worker_id: slot.id, session_id: Uuid::now_v7(), at: at(10) };
+    let unknown = LeaseBeat { worker_id: slot.id, session_id: SessionId::generate(), at: at(10) };
     let wrong_worker = LeaseBeat { worker_id: stranger.id, ..beat(&running, 10) };
     let stale =
         repos.workers.renew_leases(vec![live, over, unknown, wrong_worker], std_seconds(60)).await.expect("renew");

@@ -3,6 +3,7 @@
 
 use rap_storage::StorageError;
 use rap_storage::repo::UserRecord;
+use rap_storage::{AuthSessionId, UserId};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -49,7 +50,7 @@ impl AuthService {
         }
         let now = OffsetDateTime::now_utc();
         let user = UserRecord {
-            id: Uuid::now_v7(),
+            id: UserId::generate(),
             email,
             password_hash: Some(self.inner.passwords.hash(request.password).await?),
             display_name,
@@ -82,7 +83,7 @@ impl AuthService {
     pub async fn list_users(
         &self,
         principal: &Principal,
-        after: Option<Uuid>,
+        after: Option<UserId>,
         limit: usize,
     ) -> Result<Vec<UserView>, AuthError> {
         if !principal.is_platform_admin() {
@@ -102,7 +103,7 @@ impl AuthService {
     pub async fn set_disabled(
         &self,
         principal: &Principal,
-        user_id: Uuid,
+        user_id: UserId,
         disabled: bool,
         context: &RequestContext,
     ) -> Result<UserView, AuthError> {
@@ -136,8 +137,8 @@ impl AuthService {
     /// now: its auth session still open and its user still enabled.
     pub async fn principal_for(
         &self,
-        user_id: Uuid,
-        auth_session_id: Option<Uuid>,
+        user_id: UserId,
+        auth_session_id: Option<AuthSessionId>,
     ) -> Result<Principal, PrincipalLost> {
         let storage = |_: StorageError| PrincipalLost::SignedOut;
         // The user first: disabling one also signs them out, and the
@@ -162,6 +163,6 @@ impl AuthService {
             }
         }
         let user = self.user_view(&record).await.map_err(storage)?;
-        Ok(Principal { user, auth_session_id: auth_session_id.unwrap_or_default() })
+        Ok(Principal { user, auth_session_id: auth_session_id.unwrap_or(AuthSessionId::from_uuid(Uuid::nil())) })
     }
 }

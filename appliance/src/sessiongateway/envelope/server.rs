@@ -3,6 +3,7 @@
 //! notices carry the seed's [`Event`]. Frames are encoded here too.
 
 use base64::Engine;
+use rap_storage::{SessionId, UserId};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -49,7 +50,7 @@ impl Event {
 /// `session.attached`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Attached {
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     pub attachment_id: Uuid,
     pub role: AttachmentRole,
     pub width: u16,
@@ -93,28 +94,28 @@ pub struct FileBlocked {
 pub enum ServerMessage {
     Attached(Attached),
     State {
-        session_id: Uuid,
+        session_id: SessionId,
         state: Option<SessionState>,
         reason: Option<String>,
         event: Option<Event>,
     },
     DisplaySize {
-        session_id: Uuid,
+        session_id: SessionId,
         width: u16,
         height: u16,
     },
     Viewers {
-        session_id: Uuid,
-        viewers: Vec<Uuid>,
+        session_id: SessionId,
+        viewers: Vec<UserId>,
     },
     TakenOver {
-        session_id: Uuid,
-        by_user_id: Uuid,
+        session_id: SessionId,
+        by_user_id: UserId,
         event: Event,
     },
     /// The socket's principal lost the right to it; the socket closes next.
     AccessRevoked {
-        session_id: Uuid,
+        session_id: SessionId,
         reason: &'static str,
         event: Event,
     },
@@ -147,7 +148,7 @@ pub enum ServerMessage {
         event: Event,
     },
     DownloadsAvailable {
-        session_id: Uuid,
+        session_id: SessionId,
         files: Vec<Offered>,
     },
     DownloadStarted {
@@ -434,7 +435,10 @@ mod tests {
                     "details": {"transfer_id": null}, "trace_id": "t1"}}),
             ),
             (
-                ServerMessage::Viewers { session_id: Uuid::nil(), viewers: vec![Uuid::nil()] },
+                ServerMessage::Viewers {
+                    session_id: SessionId::from_uuid(Uuid::nil()),
+                    viewers: vec![UserId::from_uuid(Uuid::nil())],
+                },
                 json!({"type": "session.viewers", "payload": {"session_id": Uuid::nil(), "viewers": [Uuid::nil()], "count": 1}}),
             ),
         ];
