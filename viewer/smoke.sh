@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The native viewer on a virtual display against a real appliance (the
 # scripted desktop): it must paint the remote screen itself, pixel for
-# pixel, in its own window.
+# pixel, in its own window; a key typed into the window must reach the
+# desktop (which marks it with a blue bar along its top edge); resizing the
+# window must resize the remote desktop (whose pattern then fills it one to
+# one).
 #
 #   viewer/smoke.sh path/to/rap-appliance path/to/rap-viewer [screenshot.png]
 set -euo pipefail
 APPLIANCE=${1:?usage: $0 rap-appliance rap-viewer [screenshot.png]}
 VIEWER=${2:?usage: $0 rap-appliance rap-viewer [screenshot.png]}
 SHOT=${3:-}
-for tool in Xvfb curl python3; do
+for tool in Xvfb curl python3 xdotool; do
   command -v "$tool" >/dev/null || { echo "smoke: $tool not found" >&2; exit 2; }
 done
 [ -x /usr/bin/import ] && [ -x /usr/bin/convert ] || { echo "smoke: ImageMagick not found" >&2; exit 2; }
@@ -52,24 +55,42 @@ for _ in $(seq 1 50); do
   DISPLAY=$display /usr/bin/import -window root "$WORK/probe.png" 2>/dev/null && break
   sleep 0.1
 done
-DISPLAY=$display "$VIEWER" --url "ws://127.0.0.1:$port/api/v1/gateway/ws" --token "$attach" >"$WORK/viewer.log" 2>&1 &
+# The token on standard input, as the desktop app passes it.
+echo "$attach" | DISPLAY=$display "$VIEWER" --url "ws://127.0.0.1:$port/api/v1/gateway/ws" --token-stdin --title Smoke \
+  >"$WORK/viewer.log" 2>&1 &
 VIEWER_PID=$!
 PIDS="$VIEWER_PID $PIDS"
 shot=${SHOT:-$WORK/shot.png}
 # The scripted desktop's pattern: red = x mod 256, green = y mod 256, blue 128.
 # With no window manager the window sits at the screen's origin.
-for _ in $(seq 1 100); do
-  sleep 0.2
-  kill -0 "$VIEWER_PID" 2>/dev/null || { echo "smoke: the viewer exited; its log:" >&2; cat "$WORK/viewer.log" >&2; exit 1; }
-  DISPLAY=$display /usr/bin/import -window root "$shot" 2>"$WORK/import.log" || continue
-  pixel=$(/usr/bin/convert "$shot" -format '%[fx:int(255*p{100,50}.r)],%[fx:int(255*p{100,50}.g)],%[fx:int(255*p{100,50}.b)]' info:)
-  if [ "$pixel" = "100,50,128" ]; then
-    far=$(/usr/bin/convert "$shot" -format '%[fx:int(255*p{600,390}.r)],%[fx:int(255*p{600,390}.g)],%[fx:int(255*p{600,390}.b)]' info:)
-    [ "$far" = "88,134,128" ] || { echo "smoke: pixel (600,390) is $far, not the desktop's 88,134,128" >&2; exit 1; }
-    echo "smoke: the native viewer painted the remote desktop (screenshot $shot)"
-    exit 0
-  fi
-done
-echo "smoke: the viewer never showed the remote desktop (pixel (100,50) is ${pixel:-unknown})" >&2
-for log in viewer xvfb import; do echo "--- $log:" >&2; tail -n 20 "$WORK/$log.log" >&2 2>/dev/null || true; done
-exit 1
+pixel_at() {
+  DISPLAY=$display /usr/bin/import -window root "$shot" 2>"$WORK/import.log" || return 1
+  /usr/bin/convert "$shot" -format "%[fx:int(255*p{$1,$2}.r)],%[fx:int(255*p{$1,$2}.g)],%[fx:int(255*p{$1,$2}.b)]" info:
+}
+# Waits until pixel ($1,$2) is $3, or fails with $4.
+expect_pixel() {
+  for _ in $(seq 1 100); do
+    kill -0 "$VIEWER_PID" 2>/dev/null || { echo "smoke: the viewer exited; its log:" >&2; cat "$WORK/viewer.log" >&2; exit 1; }
+    pixel=$(pixel_at "$1" "$2") || { sleep 0.2; continue; }
+    [ "$pixel" = "$3" ] && return 0
+    sleep 0.2
+  done
+  echo "smoke: $4 (pixel ($1,$2) is ${pixel:-unknown}, not $3)" >&2
+  for log in viewer xvfb import; do echo "--- $log:" >&2; tail -n 20 "$WORK/$log.log" >&2 2>/dev/null || true; done
+  exit 1
+}
+expect_pixel 100 50 "100,50,128" "the viewer never showed the remote desktop"
+expect_pixel 600 390 "88,134,128" "the far corner is not the desktop's"
+echo "smoke: the native viewer painted the remote desktop"
+
+window=$(DISPLAY=$display xdotool search --name "Smoke" | head -n 1)
+[ -n "$window" ] || { echo "smoke: no window titled Smoke" >&2; exit 1; }
+DISPLAY=$display xdotool windowfocus --sync "$window"
+DISPLAY=$display xdotool key a
+expect_pixel 100 1 "0,0,255" "a typed key did not reach the remote desktop"
+echo "smoke: a typed key reached the remote desktop"
+
+# Larger than the start: the desktop follows the window, one to one.
+DISPLAY=$display xdotool windowsize --sync "$window" 800 500
+expect_pixel 700 450 "188,194,128" "the remote desktop did not follow the window to 800x500"
+echo "smoke: the remote desktop followed the window's new size (screenshot $shot)"

@@ -1,7 +1,31 @@
 //! The remote desktop as the window presents it: one `0RGB` word per
 //! pixel, softbuffer's own layout, so presenting is a copy.
 
-use rap_wire::frame::Rect;
+use rap_wire::frame::{ColorMode, Encoding, FrameHeader, HEADER_LEN, Rect, inflate};
+
+/// One `binary_v1` message's pixels, ready to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    pub rect: Rect,
+    /// RGBA, or one luma byte per pixel when `gray`.
+    pub pixels: std::borrow::Cow<'a, [u8]>,
+    pub gray: bool,
+}
+
+/// Reads one `binary_v1` message (header, then its payload inflated if it
+/// is compressed); `None` for a frame that does not parse or whose pixels
+/// do not match its rectangle, which a correct server never sends.
+pub fn decode(bytes: &[u8]) -> Option<Decoded<'_>> {
+    let header = FrameHeader::read(bytes)?;
+    let payload = bytes.get(HEADER_LEN..HEADER_LEN + header.payload_len as usize)?;
+    let gray = header.color_mode == ColorMode::Grayscale;
+    let expected = usize::from(header.rect.width) * usize::from(header.rect.height) * if gray { 1 } else { 4 };
+    let pixels = match header.encoding {
+        Encoding::RawRgba8 | Encoding::RawGray8 => std::borrow::Cow::Borrowed(payload),
+        Encoding::ZlibRgba8 | Encoding::ZlibGray8 => std::borrow::Cow::Owned(inflate(payload, expected)?),
+    };
+    (pixels.len() == expected).then_some(Decoded { rect: header.rect, pixels, gray })
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct Desktop {
@@ -22,6 +46,11 @@ impl Desktop {
     pub fn rgb(&self, x: u16, y: u16) -> Option<[u8; 3]> {
         let word = *self.pixels.get(usize::from(y) * usize::from(self.width) + usize::from(x))?;
         Some([(word >> 16) as u8, (word >> 8) as u8, word as u8])
+    }
+
+    /// Writes a decoded frame; `false` if it does not fit the desktop.
+    pub fn apply(&mut self, frame: &Decoded<'_>) -> bool {
+        self.put(frame.rect, &frame.pixels, frame.gray)
     }
 
     /// Writes `pixels` (RGBA, or one luma byte each when `gray`) at `rect`;

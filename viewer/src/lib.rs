@@ -7,15 +7,19 @@
 //! Decoding runs on the socket's task, never on the thread that paints.
 
 mod desktop;
+pub mod layout;
 
-pub use desktop::Desktop;
+pub use desktop::{Decoded, Desktop, decode};
 
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
-use rap_wire::frame::{ColorMode, Encoding, FrameHeader, HEADER_LEN, Rect, inflate};
-use serde_json::{Value, json};
+use rap_wire::envelope::{
+    AttachPayload, ColorModePayload, KeyPayload, MousePayload, RenderTransport, ResizePayload, client_text,
+};
+use rap_wire::frame::{ColorMode, Compression, Rect};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -77,22 +81,26 @@ pub enum Input {
         width: u16,
         height: u16,
     },
+    /// Full colour or grayscale frames from now on.
+    ColorMode(ColorMode),
 }
 
 impl Input {
-    fn envelope(&self) -> Value {
+    /// The envelope, written with the same payload types the appliance
+    /// parses (`rap-wire`), so the two cannot drift.
+    fn envelope(&self) -> String {
         match self {
-            Self::Mouse { x, y, buttons, wheel_delta } => json!({
-                "type": "input.mouse",
-                "payload": {"x": x, "y": y, "buttons": buttons, "wheel_delta": wheel_delta},
-            }),
+            Self::Mouse { x, y, buttons, wheel_delta } => {
+                client_text(&MousePayload { x: *x, y: *y, buttons: *buttons, wheel_delta: Some(*wheel_delta) })
+            }
             Self::Key { scancode, down } => {
-                json!({"type": "input.key", "payload": {"scancode": scancode, "down": down}})
+                client_text(&KeyPayload { code: None, scancode: Some(*scancode), down: *down })
             }
-            Self::Code { code, down } => json!({"type": "input.key", "payload": {"code": code, "down": down}}),
-            Self::Resize { width, height } => {
-                json!({"type": "display.resize", "payload": {"width": width, "height": height}})
+            Self::Code { code, down } => {
+                client_text(&KeyPayload { code: Some(code.clone()), scancode: None, down: *down })
             }
+            Self::Resize { width, height } => client_text(&ResizePayload { width: *width, height: *height }),
+            Self::ColorMode(color_mode) => client_text(&ColorModePayload { color_mode: *color_mode }),
         }
     }
 }
@@ -106,16 +114,25 @@ pub struct Viewer {
 
 /// Connects to `url` (`ws://` or `wss://…/api/v1/gateway/ws`), trusting
 /// `tls` when given, and attaches with `attach_token` asking for
-/// `binary_v1` frames compressed with zlib.
-pub async fn attach(url: &str, tls: Option<Arc<rustls::ClientConfig>>, attach_token: &str) -> anyhow::Result<Viewer> {
+/// `binary_v1` frames compressed with zlib, in `color_mode`.
+pub async fn attach(
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    attach_token: &str,
+    color_mode: ColorMode,
+) -> anyhow::Result<Viewer> {
     let connector = tls.map(tokio_tungstenite::Connector::Rustls);
     let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
         .await
         .with_context(|| format!("connecting to {url}"))?;
-    let attach = json!({"type": "attach", "payload": {
-        "attach_token": attach_token, "render_transport": "binary_v1", "compression": "zlib",
-    }});
-    socket.send(Message::text(attach.to_string())).await.context("sending attach")?;
+    let attach = AttachPayload {
+        attach_token: Some(attach_token.to_owned()),
+        render_transport: Some(RenderTransport::BinaryV1),
+        color_mode,
+        compression: Compression::Zlib,
+        data_plane_token: None,
+    };
+    socket.send(Message::text(client_text(&attach))).await.context("sending attach")?;
     let desktop = Arc::new(Mutex::new(Desktop::default()));
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let (input, mut input_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
@@ -146,7 +163,7 @@ pub async fn attach(url: &str, tls: Option<Arc<rustls::ClientConfig>>, attach_to
                 }
                 input = input_rx.recv() => {
                     let Some(input) = input else { return };
-                    if sink.send(Message::text(input.envelope().to_string())).await.is_err() {
+                    if sink.send(Message::text(input.envelope())).await.is_err() {
                         let _ = events_tx.send(Event::Closed { code: None }).await;
                         return;
                     }
@@ -183,19 +200,9 @@ fn on_text(desktop: &Mutex<Desktop>, text: &str) -> Option<Event> {
     }
 }
 
-/// One `binary_v1` rectangle into the framebuffer; `None` (dropped) for a
-/// frame that does not parse or fit, which a correct server never sends.
+/// One `binary_v1` message into the shared framebuffer: inflated first,
+/// the lock (which the window takes to paint) held only for the copy.
 fn decode_frame(desktop: &Mutex<Desktop>, bytes: &[u8]) -> Option<Event> {
-    let header = FrameHeader::read(bytes)?;
-    let payload = bytes.get(HEADER_LEN..HEADER_LEN + header.payload_len as usize)?;
-    let gray = header.color_mode == ColorMode::Grayscale;
-    let expected = usize::from(header.rect.width) * usize::from(header.rect.height) * if gray { 1 } else { 4 };
-    let pixels = match header.encoding {
-        Encoding::RawRgba8 | Encoding::RawGray8 => payload.to_vec(),
-        Encoding::ZlibRgba8 | Encoding::ZlibGray8 => inflate(payload, expected)?,
-    };
-    if pixels.len() != expected {
-        return None;
-    }
-    desktop.lock().ok()?.put(header.rect, &pixels, gray).then_some(Event::Damage(header.rect))
+    let frame = decode(bytes)?;
+    desktop.lock().ok()?.apply(&frame).then_some(Event::Damage(frame.rect))
 }

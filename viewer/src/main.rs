@@ -1,45 +1,83 @@
-//! `rap-viewer --url ws(s)://appliance/api/v1/gateway/ws --token ATTACH_TOKEN [--ca CA.pem]`:
+//! `rap-viewer --url ws(s)://appliance/api/v1/gateway/ws (--token T | --token-stdin) [--ca CA.pem] [--grayscale] [--title NAME]`:
 //! one remote desktop in a native window, painted with softbuffer from the
 //! appliance's frames (no webview in the pixel path), mouse and physical
 //! keys sent back. The socket and decoding run on a tokio thread; this
-//! thread only copies the framebuffer to the window when it changed.
+//! thread only paints the framebuffer, scaled to the window, when it changed.
+//!
+//! The window is the desktop's size at first; when the person resizes it
+//! (or goes fullscreen with F11), the controller asks the remote desktop
+//! for the new size once the resizing stops. `--token-stdin` reads the
+//! single-use attach token from the first line of standard input, so it
+//! never shows in the process list (the desktop app launches it so).
 
 use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rap_viewer::layout::{Fit, paint};
 use rap_viewer::{Desktop, Event, Input};
+use rap_wire::frame::ColorMode;
+use rap_wire::size::DesktopSize;
 use tokio::sync::mpsc;
 use winit::application::ApplicationHandler;
 use winit::dpi::PhysicalSize;
 use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
-use winit::event_loop::{ActiveEventLoop, EventLoop};
-use winit::keyboard::PhysicalKey;
-use winit::window::{Window, WindowId};
+use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
+use winit::keyboard::{KeyCode, PhysicalKey};
+use winit::window::{Fullscreen, Window, WindowId};
+
+/// How long the window must keep one size before the remote desktop is
+/// asked for it: a drag of the window's corner is one request, not fifty.
+const RESIZE_SETTLE: Duration = Duration::from_millis(400);
 
 struct Args {
     url: String,
     token: String,
     ca: Option<String>,
+    color_mode: ColorMode,
+    title: String,
 }
 
 fn args() -> anyhow::Result<Args> {
     let mut url = None;
     let mut token = None;
     let mut ca = None;
+    let mut color_mode = ColorMode::FullColor;
+    let mut title = "RAP Appliance".to_owned();
     let mut given = std::env::args().skip(1);
     while let Some(name) = given.next() {
+        match name.as_str() {
+            "--token-stdin" => {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).context("reading the attach token from standard input")?;
+                token = Some(line.trim().to_owned()).filter(|line| !line.is_empty());
+                continue;
+            }
+            "--grayscale" => {
+                color_mode = ColorMode::Grayscale;
+                continue;
+            }
+            _ => {}
+        }
         let value = given.next().with_context(|| format!("{name} needs a value"))?;
         match name.as_str() {
             "--url" => url = Some(value),
             "--token" => token = Some(value),
             "--ca" => ca = Some(value),
+            "--title" => title = value,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
-    Ok(Args { url: url.context("--url is required")?, token: token.context("--token is required")?, ca })
+    Ok(Args {
+        url: url.context("--url is required")?,
+        token: token.context("--token or --token-stdin is required")?,
+        ca,
+        color_mode,
+        title,
+    })
 }
 
 fn trusting(path: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
@@ -59,14 +97,31 @@ fn trusting(path: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     ))
 }
 
+/// Where the connection stands, as the title says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Connecting,
+    Live {
+        controller: bool,
+    },
+    /// The picture stays, dimmed, with the reason; input stops.
+    Over(String),
+}
+
 struct App {
+    title: String,
     desktop: Arc<Mutex<Desktop>>,
     input: mpsc::Sender<Input>,
     window: Option<Rc<Window>>,
     surface: Option<softbuffer::Surface<Rc<Window>, Rc<Window>>>,
+    status: Status,
+    /// The last notice worth showing next to the status.
+    notice: Option<String>,
     /// DOM-style mouse buttons held: 1 left, 2 right, 4 middle.
     buttons: u8,
     pointer: (u16, u16),
+    /// A window size waiting to settle before it is asked for.
+    pending_resize: Option<(PhysicalSize<u32>, Instant)>,
 }
 
 impl App {
@@ -76,10 +131,27 @@ impl App {
         let _ = self.input.try_send(input);
     }
 
-    fn set_title(&self, text: &str) {
-        if let Some(window) = &self.window {
-            window.set_title(&format!("RAP Appliance — {text}"));
-        }
+    fn controls(&self) -> bool {
+        self.status == Status::Live { controller: true }
+    }
+
+    fn desktop_size(&self) -> (u16, u16) {
+        self.desktop.lock().map(|desktop| (desktop.width, desktop.height)).unwrap_or((0, 0))
+    }
+
+    fn show_status(&self) {
+        let Some(window) = &self.window else { return };
+        let status = match &self.status {
+            Status::Connecting => "connecting…".to_owned(),
+            Status::Live { controller: true } => "in control".to_owned(),
+            Status::Live { controller: false } => "view only".to_owned(),
+            Status::Over(why) => why.clone(),
+        };
+        let title = match &self.notice {
+            Some(notice) => format!("{} — {status} — {notice}", self.title),
+            None => format!("{} — {status}", self.title),
+        };
+        window.set_title(&title);
     }
 
     fn present(&mut self) {
@@ -90,15 +162,88 @@ impl App {
             return;
         }
         let Ok(mut buffer) = surface.buffer_mut() else { return };
-        buffer.fill(0);
         if let Ok(desktop) = self.desktop.lock() {
-            let columns = usize::from(desktop.width).min(size.width as usize);
-            for row in 0..usize::from(desktop.height).min(size.height as usize) {
-                let source = &desktop.pixels[row * usize::from(desktop.width)..][..columns];
-                buffer[row * size.width as usize..][..columns].copy_from_slice(source);
-            }
+            paint(&desktop, &mut buffer, (size.width, size.height), matches!(self.status, Status::Over(_)));
         }
         let _ = buffer.present();
+    }
+
+    /// The desktop pixel under a window position.
+    fn at(&self, x: f64, y: f64) -> Option<(u16, u16)> {
+        let window = self.window.as_ref()?.inner_size();
+        let desktop = self.desktop_size();
+        Fit::of(desktop, (window.width, window.height)).map(|fit| fit.to_desktop(desktop, x, y))
+    }
+
+    fn window_resized(&mut self, size: PhysicalSize<u32>) {
+        if let Some(window) = &self.window {
+            window.request_redraw();
+        }
+        let desktop = self.desktop_size();
+        let same = (u32::from(desktop.0), u32::from(desktop.1)) == (size.width, size.height);
+        self.pending_resize = (self.controls() && !same).then(|| (size, Instant::now() + RESIZE_SETTLE));
+    }
+
+    fn settle_resize(&mut self, event_loop: &ActiveEventLoop) {
+        let Some((size, due)) = self.pending_resize else {
+            event_loop.set_control_flow(ControlFlow::Wait);
+            return;
+        };
+        if Instant::now() < due {
+            event_loop.set_control_flow(ControlFlow::WaitUntil(due));
+            return;
+        }
+        self.pending_resize = None;
+        event_loop.set_control_flow(ControlFlow::Wait);
+        let side = |pixels: u32, max: u16| pixels.clamp(u32::from(DesktopSize::MIN_SIDE), u32::from(max)) as u16;
+        let (width, height) = (side(size.width, DesktopSize::MAX_WIDTH), side(size.height, DesktopSize::MAX_HEIGHT));
+        if (width, height) != self.desktop_size() {
+            self.send(Input::Resize { width, height });
+        }
+    }
+
+    fn toggle_fullscreen(&self) {
+        let Some(window) = &self.window else { return };
+        let next = if window.fullscreen().is_some() { None } else { Some(Fullscreen::Borderless(None)) };
+        window.set_fullscreen(next);
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let Some(window) = self.window.clone() else { return };
+        match event {
+            Event::Attached { role, width, height } => {
+                self.status = Status::Live { controller: role == "controller" };
+                // One to one at first; from then on the person sizes the window.
+                let _ = window.request_inner_size(PhysicalSize::new(u32::from(width), u32::from(height)));
+                window.request_redraw();
+            }
+            Event::Resized { .. } | Event::Damage(_) => window.request_redraw(),
+            Event::Notice { kind, code, message } => {
+                let words = if message.is_empty() { code.clone() } else { message };
+                match (kind.as_str(), code.as_str()) {
+                    ("session.state", "session_ended" | "session_failed") => {
+                        self.status = Status::Over(words);
+                    }
+                    ("session.state", _) => {}
+                    _ => self.notice = Some(words),
+                }
+                window.request_redraw();
+            }
+            Event::Closed { code } => {
+                if !matches!(self.status, Status::Over(_)) {
+                    let why = match code {
+                        Some(4409) => "the session ended",
+                        Some(4411) => "another device took over; open it again from the console to take it back",
+                        Some(4403) => "access to this desktop ended",
+                        Some(4401) => "signed out",
+                        _ => "disconnected; the session stays available to reattach from the console",
+                    };
+                    self.status = Status::Over(why.to_owned());
+                }
+                window.request_redraw();
+            }
+        }
+        self.show_status();
     }
 }
 
@@ -108,7 +253,7 @@ impl ApplicationHandler<Event> for App {
             return;
         }
         let attributes = Window::default_attributes()
-            .with_title("RAP Appliance — connecting")
+            .with_title(format!("{} — connecting…", self.title))
             .with_inner_size(PhysicalSize::new(1024, 768));
         let Ok(window) = event_loop.create_window(attributes) else { return event_loop.exit() };
         let window = Rc::new(window);
@@ -125,46 +270,24 @@ impl ApplicationHandler<Event> for App {
     }
 
     fn user_event(&mut self, _event_loop: &ActiveEventLoop, event: Event) {
-        let Some(window) = self.window.clone() else { return };
-        match event {
-            Event::Attached { role, width, height } => {
-                let _ = window.request_inner_size(PhysicalSize::new(u32::from(width), u32::from(height)));
-                self.set_title(&role);
-                window.request_redraw();
-            }
-            Event::Resized { width, height } => {
-                let _ = window.request_inner_size(PhysicalSize::new(u32::from(width), u32::from(height)));
-                window.request_redraw();
-            }
-            Event::Damage(_) => window.request_redraw(),
-            Event::Notice { message, code, .. } => {
-                self.set_title(if message.is_empty() { &code } else { &message });
-            }
-            Event::Closed { code } => {
-                let why = match code {
-                    Some(4409) => "the session ended",
-                    Some(4411) => "another device took over",
-                    Some(4403) => "access ended",
-                    _ => "disconnected",
-                };
-                self.set_title(why);
-            }
-        }
+        self.on_event(event);
+    }
+
+    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        self.settle_resize(event_loop);
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
         match event {
             WindowEvent::CloseRequested => event_loop.exit(),
             WindowEvent::RedrawRequested => self.present(),
-            WindowEvent::Resized(_) => {
-                if let Some(window) = &self.window {
-                    window.request_redraw();
-                }
-            }
+            WindowEvent::Resized(size) => self.window_resized(size),
             WindowEvent::CursorMoved { position, .. } => {
-                let clamp = |value: f64| value.max(0.0).min(f64::from(u16::MAX)) as u16;
-                self.pointer = (clamp(position.x), clamp(position.y));
-                self.send(Input::Mouse { x: self.pointer.0, y: self.pointer.1, buttons: self.buttons, wheel_delta: 0 });
+                let Some(pointer) = self.at(position.x, position.y) else { return };
+                self.pointer = pointer;
+                if self.controls() {
+                    self.send(Input::Mouse { x: pointer.0, y: pointer.1, buttons: self.buttons, wheel_delta: 0 });
+                }
             }
             WindowEvent::MouseInput { state, button, .. } => {
                 let bit = match button {
@@ -177,7 +300,14 @@ impl ApplicationHandler<Event> for App {
                     ElementState::Pressed => self.buttons |= bit,
                     ElementState::Released => self.buttons &= !bit,
                 }
-                self.send(Input::Mouse { x: self.pointer.0, y: self.pointer.1, buttons: self.buttons, wheel_delta: 0 });
+                if self.controls() {
+                    self.send(Input::Mouse {
+                        x: self.pointer.0,
+                        y: self.pointer.1,
+                        buttons: self.buttons,
+                        wheel_delta: 0,
+                    });
+                }
             }
             WindowEvent::MouseWheel { delta, .. } => {
                 let lines = match delta {
@@ -185,12 +315,27 @@ impl ApplicationHandler<Event> for App {
                     MouseScrollDelta::PixelDelta(position) => (position.y / 40.0) as f32,
                 };
                 let wheel_delta = (lines * 120.0).clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
-                self.send(Input::Mouse { x: self.pointer.0, y: self.pointer.1, buttons: self.buttons, wheel_delta });
+                if self.controls() {
+                    self.send(Input::Mouse {
+                        x: self.pointer.0,
+                        y: self.pointer.1,
+                        buttons: self.buttons,
+                        wheel_delta,
+                    });
+                }
             }
             WindowEvent::KeyboardInput { event, .. } => {
+                let PhysicalKey::Code(code) = event.physical_key else { return };
+                // F11 is the window's own (fullscreen), as in a browser.
+                if code == KeyCode::F11 {
+                    if event.state == ElementState::Pressed && !event.repeat {
+                        self.toggle_fullscreen();
+                    }
+                    return;
+                }
                 // Physical keys, named as the W3C names them (winit's names
                 // are those), so the remote layout decides the character.
-                if let PhysicalKey::Code(code) = event.physical_key {
+                if self.controls() {
                     self.send(Input::Code { code: format!("{code:?}"), down: event.state == ElementState::Pressed });
                 }
             }
@@ -203,7 +348,7 @@ fn run() -> anyhow::Result<()> {
     let args = args()?;
     let tls = args.ca.as_deref().map(trusting).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let viewer = runtime.block_on(rap_viewer::attach(&args.url, tls, &args.token))?;
+    let viewer = runtime.block_on(rap_viewer::attach(&args.url, tls, &args.token, args.color_mode))?;
     let event_loop = EventLoop::<Event>::with_user_event().build()?;
     let proxy = event_loop.create_proxy();
     let mut events = viewer.events;
@@ -214,8 +359,18 @@ fn run() -> anyhow::Result<()> {
             }
         }
     });
-    let mut app =
-        App { desktop: viewer.desktop, input: viewer.input, window: None, surface: None, buttons: 0, pointer: (0, 0) };
+    let mut app = App {
+        title: args.title,
+        desktop: viewer.desktop,
+        input: viewer.input,
+        window: None,
+        surface: None,
+        status: Status::Connecting,
+        notice: None,
+        buttons: 0,
+        pointer: (0, 0),
+        pending_resize: None,
+    };
     event_loop.run_app(&mut app)?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rap_appliance::worker::scripted::pattern_pixel;
 use rap_viewer::{Event, Input, Viewer};
+use rap_wire::frame::ColorMode;
 use serde_json::{Value, json};
 
 struct Appliance {
@@ -118,7 +119,7 @@ async fn until(viewer: &mut Viewer, wanted: impl Fn(&Event) -> bool) -> Event {
 async fn the_viewer_reproduces_the_desktop_sends_input_and_sees_the_end() {
     let appliance = Appliance::start().await;
     let (session, token) = appliance.session().await;
-    let mut viewer = rap_viewer::attach(&appliance.ws, None, &token).await.expect("attached");
+    let mut viewer = rap_viewer::attach(&appliance.ws, None, &token, ColorMode::FullColor).await.expect("attached");
     let attached = until(&mut viewer, |event| matches!(event, Event::Attached { .. })).await;
     assert_eq!(attached, Event::Attached { role: "controller".into(), width: 320, height: 200 });
     // The first update is the whole screen.
@@ -157,7 +158,7 @@ async fn the_viewer_reproduces_the_desktop_sends_input_and_sees_the_end() {
 
     // The new controller sees the session end: state, then 4409.
     let token = taken["attach"]["attach_token"].as_str().expect("token");
-    let mut second = rap_viewer::attach(&appliance.ws, None, token).await.expect("attached");
+    let mut second = rap_viewer::attach(&appliance.ws, None, token, ColorMode::FullColor).await.expect("attached");
     until(&mut second, |event| matches!(event, Event::Damage(_))).await;
     appliance.call(&format!("/api/v1/sessions/{session}/terminate"), None).await;
     until(&mut second, |event| matches!(event, Event::Notice { code, .. } if code == "session_ended")).await;
@@ -170,7 +171,8 @@ async fn the_viewer_reproduces_the_desktop_sends_input_and_sees_the_end() {
 #[tokio::test]
 async fn a_bad_token_is_refused_with_the_gateways_reason() {
     let appliance = Appliance::start().await;
-    let mut viewer = rap_viewer::attach(&appliance.ws, None, "not-a-token").await.expect("connected");
+    let mut viewer =
+        rap_viewer::attach(&appliance.ws, None, "not-a-token", ColorMode::FullColor).await.expect("connected");
     let refused = until(&mut viewer, |event| matches!(event, Event::Notice { .. })).await;
     assert!(
         matches!(&refused, Event::Notice { kind, code, .. } if kind == "error" && code == "unauthorized"),
@@ -180,4 +182,18 @@ async fn a_bad_token_is_refused_with_the_gateways_reason() {
         until(&mut viewer, |event| matches!(event, Event::Closed { .. })).await,
         Event::Closed { code: Some(4401) }
     );
+}
+
+#[tokio::test]
+async fn a_grayscale_attach_gets_the_desktop_in_luma() {
+    let appliance = Appliance::start().await;
+    let (_, token) = appliance.session().await;
+    let mut viewer = rap_viewer::attach(&appliance.ws, None, &token, ColorMode::Grayscale).await.expect("attached");
+    until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;
+    let desktop = viewer.desktop.lock().expect("desktop");
+    for (x, y) in [(0, 0), (319, 199), (123, 45)] {
+        let [r, g, b, _] = pattern_pixel(x, y);
+        let luma = rap_wire::frame::luma(r, g, b);
+        assert_eq!(desktop.rgb(x, y), Some([luma, luma, luma]), "pixel ({x}, {y})");
+    }
 }

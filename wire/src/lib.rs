@@ -5,5 +5,10 @@
 //!
 //! - [`frame`]: the `binary_v1` frame header (API.md "binary frame header"),
 //!   rectangles, colour modes, encodings, and the zlib payload.
+//! - [`envelope`]: the messages a client sends on the live plane, by type
+//!   name and payload.
+//! - [`size`]: the bounds of a desktop a client may ask for.
 
+pub mod envelope;
 pub mod frame;
+pub mod size;

@@ -86,7 +86,7 @@ fn ci() -> Result<(), String> {
         ci.step("Lint", "cargo", &lint, &[])?;
     }
     ci.step("Test (the README's test command)", "cargo", &["test", "--locked"], &[])?;
-    if which("Xvfb") && Path::new("/usr/bin/import").exists() {
+    if which("Xvfb") && which("xdotool") && Path::new("/usr/bin/import").exists() {
         ci.step(
             "Native viewer: build",
             "cargo",
@@ -97,13 +97,13 @@ fn ci() -> Result<(), String> {
         let viewer = ci.target.join("debug/rap-viewer").to_string_lossy().into_owned();
         let shot = ci.root.join("ui/tests/artifacts/native-viewer.png").to_string_lossy().into_owned();
         ci.step(
-            "Native viewer: paints a remote desktop in its own window on a virtual display",
+            "Native viewer: paints a remote desktop in its own window, types into it and resizes it, on a virtual display",
             "bash",
             &["viewer/smoke.sh", &appliance, &viewer, &shot],
             &[],
         )?;
     } else {
-        println!("\n==> Native viewer smoke run skipped: it needs Xvfb and ImageMagick");
+        println!("\n==> Native viewer smoke run skipped: it needs Xvfb, xdotool and ImageMagick");
     }
     if desktop {
         ci.step("Desktop app: tests", "cargo", &["test", "-p", "rap-desktop", "--locked"], &[])?;

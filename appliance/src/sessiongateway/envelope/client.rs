@@ -1,77 +1,14 @@
 //! What clients send on the live plane (API.md "Live plane"): the envelope,
 //! each message's payload, and refusals that say why in stable codes.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::protocol::frame::{ColorMode, Compression};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RenderTransport {
-    /// Text `render.frame` envelopes with base64 pixels.
-    #[default]
-    JsonBase64,
-    /// Binary messages with the 24-byte header.
-    BinaryV1,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AttachPayload {
-    /// At the backend gateway.
-    pub attach_token: Option<String>,
-    /// At the direct worker endpoint (Data Plane v1).
-    pub data_plane_token: Option<String>,
-    /// Default: `json_base64` at the gateway, `binary_v1` at a direct endpoint.
-    pub render_transport: Option<RenderTransport>,
-    #[serde(default)]
-    pub color_mode: ColorMode,
-    /// `zlib` compresses every frame payload (an addition to the contract).
-    #[serde(default)]
-    pub compression: Compression,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MousePayload {
-    pub x: u16,
-    pub y: u16,
-    pub buttons: u8,
-    pub wheel_delta: Option<i16>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyPayload {
-    pub code: Option<String>,
-    pub scancode: Option<u16>,
-    pub down: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnicodePayload {
-    pub text: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResizePayload {
-    pub width: u16,
-    pub height: u16,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClipboardPayload {
-    pub text: String,
-    pub sequence_id: u64,
-    /// The client's own label; the gateway records where text came from.
-    pub origin: Option<String>,
-    /// SHA-256 of `text`, hex; checked when given.
-    pub content_hash: Option<String>,
-}
+// The messages a native client writes too: one definition in `rap-wire`.
+pub use rap_wire::envelope::{
+    AttachPayload, ClientPayload, ClipboardPayload, ColorModePayload, KeyPayload, MousePayload, RenderTransport,
+    ResizePayload, UnicodePayload,
+};
 
 /// `transfer_id` stays text here so a malformed one is refused with the
 /// transfer's own `*.blocked` message rather than a generic parse error.
@@ -111,12 +48,6 @@ pub struct FileDownloadAckPayload {
 #[serde(deny_unknown_fields)]
 pub struct TransferIdPayload {
     pub transfer_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ColorModePayload {
-    pub color_mode: ColorMode,
 }
 
 /// What a client may send.
@@ -202,12 +133,12 @@ impl ClientMessage {
 
     fn typed(kind: &str, payload: Value) -> Result<Self, EnvelopeError> {
         Ok(match kind {
-            "attach" => Self::Attach(fields(payload)?),
-            "input.mouse" => Self::Mouse(fields(payload)?),
-            "input.key" => Self::Key(fields(payload)?),
-            "input.unicode" => Self::Unicode(fields(payload)?),
-            "display.resize" => Self::Resize(fields(payload)?),
-            "clipboard.text" => Self::Clipboard(fields(payload)?),
+            AttachPayload::TYPE => Self::Attach(fields(payload)?),
+            MousePayload::TYPE => Self::Mouse(fields(payload)?),
+            KeyPayload::TYPE => Self::Key(fields(payload)?),
+            UnicodePayload::TYPE => Self::Unicode(fields(payload)?),
+            ResizePayload::TYPE => Self::Resize(fields(payload)?),
+            ClipboardPayload::TYPE => Self::Clipboard(fields(payload)?),
             "file_upload.start" => Self::FileUploadStart(fields(payload)?),
             "file_upload.chunk" => Self::FileUploadChunk(fields(payload)?),
             "file_upload.cancel" => Self::FileUploadCancel(fields(payload)?),
@@ -218,7 +149,7 @@ impl ClientMessage {
             "file_download.start" => Self::FileDownloadStart(fields(payload)?),
             "file_download.ack" => Self::FileDownloadAck(fields(payload)?),
             "file_download.cancel" => Self::FileDownloadCancel(fields(payload)?),
-            "color_mode" => Self::ColorMode(fields(payload)?),
+            ColorModePayload::TYPE => Self::ColorMode(fields(payload)?),
             "ping" => {
                 no_fields(payload)?;
                 Self::Ping
