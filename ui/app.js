@@ -10,7 +10,7 @@ import { h, setChildren, buildForm, section, table, actionButton, loadInto, time
 import { verifyLine } from './trust-view.js';
 import { go, currentRoute, onRedraw } from './nav.js';
 import { state, session } from './session.js';
-import { canStart, unsupportedWhy, protocolCell, stateCell, withControllers, connect, resume } from './sessions.js';
+import { canStart, unsupportedWhy, protocolCell, stateCell, withControllers, connect, resume, inDesktopApp, connectInWindow, resumeInWindow } from './sessions.js';
 import { adminRoutes } from './admin.js';
 import { setupPage } from './setup.js';
 import { viewerPage } from './viewer.js';
@@ -221,7 +221,10 @@ async function homePage(main) {
               class: 'actions',
               cell: (r) =>
                 canStart(r)
-                  ? actionButton('Connect', run(() => connect(r.id)), { kind: 'primary', title: `Connect to ${r.name}` })
+                  ? [
+                      actionButton('Connect', run(() => connect(r.id)), { kind: 'primary', title: `Connect to ${r.name}` }),
+                      inDesktopApp() ? actionButton('Open in window', run(() => connectInWindow(r.id, r.name)), { title: `Connect to ${r.name} in its own window` }) : null,
+                    ]
                   : actionButton('Connect', null, { kind: 'primary', disabled: true, title: unsupportedWhy(r) }),
             },
           ],
@@ -248,6 +251,13 @@ async function homePage(main) {
               cell: (s) => [
                 s.state === 'detached' || s.state === 'active' || s.state === 'starting'
                   ? actionButton('Resume', run(() => resume(s.id, 'attach')), { kind: 'primary', title: `Resume session ${s.id}` })
+                  : null,
+                inDesktopApp() && (s.state === 'detached' || s.state === 'active' || s.state === 'starting')
+                  ? actionButton(
+                      'Open in window',
+                      run(() => resumeInWindow(s.id, resources.find((r) => r.id === s.resource_id)?.name ?? 'Remote desktop', s.controller ? 'takeover' : 'attach')),
+                      { title: `Resume session ${s.id} in its own window` },
+                    )
                   : null,
                 s.state === 'active'
                   ? actionButton('Take over', run(() => resume(s.id, 'takeover')), { title: `Take over session ${s.id}` })

@@ -141,6 +141,51 @@ export async function connect(resourceId) {
 }
 
 /**
+ * Whether this console runs inside the desktop app, which can open a
+ * desktop in its own native window. The app says so with a script it puts
+ * in every page it shows; a browser has no such thing.
+ */
+export function inDesktopApp() {
+  return Boolean(/** @type {{rapDesktopApp?: {nativeViewer?: boolean}}} */ (globalThis).rapDesktopApp?.nativeViewer);
+}
+
+/**
+ * Hands an attach block to the desktop app's native viewer. The app
+ * intercepts this navigation before it is made; the token rides in the
+ * fragment, so even a navigation that went ahead would not send it.
+ * @param {AttachBlock} attach
+ * @param {string} title  the window's title (the resource's name)
+ */
+function openNativeWindow(attach, title) {
+  const fragment = new URLSearchParams({ token: attach.attach_token, title });
+  location.assign(`/desktop-app/open-window#${fragment}`);
+}
+
+/**
+ * Starts a session of a resource in a native window (desktop app only).
+ * @param {string} resourceId
+ * @param {string} name
+ */
+export async function connectInWindow(resourceId, name) {
+  /** @type {Record<string, unknown>} */
+  const body = { resource_id: resourceId, ...windowSize() };
+  if (session.deviceId) body.device_id = session.deviceId;
+  const started = await api.post('/sessions', body);
+  openNativeWindow(started.attach, name);
+}
+
+/**
+ * Reattaches to (or takes over) a session in a native window.
+ * @param {string} sessionId
+ * @param {string} name
+ * @param {'attach' | 'takeover'} [how]
+ */
+export async function resumeInWindow(sessionId, name, how = 'attach') {
+  const answer = await api.post(`/sessions/${sessionId}/${how}`);
+  openNativeWindow(answer.attach, name);
+}
+
+/**
  * Reattaches to (or takes over, or shadows) a session and opens the viewer.
  * @param {string} sessionId
  * @param {'attach' | 'takeover' | 'shadow'} [how]

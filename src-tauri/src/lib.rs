@@ -9,6 +9,7 @@
 //! for the console, not a bridge into the app.
 
 pub mod embedded;
+pub mod native_viewer;
 
 use std::sync::Mutex;
 
@@ -54,7 +55,22 @@ pub fn run() -> anyhow::Result<()> {
             let choices = embedded::Choices::load(&app_dir)?;
             let appliance = start(&app_dir, choices)?;
             let url = appliance.window_url().parse().context("console URL")?;
+            let console: tauri::Url = appliance.console_url.parse().context("console URL")?;
             WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
+                .initialization_script(native_viewer::PAGE_SCRIPT)
+                .on_navigation(move |url| match native_viewer::open_request(url, &console) {
+                    None => true,
+                    Some(Ok(request)) => {
+                        if let Err(error) = native_viewer::launch(&console, request) {
+                            tracing::warn!(error = %format!("{error:#}"), "No desktop window");
+                        }
+                        false
+                    }
+                    Some(Err(why)) => {
+                        tracing::warn!(why, "Refused an open-window request");
+                        false
+                    }
+                })
                 .title("RAP Appliance")
                 .inner_size(1280.0, 860.0)
                 .min_inner_size(720.0, 480.0)

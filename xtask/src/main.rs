@@ -117,6 +117,20 @@ fn ci() -> Result<(), String> {
                 &["src-tauri/smoke.sh", &binary, &shot],
                 &[],
             )?;
+            // The native viewer built above sits beside the app's binary.
+            if which("WebKitWebDriver") && which("xdotool") && ci.target.join("debug/rap-viewer").exists() {
+                let shot = ci.root.join("ui/tests/artifacts/desktop-open-window.png").to_string_lossy().into_owned();
+                ci.step(
+                    "Desktop app: the console's \"Open in window\" opens the desktop in a native window (WebDriver)",
+                    "bash",
+                    &["src-tauri/open-window.sh", &binary, &shot],
+                    &[],
+                )?;
+            } else {
+                println!(
+                    "\n==> Desktop app's Open in window run skipped: it needs WebKitWebDriver, xdotool and rap-viewer"
+                );
+            }
         } else {
             println!("\n==> Desktop app smoke run skipped: no Xvfb");
         }

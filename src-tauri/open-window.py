@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+""""Open in window", end to end, as a person does it in the desktop app.
+
+WebKitWebDriver (Debian's webkit2gtk-driver) starts the app with its
+webview under automation; this script, a plain W3C WebDriver client, signs
+in on the console's own login page, clicks "Open in window" next to a
+desktop, and then looks for the native viewer's window on the X display
+and reads its pixels: the scripted desktop's pattern must be there.
+
+  DISPLAY=:N python3 src-tauri/open-window.py WEBDRIVER_URL RAP_DESKTOP CONSOLE_PORT DATA_HOME [SCREENSHOT]
+
+The app runs with XDG_DATA_HOME=DATA_HOME, the scripted worker runtime and
+its console on 127.0.0.1:CONSOLE_PORT (the environment WebKitWebDriver
+was started with, which the app inherits). Stdlib only.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+WEBDRIVER, BINARY, PORT, DATA_HOME = sys.argv[1:5]
+SHOT = sys.argv[5] if len(sys.argv) > 5 else None
+BASE = f"http://127.0.0.1:{PORT}"
+DATA = os.path.join(DATA_HOME, "app.rap-appliance.desktop", "data")
+EMAIL, PASSWORD = "owner@example.com", "owner password 1"
+XPATH = "xpath"
+CSS = "css selector"
+
+
+def call(method, url, body=None, token=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            text = response.read().decode()
+    except urllib.error.HTTPError as error:
+        raise SystemExit(f"open-window: {method} {url} answered {error.code}: {error.read().decode()[:500]}")
+    return json.loads(text) if text else None
+
+
+def until(what, check, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise SystemExit(f"open-window: timed out waiting for {what}")
+
+
+class Browser:
+    def __init__(self):
+        capabilities = {"alwaysMatch": {"webkitgtk:browserOptions": {"binary": BINARY, "args": []}}}
+        self.session = call("POST", f"{WEBDRIVER}/session", {"capabilities": capabilities})["value"]["sessionId"]
+
+    def command(self, method, path, body=None):
+        return call(method, f"{WEBDRIVER}/session/{self.session}{path}", body)["value"]
+
+    def find(self, using, value):
+        def look():
+            found = self.command("POST", "/elements", {"using": using, "value": value})
+            return found[0] if found else None
+
+        element = until(f"{using} {value!r} on the page", look)
+        return next(iter(element.values()))
+
+    def type_into(self, css, text):
+        element = self.find(CSS, css)
+        self.command("POST", f"/element/{element}/value", {"text": text})
+
+    def click(self, using, value):
+        self.command("POST", f"/element/{self.find(using, value)}/click", {})
+
+    def quit(self):
+        call("DELETE", f"{WEBDRIVER}/session/{self.session}")
+
+
+def ready():
+    try:
+        with urllib.request.urlopen(f"{BASE}/readyz", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def pixel(window, x, y):
+    """The (r, g, b) of one pixel of an X window."""
+    shot = SHOT or os.path.join(DATA_HOME, "viewer-window.png")
+    subprocess.run(["/usr/bin/import", "-window", window, shot], check=True, capture_output=True)
+    fx = "%[fx:int(255*p{X,Y}.r)],%[fx:int(255*p{X,Y}.g)],%[fx:int(255*p{X,Y}.b)]".replace("X", str(x)).replace("Y", str(y))
+    text = subprocess.run(["/usr/bin/convert", shot, "-format", fx, "info:"], check=True, capture_output=True, text=True)
+    return tuple(int(part) for part in text.stdout.split(","))
+
+
+def main():
+    browser = Browser()
+    try:
+        until("the appliance in the app", ready)
+        # The first run through the API: the owner (with the set-up code
+        # the app's appliance wrote), a desktop to open.
+        code = until("the set-up code", lambda: os.path.exists(os.path.join(DATA, "setup-code")))
+        with open(os.path.join(DATA, "setup-code")) as file:
+            code = file.read().strip()
+        call("POST", f"{BASE}/api/v1/installation/bootstrap-owner",
+             {"email": EMAIL, "password": PASSWORD, "display_name": "Owner", "setup_code": code})
+        token = call("POST", f"{BASE}/api/v1/auth/login", {"email": EMAIL, "password": PASSWORD})["access_token"]
+        org = call("GET", f"{BASE}/api/v1/auth/me", token=token)["memberships"][0]["organization_id"]
+        call("POST", f"{BASE}/api/v1/resources",
+             {"organization_id": org, "name": "Front desk PC", "protocol": "rdp", "host": "pc.scripted"}, token)
+
+        # Then as a person: sign in on the console, open the desktop in a window.
+        browser.command("POST", "/url", {"url": f"{BASE}/#/login"})
+        browser.type_into("input[name=email]", EMAIL)
+        browser.type_into("input[name=password]", PASSWORD)
+        browser.click(CSS, "form button[type=submit]")
+        browser.find(XPATH, "//button[normalize-space()='Open in window']")
+        if SHOT:
+            # The console as the person sees it, the button next to Connect.
+            console_shot = SHOT[: -len(".png")] + "-console.png" if SHOT.endswith(".png") else SHOT + "-console.png"
+            subprocess.run(["/usr/bin/import", "-window", "root", console_shot], check=True, capture_output=True)
+        browser.click(XPATH, "//button[normalize-space()='Open in window']")
+
+        def viewer_window():
+            found = subprocess.run(["xdotool", "search", "--name", "Front desk PC"], capture_output=True, text=True)
+            return found.stdout.split()[0] if found.stdout.split() else None
+
+        window = until("the native viewer's window", viewer_window)
+        title = until("the viewer in control", lambda: (lambda name: name if "in control" in name else None)(
+            subprocess.run(["xdotool", "getwindowname", window], capture_output=True, text=True).stdout.strip()))
+        # The scripted desktop's pattern: red = x mod 256, green = y mod 256, blue 128.
+        until("the remote desktop's pixels in the window", lambda: pixel(window, 100, 50) == (100, 50, 128))
+        print(f"open-window: the console opened the desktop in a native window titled {title!r}, painting its pixels")
+        session = call("GET", f"{BASE}/api/v1/sessions", token=token)["items"][0]
+        if session["state"] != "active":
+            raise SystemExit(f"open-window: the session is not active: {session}")
+        subprocess.run(["xdotool", "windowkill", window], capture_output=True)
+    finally:
+        browser.quit()
+
+
+if __name__ == "__main__":
+    main()
