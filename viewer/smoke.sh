@@ -4,7 +4,7 @@
 # pixel, in its own window; a key typed into the window must reach the
 # desktop (which marks it with a blue bar along its top edge); resizing the
 # window must resize the remote desktop (whose pattern then fills it one to
-# one).
+# one); a takeover from another device must show in the window.
 #
 #   viewer/smoke.sh path/to/rap-appliance path/to/rap-viewer [screenshot.png]
 set -euo pipefail
@@ -42,8 +42,10 @@ auth=(-H "authorization: Bearer $token" -H 'content-type: application/json')
 org=$(curl -fsS "${auth[@]}" "$base/api/v1/auth/me" | json '["memberships"][0]["organization_id"]')
 resource=$(curl -fsS "${auth[@]}" "$base/api/v1/resources" \
   -d "{\"organization_id\":\"$org\",\"name\":\"PC\",\"protocol\":\"rdp\",\"host\":\"pc.scripted\"}" | json '["id"]')
-attach=$(curl -fsS "${auth[@]}" "$base/api/v1/sessions" \
-  -d "{\"resource_id\":\"$resource\",\"width\":640,\"height\":400}" | json '["attach"]["attach_token"]')
+started=$(curl -fsS "${auth[@]}" "$base/api/v1/sessions" \
+  -d "{\"resource_id\":\"$resource\",\"width\":640,\"height\":400}")
+attach=$(echo "$started" | json '["attach"]["attach_token"]')
+session=$(echo "$started" | json '["session"]["id"]')
 
 # A display number nobody uses, and the server up before the viewer starts.
 number=$((190 + RANDOM % 50))
@@ -93,4 +95,14 @@ echo "smoke: a typed key reached the remote desktop"
 # Larger than the start: the desktop follows the window, one to one.
 DISPLAY=$display xdotool windowsize --sync "$window" 800 500
 expect_pixel 700 450 "188,194,128" "the remote desktop did not follow the window to 800x500"
-echo "smoke: the remote desktop followed the window's new size (screenshot $shot)"
+echo "smoke: the remote desktop followed the window's new size"
+
+# Another device (a browser) takes the session over: the window says so and
+# dims the last picture (a quarter of the brightness).
+curl -fsS -H "authorization: Bearer $token" -X POST "$base/api/v1/sessions/$session/takeover" >/dev/null
+expect_pixel 700 450 "47,48,32" "the picture was not dimmed after the takeover"
+title=$(DISPLAY=$display xdotool getwindowname "$window")
+case "$title" in
+  *"Another device took over"*) echo "smoke: a takeover shows in the window: $title (screenshot $shot)" ;;
+  *) echo "smoke: the window's title does not tell of the takeover: $title" >&2; exit 1 ;;
+esac

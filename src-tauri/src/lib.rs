@@ -9,6 +9,7 @@
 //! for the console, not a bridge into the app.
 
 pub mod embedded;
+pub mod live_count;
 pub mod native_viewer;
 
 use std::sync::Mutex;
@@ -30,6 +31,12 @@ struct HasTray(bool);
 
 /// Where the app keeps its data and choices.
 struct AppDir(std::path::PathBuf);
+
+/// The tray's live-sessions line, which the refresher rewrites.
+struct LiveLine(Mutex<Option<MenuItem<tauri::Wry>>>);
+
+/// Dropping the sender stops the refresher (at exit).
+struct StopRefresher(Mutex<Option<std::sync::mpsc::Sender<()>>>);
 
 /// The window's console listener: a fixed loopback port, so its origin
 /// (and the sign-in kept in it) survives restarts and LAN toggles.
@@ -75,6 +82,7 @@ pub fn run() -> anyhow::Result<()> {
                 .inner_size(1280.0, 860.0)
                 .min_inner_size(720.0, 480.0)
                 .build()?;
+            app.manage(LiveLine(Mutex::new(None)));
             let tray = match tray(app.handle(), &appliance, choices) {
                 Ok(()) => true,
                 Err(error) => {
@@ -94,6 +102,9 @@ pub fn run() -> anyhow::Result<()> {
                 handle.exit(0);
             });
             app.manage(Running(Mutex::new(Some(appliance))));
+            if tray {
+                app.manage(StopRefresher(Mutex::new(Some(start_refresher(app.handle().clone())))));
+            }
             Ok(())
         })
         .build(tauri::generate_context!())
@@ -109,7 +120,12 @@ pub fn run() -> anyhow::Result<()> {
                 let _ = window.hide();
             }
         }
-        RunEvent::Exit => stop_appliance(app),
+        RunEvent::Exit => {
+            if let Some(stop) = app.try_state::<StopRefresher>() {
+                stop.0.lock().ok().and_then(|mut sender| sender.take());
+            }
+            stop_appliance(app);
+        }
         _ => {}
     });
     Ok(())
@@ -209,12 +225,44 @@ pub fn status_lines(appliance: &Embedded) -> Vec<String> {
     lines
 }
 
+/// Every few seconds, the tray's live line from the appliance's metrics,
+/// until the returned sender is dropped.
+fn start_refresher(app: AppHandle) -> std::sync::mpsc::Sender<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        loop {
+            let console = app
+                .try_state::<Running>()
+                .and_then(|running| running.0.lock().ok()?.as_ref().map(|appliance| appliance.console_url.clone()))
+                .and_then(|url| url.parse::<tauri::Url>().ok())
+                .and_then(|url| url.socket_addrs(|| None).ok()?.into_iter().next());
+            // Between a stop and a start (the LAN choice) there is no appliance to ask.
+            let counts = console.and_then(|console| live_count::fetch(console).ok());
+            if let Some(item) = app.try_state::<LiveLine>().and_then(|line| line.0.lock().ok()?.clone()) {
+                let _ = item.set_text(live_count::line(counts));
+            }
+            match stopped.recv_timeout(live_count::REFRESH) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+        }
+    });
+    stop
+}
+
 fn menu(app: &AppHandle, appliance: &Embedded, choices: embedded::Choices) -> anyhow::Result<Menu<tauri::Wry>> {
-    let status: Vec<MenuItem<_>> = status_lines(appliance)
+    let mut status: Vec<MenuItem<_>> = status_lines(appliance)
         .iter()
         .enumerate()
         .map(|(index, line)| MenuItem::with_id(app, format!("status-{index}"), line, false, None::<&str>))
         .collect::<Result<_, _>>()?;
+    let live = MenuItem::with_id(app, "live", "Live sessions: …", false, None::<&str>)?;
+    if let Some(line) = app.try_state::<LiveLine>()
+        && let Ok(mut slot) = line.0.lock()
+    {
+        *slot = Some(live.clone());
+    }
+    status.push(live);
     let open = MenuItem::with_id(app, "open", "Open console", true, None::<&str>)?;
     let lan = CheckMenuItem::with_id(
         app,

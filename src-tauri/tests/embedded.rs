@@ -96,6 +96,11 @@ async fn the_appliance_runs_in_process_serves_its_console_and_stops_cleanly() {
     let setup_code = app_dir.path().join("data").join("setup-code");
     assert!(setup_code.exists(), "first run: the owner is created with the set-up code");
     assert_eq!(appliance.ca_fingerprint(), None, "no TLS on loopback");
+    // The tray's live line reads the appliance's own metrics (blocking I/O,
+    // as on the tray's refresher thread).
+    let listen = appliance.listen_addr;
+    let counts = tokio::task::spawn_blocking(move || rap_desktop::live_count::fetch(listen)).await.expect("joined");
+    assert_eq!(counts.expect("counts"), rap_desktop::live_count::LiveCounts { sessions: 0, viewers: 0 });
 
     let addr = appliance.listen_addr;
     appliance.stop().await.expect("a clean stop");

@@ -231,15 +231,24 @@ impl App {
             }
             Event::Closed { code } => {
                 if !matches!(self.status, Status::Over(_)) {
-                    let why = match code {
-                        Some(4409) => "the session ended",
-                        Some(4411) => "another device took over; open it again from the console to take it back",
-                        Some(4403) => "access to this desktop ended",
-                        Some(4401) => "signed out",
-                        _ => "disconnected; the session stays available to reattach from the console",
+                    // The server's own words when it said why; what to do next
+                    // when there is something to do.
+                    let why = match (code, self.notice.take()) {
+                        (Some(4411), Some(notice)) => {
+                            format!("{notice} Open it again from the console to take it back.")
+                        }
+                        (Some(4411), None) => {
+                            "Another device took over. Open it again from the console to take it back.".to_owned()
+                        }
+                        (_, Some(notice)) => notice,
+                        (Some(4409), None) => "The session ended.".to_owned(),
+                        (Some(4403), None) => "Access to this desktop ended.".to_owned(),
+                        (Some(4401), None) => "Signed out.".to_owned(),
+                        (_, None) => "Disconnected: the session stays open to resume from the console.".to_owned(),
                     };
-                    self.status = Status::Over(why.to_owned());
+                    self.status = Status::Over(why);
                 }
+                self.notice = None;
                 window.request_redraw();
             }
         }
