@@ -7,11 +7,15 @@ in on the console's own login page, clicks "Open in window" next to a
 desktop, and then looks for the native viewer's window on the X display
 and reads its pixels: the scripted desktop's pattern must be there.
 
-  DISPLAY=:N python3 src-tauri/open-window.py WEBDRIVER_URL RAP_DESKTOP CONSOLE_PORT DATA_HOME [SCREENSHOT]
+  DISPLAY=:N python3 src-tauri/open-window.py WEBDRIVER_URL RAP_DESKTOP CONSOLE_URL APPLIANCE_DATA_DIR [SCREENSHOT]
 
-The app runs with XDG_DATA_HOME=DATA_HOME, the scripted worker runtime and
-its console on 127.0.0.1:CONSOLE_PORT (the environment WebKitWebDriver
-was started with, which the app inherits). Stdlib only.
+CONSOLE_URL is the console the app shows: its own appliance's (which runs
+with the scripted worker runtime, from the environment WebKitWebDriver was
+started with) or, in client-only mode, another appliance's over HTTPS;
+then RAP_CA_FILE is that appliance's CA (for this script's own calls) and
+RAP_APP_ARGS the app's arguments (`--connect … --fingerprint …`).
+APPLIANCE_DATA_DIR holds the set-up code of the appliance behind the
+console. Stdlib only.
 """
 
 import json
@@ -22,10 +26,14 @@ import time
 import urllib.error
 import urllib.request
 
-WEBDRIVER, BINARY, PORT, DATA_HOME = sys.argv[1:5]
+import ssl
+
+WEBDRIVER, BINARY, BASE, DATA = sys.argv[1:5]
+BASE = BASE.rstrip("/")
 SHOT = sys.argv[5] if len(sys.argv) > 5 else None
-BASE = f"http://127.0.0.1:{PORT}"
-DATA = os.path.join(DATA_HOME, "app.rap-appliance.desktop", "data")
+CA_FILE = os.environ.get("RAP_CA_FILE")
+APP_ARGS = os.environ.get("RAP_APP_ARGS", "").split()
+TLS = ssl.create_default_context(cafile=CA_FILE) if CA_FILE else None
 EMAIL, PASSWORD = "owner@example.com", "owner password 1"
 XPATH = "xpath"
 CSS = "css selector"
@@ -38,7 +46,7 @@ def call(method, url, body=None, token=None):
     if token:
         request.add_header("authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=60, context=TLS if url.startswith("https:") else None) as response:
             text = response.read().decode()
     except urllib.error.HTTPError as error:
         raise SystemExit(f"open-window: {method} {url} answered {error.code}: {error.read().decode()[:500]}")
@@ -57,7 +65,7 @@ def until(what, check, seconds=30):
 
 class Browser:
     def __init__(self):
-        capabilities = {"alwaysMatch": {"webkitgtk:browserOptions": {"binary": BINARY, "args": []}}}
+        capabilities = {"alwaysMatch": {"webkitgtk:browserOptions": {"binary": BINARY, "args": APP_ARGS}}}
         self.session = call("POST", f"{WEBDRIVER}/session", {"capabilities": capabilities})["value"]["sessionId"]
 
     def command(self, method, path, body=None):
@@ -84,7 +92,7 @@ class Browser:
 
 def ready():
     try:
-        with urllib.request.urlopen(f"{BASE}/readyz", timeout=5) as response:
+        with urllib.request.urlopen(f"{BASE}/readyz", timeout=5, context=TLS) as response:
             return response.status == 200
     except OSError:
         return False
@@ -92,7 +100,7 @@ def ready():
 
 def pixel(window, x, y):
     """The (r, g, b) of one pixel of an X window."""
-    shot = SHOT or os.path.join(DATA_HOME, "viewer-window.png")
+    shot = SHOT or os.path.join(DATA, "viewer-window.png")
     subprocess.run(["/usr/bin/import", "-window", window, shot], check=True, capture_output=True)
     fx = "%[fx:int(255*p{X,Y}.r)],%[fx:int(255*p{X,Y}.g)],%[fx:int(255*p{X,Y}.b)]".replace("X", str(x)).replace("Y", str(y))
     text = subprocess.run(["/usr/bin/convert", shot, "-format", fx, "info:"], check=True, capture_output=True, text=True)
@@ -101,6 +109,20 @@ def pixel(window, x, y):
 
 def main():
     browser = Browser()
+    if os.environ.get("RAP_EXPECT_REFUSAL") == "1":
+        # A wrong fingerprint: the app must show why, and never the console.
+        try:
+            heading = browser.find(XPATH, "//h1[contains(., 'not trusted')]")
+            text = browser.command("GET", f"/element/{heading}/text")
+            if browser.command("POST", "/elements", {"using": CSS, "value": "input[name=password]"}):
+                raise SystemExit("open-window: the console of an untrusted appliance is showing")
+            if SHOT:
+                time.sleep(1.5)  # found in the page; give it time to be painted
+                subprocess.run(["/usr/bin/import", "-window", "root", SHOT], check=True, capture_output=True)
+            print(f"open-window ({BASE}): a wrong CA fingerprint is refused: {text!r}")
+        finally:
+            browser.quit()
+        return
     try:
         until("the appliance in the app", ready)
         # The first run through the API: the owner (with the set-up code
@@ -136,7 +158,7 @@ def main():
             subprocess.run(["xdotool", "getwindowname", window], capture_output=True, text=True).stdout.strip()))
         # The scripted desktop's pattern: red = x mod 256, green = y mod 256, blue 128.
         until("the remote desktop's pixels in the window", lambda: pixel(window, 100, 50) == (100, 50, 128))
-        print(f"open-window: the console opened the desktop in a native window titled {title!r}, painting its pixels")
+        print(f"open-window ({BASE}): the console opened the desktop in a native window titled {title!r}, painting its pixels")
         session = call("GET", f"{BASE}/api/v1/sessions", token=token)["items"][0]
         if session["state"] != "active":
             raise SystemExit(f"open-window: the session is not active: {session}")

@@ -8,6 +8,7 @@
 //! IPC at all (no capability names that origin): the webview is a browser
 //! for the console, not a bridge into the app.
 
+pub mod client;
 pub mod embedded;
 pub mod live_count;
 pub mod native_viewer;
@@ -53,35 +54,169 @@ fn start(app_dir: &std::path::Path, choices: embedded::Choices) -> anyhow::Resul
     Ok(appliance)
 }
 
+/// What the command line asks for, before the app starts.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Cli {
+    /// Show this appliance instead of running one (saved for next time).
+    pub connect: Option<client::Connect>,
+    /// Run the appliance here again (forgets a saved `connect`).
+    pub run_appliance: bool,
+}
+
+impl Cli {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
+        let mut cli = Self::default();
+        let (mut url, mut fingerprint) = (None, None);
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--connect" => url = Some(args.next().context("--connect needs the appliance's https:// address")?),
+                "--fingerprint" => fingerprint = Some(args.next().context("--fingerprint needs the CA fingerprint")?),
+                "--run-appliance" => cli.run_appliance = true,
+                other => {
+                    anyhow::bail!("unknown argument {other} (known: --connect URL --fingerprint FP, --run-appliance)")
+                }
+            }
+        }
+        cli.connect = match (url, fingerprint) {
+            (Some(url), Some(fingerprint)) => {
+                let connect = client::Connect { url, fingerprint };
+                connect.parsed_url()?;
+                connect.normalized_fingerprint()?;
+                Some(connect)
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("--connect and --fingerprint go together"),
+        };
+        anyhow::ensure!(
+            !(cli.run_appliance && cli.connect.is_some()),
+            "--connect and --run-appliance exclude each other"
+        );
+        Ok(cli)
+    }
+}
+
+/// The console window: `url` in a webview with no IPC, whose
+/// "Open in window" requests for `console` start the native viewer
+/// (trusting `ca`, in client-only mode).
+fn console_window(
+    app: &tauri::App,
+    url: tauri::Url,
+    console: tauri::Url,
+    ca: Option<std::path::PathBuf>,
+) -> anyhow::Result<tauri::WebviewWindow> {
+    Ok(WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
+        .initialization_script(native_viewer::PAGE_SCRIPT)
+        .on_navigation(move |url| match native_viewer::open_request(url, &console) {
+            None => true,
+            Some(Ok(request)) => {
+                if let Err(error) = native_viewer::launch(&console, request, ca.as_deref()) {
+                    tracing::warn!(error = %format!("{error:#}"), "No desktop window");
+                }
+                false
+            }
+            Some(Err(why)) => {
+                tracing::warn!(why, "Refused an open-window request");
+                false
+            }
+        })
+        .title("RAP Appliance")
+        .inner_size(1280.0, 860.0)
+        .min_inner_size(720.0, 480.0)
+        .build()?)
+}
+
+/// A logout, shutdown or `kill` quits like the tray's Quit: through the
+/// app's exit, so an appliance running here stops cleanly.
+fn quit_on_signal(handle: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        stop_signal().await;
+        tracing::info!("Asked to stop");
+        handle.exit(0);
+    });
+}
+
+/// Client-only mode: the console of the appliance in `connect`, with its
+/// CA pinned ([`client`]). Nothing runs here to keep alive, so there is no
+/// tray and closing the window quits.
+fn client_mode(app: &tauri::App, app_dir: std::path::PathBuf, connect: client::Connect) -> anyhow::Result<()> {
+    app.manage(HasTray(false));
+    app.manage(AppDir(app_dir.clone()));
+    quit_on_signal(app.handle().clone());
+    let pinned = match tauri::async_runtime::block_on(client::pin(&connect)) {
+        Ok(pinned) => pinned,
+        Err(error) => {
+            let words = format!("{error:#}");
+            tracing::error!(error = %words, url = %connect.url, "Not showing an appliance it cannot trust");
+            let blank: tauri::Url = "about:blank".parse()?;
+            let window = console_window(app, blank.clone(), blank, None)?;
+            return show_page(&window, client::refusal_page(&connect, &words));
+        }
+    };
+    std::fs::create_dir_all(&app_dir)?;
+    let ca = app_dir.join("client-ca.pem");
+    std::fs::write(&ca, &pinned.ca_pem).context("keeping the appliance's CA for the desktop windows")?;
+    tracing::info!(url = %pinned.url, "Showing the appliance, its CA pinned");
+    let window = console_window(app, "about:blank".parse()?, pinned.url.clone(), Some(ca))?;
+    trust_in_webview(&window, &pinned)
+}
+
+/// Tells the webview to accept the pinned appliance's verified
+/// certificate for its host, then loads its console.
+#[cfg(target_os = "linux")]
+fn trust_in_webview(window: &tauri::WebviewWindow, pinned: &client::Pinned) -> anyhow::Result<()> {
+    use webkit2gtk::{WebContextExt, WebViewExt};
+    let (pem, host, url) = (pinned.server_pem.clone(), pinned.host.clone(), pinned.url.to_string());
+    window.with_webview(move |webview| {
+        let view = webview.inner();
+        match (view.context(), webkit2gtk::gio::TlsCertificate::from_pem(&pem)) {
+            (Some(context), Ok(certificate)) => context.allow_tls_certificate_for_host(&certificate, &host),
+            _ => tracing::error!("The webview could not be told to trust the appliance"),
+        }
+        view.load_uri(&url);
+    })?;
+    Ok(())
+}
+
+/// Shows the app's own words in the window (no URL, no network).
+#[cfg(target_os = "linux")]
+fn show_page(window: &tauri::WebviewWindow, html: String) -> anyhow::Result<()> {
+    use webkit2gtk::WebViewExt;
+    window.with_webview(move |webview| webview.inner().load_html(&html, None))?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn show_page(_window: &tauri::WebviewWindow, html: String) -> anyhow::Result<()> {
+    anyhow::bail!("{html}")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn trust_in_webview(_window: &tauri::WebviewWindow, _pinned: &client::Pinned) -> anyhow::Result<()> {
+    anyhow::bail!("client-only mode needs the Linux webview (WebKitGTK) for now")
+}
+
 pub fn run() -> anyhow::Result<()> {
     init_logging();
+    let cli = Cli::parse(std::env::args().skip(1))?;
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_console(app)))
-        .setup(|app| {
+        .setup(move |app| {
             let app_dir = app.path().app_data_dir().context("no per-user data directory")?;
+            if let Some(connect) = &cli.connect {
+                client::save(&app_dir, connect)?;
+            } else if cli.run_appliance {
+                client::forget(&app_dir)?;
+            }
+            if let Some(connect) = client::load(&app_dir)? {
+                client_mode(app, app_dir, connect)?;
+                return Ok(());
+            }
             let choices = embedded::Choices::load(&app_dir)?;
             let appliance = start(&app_dir, choices)?;
             let url = appliance.window_url().parse().context("console URL")?;
             let console: tauri::Url = appliance.console_url.parse().context("console URL")?;
-            WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
-                .initialization_script(native_viewer::PAGE_SCRIPT)
-                .on_navigation(move |url| match native_viewer::open_request(url, &console) {
-                    None => true,
-                    Some(Ok(request)) => {
-                        if let Err(error) = native_viewer::launch(&console, request) {
-                            tracing::warn!(error = %format!("{error:#}"), "No desktop window");
-                        }
-                        false
-                    }
-                    Some(Err(why)) => {
-                        tracing::warn!(why, "Refused an open-window request");
-                        false
-                    }
-                })
-                .title("RAP Appliance")
-                .inner_size(1280.0, 860.0)
-                .min_inner_size(720.0, 480.0)
-                .build()?;
+            console_window(app, url, console, None)?;
             app.manage(LiveLine(Mutex::new(None)));
             let tray = match tray(app.handle(), &appliance, choices) {
                 Ok(()) => true,
@@ -93,14 +228,7 @@ pub fn run() -> anyhow::Result<()> {
             };
             app.manage(HasTray(tray));
             app.manage(AppDir(app_dir));
-            let handle = app.handle().clone();
-            tauri::async_runtime::spawn(async move {
-                // A logout, shutdown or `kill` quits like the tray's Quit:
-                // through the app's exit, so the appliance stops cleanly.
-                stop_signal().await;
-                tracing::info!("Asked to stop");
-                handle.exit(0);
-            });
+            quit_on_signal(app.handle().clone());
             app.manage(Running(Mutex::new(Some(appliance))));
             if tray {
                 app.manage(StopRefresher(Mutex::new(Some(start_refresher(app.handle().clone())))));

@@ -94,14 +94,19 @@ pub fn gateway_url(console: &Url) -> Result<String, &'static str> {
     Ok(format!("{scheme}://{host}:{port}/api/v1/gateway/ws"))
 }
 
-/// Starts the viewer for `request` against the console's gateway. The
+/// Starts the viewer for `request` against the console's gateway (which
+/// it verifies with `ca` when the console is another appliance's). The
 /// window lives on its own: the app does not wait for it, a thread reaps
 /// it when it closes.
-pub fn launch(console: &Url, request: OpenRequest) -> anyhow::Result<()> {
+pub fn launch(console: &Url, request: OpenRequest, ca: Option<&std::path::Path>) -> anyhow::Result<()> {
     let program = viewer_program()?;
     let gateway = gateway_url(console).map_err(anyhow::Error::msg)?;
-    let mut child = Command::new(&program)
-        .args(["--url", &gateway, "--token-stdin", "--title", &format!("RAP — {}", request.title)])
+    let mut command = Command::new(&program);
+    command.args(["--url", &gateway, "--token-stdin", "--title", &format!("RAP — {}", request.title)]);
+    if let Some(ca) = ca {
+        command.arg("--ca").arg(ca);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

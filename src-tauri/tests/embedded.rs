@@ -8,6 +8,8 @@ use rap_appliance::config::Settings;
 use rap_desktop::embedded::{self, Choices, DEFAULT_LISTEN_ADDR, Embedded, LAN_LISTEN_ADDR};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod support;
+
 async fn get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -41,14 +43,7 @@ fn loopback_any() -> std::net::SocketAddr {
 #[tokio::test]
 async fn serving_the_lan_keeps_a_plain_console_on_loopback_for_the_window() {
     let app_dir = tempfile::tempdir().expect("temp dir");
-    let data = app_dir.path().join("data").to_string_lossy().into_owned();
-    let settings = Settings::from_pairs([
-        ("APP_DATA_DIR", data.as_str()),
-        ("APP_TLS", "auto"),
-        ("APP_LISTEN_ADDR", "127.0.0.2:0"),
-        ("RAP_WORKER_RUNTIME", "scripted"),
-    ])
-    .expect("settings");
+    let settings = support::lan_settings(&app_dir.path().join("data"));
     let appliance = Embedded::start(&settings, loopback_any()).await.expect("started");
     assert!(appliance.tls);
     assert!(appliance.console_url.starts_with("http://127.0.0.1:"), "{}", appliance.console_url);

@@ -118,17 +118,18 @@ fn ci() -> Result<(), String> {
                 &[],
             )?;
             // The native viewer built above sits beside the app's binary.
-            if which("WebKitWebDriver") && which("xdotool") && ci.target.join("debug/rap-viewer").exists() {
+            let beside = |name: &str| ci.target.join("debug").join(name).exists();
+            if which("WebKitWebDriver") && which("xdotool") && beside("rap-viewer") && beside("rap-appliance") {
                 let shot = ci.root.join("ui/tests/artifacts/desktop-open-window.png").to_string_lossy().into_owned();
                 ci.step(
-                    "Desktop app: the console's \"Open in window\" opens the desktop in a native window (WebDriver)",
+                    "Desktop app: \"Open in window\" from its own console and, client-only, from an office appliance pinned by its CA (WebDriver)",
                     "bash",
                     &["src-tauri/open-window.sh", &binary, &shot],
                     &[],
                 )?;
             } else {
                 println!(
-                    "\n==> Desktop app's Open in window run skipped: it needs WebKitWebDriver, xdotool and rap-viewer"
+                    "\n==> Desktop app's Open in window run skipped: it needs WebKitWebDriver, xdotool, rap-viewer and rap-appliance"
                 );
             }
         } else {
