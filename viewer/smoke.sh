@@ -4,14 +4,21 @@
 # pixel, in its own window; a key typed into the window must reach the
 # desktop (which marks it with a blue bar along its top edge); resizing the
 # window must resize the remote desktop (whose pattern then fills it one to
-# one); a takeover from another device must show in the window.
+# one); what was copied here must reach the remote desktop when the window
+# gets the focus, and what the desktop copies must land here; a takeover
+# from another device must show in the window.
 #
 #   viewer/smoke.sh path/to/rap-appliance path/to/rap-viewer [screenshot.png]
+#
+# With RDP_TEST_SERVER=path/to/rdp-test-server the desktop is a real RDP
+# server instead (IronRDP's, NLA, lossless codecs: the same pattern): the
+# key and the resize are then checked in what the server reports receiving
+# (`INPUT KEY …`, `LAYOUT_REQUEST …`).
 set -euo pipefail
 APPLIANCE=${1:?usage: $0 rap-appliance rap-viewer [screenshot.png]}
 VIEWER=${2:?usage: $0 rap-appliance rap-viewer [screenshot.png]}
 SHOT=${3:-}
-for tool in Xvfb curl python3 xdotool; do
+for tool in Xvfb curl python3 xdotool xclip; do
   command -v "$tool" >/dev/null || { echo "smoke: $tool not found" >&2; exit 2; }
 done
 [ -x /usr/bin/import ] && [ -x /usr/bin/convert ] || { echo "smoke: ImageMagick not found" >&2; exit 2; }
@@ -26,8 +33,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+RUNTIME=scripted
+if [ -n "${RDP_TEST_SERVER:-}" ]; then
+  RUNTIME=rdp
+  "$RDP_TEST_SERVER" port=0 security=hybrid user=test password=secret codecs=remotefx:off \
+    >"$WORK/server.log" 2>&1 </dev/null &
+  PIDS="$! $PIDS"
+  rdp_port=
+  for _ in $(seq 1 100); do
+    rdp_port=$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$WORK/server.log" | head -n 1)
+    [ -n "$rdp_port" ] && break
+    sleep 0.1
+  done
+  [ -n "$rdp_port" ] || { echo "smoke: the RDP test server did not start" >&2; cat "$WORK/server.log" >&2; exit 1; }
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-APP_DATA_DIR="$WORK/data" APP_LISTEN_ADDR="127.0.0.1:$port" RAP_WORKER_RUNTIME=scripted \
+APP_DATA_DIR="$WORK/data" APP_LISTEN_ADDR="127.0.0.1:$port" RAP_WORKER_RUNTIME=$RUNTIME \
   INSTALLATION_INSECURE_BOOTSTRAP_ENABLED=true "$APPLIANCE" serve >"$WORK/appliance.log" 2>&1 &
 PIDS="$! $PIDS"
 base="http://127.0.0.1:$port"
@@ -40,8 +61,18 @@ token=$(curl -fsS -H 'content-type: application/json' "$base/api/v1/auth/login" 
   -d '{"email":"o@example.com","password":"owner password 1"}' | json '["access_token"]')
 auth=(-H "authorization: Bearer $token" -H 'content-type: application/json')
 org=$(curl -fsS "${auth[@]}" "$base/api/v1/auth/me" | json '["memberships"][0]["organization_id"]')
-resource=$(curl -fsS "${auth[@]}" "$base/api/v1/resources" \
-  -d "{\"organization_id\":\"$org\",\"name\":\"PC\",\"protocol\":\"rdp\",\"host\":\"pc.scripted\"}" | json '["id"]')
+if [ "$RUNTIME" = rdp ]; then
+  # The test server's certificate is self-signed.
+  resource=$(curl -fsS "${auth[@]}" "$base/api/v1/resources" -d "{\"organization_id\":\"$org\",\"name\":\"PC\",\
+\"protocol\":\"rdp\",\"host\":\"127.0.0.1\",\"port\":$rdp_port,\"certificate_verification_mode\":\"ignore\",\
+\"policy\":{\"clipboard_mode\":\"bidirectional\"}}" | json '["id"]')
+  curl -fsS "${auth[@]}" -X PUT "$base/api/v1/resources/$resource/secret" \
+    -d '{"username":"test","password":"secret"}' >/dev/null
+else
+  resource=$(curl -fsS "${auth[@]}" "$base/api/v1/resources" \
+    -d "{\"organization_id\":\"$org\",\"name\":\"PC\",\"protocol\":\"rdp\",\"host\":\"pc.scripted\",\
+\"policy\":{\"clipboard_mode\":\"bidirectional\"}}" | json '["id"]')
+fi
 started=$(curl -fsS "${auth[@]}" "$base/api/v1/sessions" \
   -d "{\"resource_id\":\"$resource\",\"width\":640,\"height\":400}")
 attach=$(echo "$started" | json '["attach"]["attach_token"]')
@@ -87,13 +118,45 @@ echo "smoke: the native viewer painted the remote desktop"
 
 window=$(DISPLAY=$display xdotool search --name "Smoke" | head -n 1)
 [ -n "$window" ] || { echo "smoke: no window titled Smoke" >&2; exit 1; }
+# Something copied on this computer before the window gets the focus.
+printf 'hello from the pc' | DISPLAY=$display xclip -selection clipboard -i
 DISPLAY=$display xdotool windowfocus --sync "$window"
+# Waits until the RDP test server's output has the line $1, or fails with $2.
+expect_server_line() {
+  for _ in $(seq 1 100); do
+    grep -qF "$1" "$WORK/server.log" && return 0
+    sleep 0.2
+  done
+  echo "smoke: $2 (no \"$1\" from the server)" >&2
+  tail -n 20 "$WORK/server.log" >&2
+  exit 1
+}
 DISPLAY=$display xdotool key a
-expect_pixel 100 1 "0,0,255" "a typed key did not reach the remote desktop"
+if [ "$RUNTIME" = rdp ]; then
+  expect_server_line "INPUT KEY Pressed { code: 30, extended: false }" "a typed key did not reach the RDP server"
+else
+  expect_pixel 100 1 "0,0,255" "a typed key did not reach the remote desktop"
+fi
 echo "smoke: a typed key reached the remote desktop"
+
+if [ "$RUNTIME" = rdp ]; then
+  expect_server_line "CLIPBOARD_FROM_CLIENT hello from the pc" "this computer's clipboard did not reach the RDP server"
+else
+  # The scripted desktop copies it back in upper case, as an application there would.
+  for _ in $(seq 1 50); do
+    copied=$(DISPLAY=$display xclip -o -selection clipboard 2>/dev/null || true)
+    [ "$copied" = "HELLO FROM THE PC" ] && break
+    sleep 0.2
+  done
+  [ "$copied" = "HELLO FROM THE PC" ] || { echo "smoke: the clipboard did not cross both ways (here: \"$copied\")" >&2; cat "$WORK/viewer.log" >&2; exit 1; }
+fi
+echo "smoke: the clipboard crossed to the remote desktop$([ "$RUNTIME" = rdp ] && echo ' (the RDP server got it)' || echo ' and back')"
 
 # Larger than the start: the desktop follows the window, one to one.
 DISPLAY=$display xdotool windowsize --sync "$window" 800 500
+if [ "$RUNTIME" = rdp ]; then
+  expect_server_line "LAYOUT_REQUEST 800x500" "the window's new size did not reach the RDP server"
+fi
 expect_pixel 700 450 "188,194,128" "the remote desktop did not follow the window to 800x500"
 echo "smoke: the remote desktop followed the window's new size"
 

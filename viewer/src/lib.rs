@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use rap_wire::envelope::{
-    AttachPayload, ColorModePayload, KeyPayload, MousePayload, RenderTransport, ResizePayload, client_text,
+    AttachPayload, ClipboardPayload, ColorModePayload, KeyPayload, MousePayload, RenderTransport, ResizePayload,
+    client_text,
 };
 use rap_wire::frame::{ColorMode, Compression, Rect};
 use serde_json::Value;
@@ -35,25 +36,22 @@ pub enum Event {
         role: String,
         width: u16,
         height: u16,
+        /// The resource's clipboard policy as the gateway states it
+        /// (`disabled`, `client_to_server`, `server_to_client`,
+        /// `bidirectional`); the gateway checks every crossing again.
+        clipboard_mode: String,
     },
+    /// The remote desktop's clipboard, when the policy lets it cross.
+    Clipboard { text: String },
     /// Pixels of this rectangle changed in [`Desktop`].
     Damage(Rect),
     /// The desktop changed size; the whole framebuffer follows.
-    Resized {
-        width: u16,
-        height: u16,
-    },
+    Resized { width: u16, height: u16 },
     /// `session.state`, `session.taken_over`, `session.access_revoked`,
     /// `error`…: its type, its event code and words to show.
-    Notice {
-        kind: String,
-        code: String,
-        message: String,
-    },
+    Notice { kind: String, code: String, message: String },
     /// The socket closed: the close code, if the server gave one.
-    Closed {
-        code: Option<u16>,
-    },
+    Closed { code: Option<u16> },
 }
 
 /// Input for the remote desktop, as the gateway's envelopes carry it.
@@ -83,6 +81,11 @@ pub enum Input {
     },
     /// Full colour or grayscale frames from now on.
     ColorMode(ColorMode),
+    /// This computer's clipboard, for the remote desktop.
+    Clipboard {
+        text: String,
+        sequence_id: u64,
+    },
 }
 
 impl Input {
@@ -101,6 +104,12 @@ impl Input {
             }
             Self::Resize { width, height } => client_text(&ResizePayload { width: *width, height: *height }),
             Self::ColorMode(color_mode) => client_text(&ColorModePayload { color_mode: *color_mode }),
+            Self::Clipboard { text, sequence_id } => client_text(&ClipboardPayload {
+                text: text.clone(),
+                sequence_id: *sequence_id,
+                origin: Some("native_viewer".to_owned()),
+                content_hash: None,
+            }),
         }
     }
 }
@@ -183,7 +192,12 @@ fn on_text(desktop: &Mutex<Desktop>, text: &str) -> Option<Event> {
         "session.attached" => {
             let (width, height) = (size(&payload["width"])?, size(&payload["height"])?);
             desktop.lock().ok()?.resize(width, height);
-            Some(Event::Attached { role: payload["role"].as_str().unwrap_or_default().to_owned(), width, height })
+            Some(Event::Attached {
+                role: payload["role"].as_str().unwrap_or_default().to_owned(),
+                width,
+                height,
+                clipboard_mode: payload["policy"]["clipboard_mode"].as_str().unwrap_or("disabled").to_owned(),
+            })
         }
         "display.size" => {
             let (width, height) = (size(&payload["width"])?, size(&payload["height"])?);
@@ -191,6 +205,7 @@ fn on_text(desktop: &Mutex<Desktop>, text: &str) -> Option<Event> {
             Some(Event::Resized { width, height })
         }
         "pong" | "session.viewers" => None,
+        "clipboard.text" => Some(Event::Clipboard { text: payload["text"].as_str()?.to_owned() }),
         _ => {
             let event = &message["event"];
             let code = event["code"].as_str().or(payload["state"].as_str()).unwrap_or_default().to_owned();

@@ -122,6 +122,13 @@ struct App {
     pointer: (u16, u16),
     /// A window size waiting to settle before it is asked for.
     pending_resize: Option<(PhysicalSize<u32>, Instant)>,
+    /// This computer's clipboard (none where the desktop has none).
+    clipboard: Option<arboard::Clipboard>,
+    /// The resource's clipboard policy, as the gateway stated it.
+    clipboard_mode: String,
+    /// The text that crossed last, either way: not sent back where it came from.
+    clipboard_last: Option<String>,
+    clipboard_sequence: u64,
 }
 
 impl App {
@@ -202,6 +209,36 @@ impl App {
         }
     }
 
+    /// When the window gets the focus (the person comes back from another
+    /// program, perhaps with something copied), this computer's clipboard
+    /// goes to the remote desktop if the policy lets it and it is new.
+    fn offer_clipboard(&mut self) {
+        if !self.controls() || !matches!(self.clipboard_mode.as_str(), "client_to_server" | "bidirectional") {
+            return;
+        }
+        let Some(text) = self.clipboard.as_mut().and_then(|clipboard| clipboard.get_text().ok()) else { return };
+        if text.is_empty() || self.clipboard_last.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        self.clipboard_sequence += 1;
+        self.send(Input::Clipboard { text: text.clone(), sequence_id: self.clipboard_sequence });
+        self.clipboard_last = Some(text);
+    }
+
+    /// The remote desktop's clipboard, onto this computer's (the gateway
+    /// sends it only where the policy lets it cross).
+    fn take_clipboard(&mut self, text: String) {
+        if self.clipboard_last.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        if let Some(clipboard) = self.clipboard.as_mut()
+            && let Err(error) = clipboard.set_text(text.clone())
+        {
+            eprintln!("rap-viewer: the remote clipboard could not be copied here: {error}");
+        }
+        self.clipboard_last = Some(text);
+    }
+
     fn toggle_fullscreen(&self) {
         let Some(window) = &self.window else { return };
         let next = if window.fullscreen().is_some() { None } else { Some(Fullscreen::Borderless(None)) };
@@ -211,13 +248,15 @@ impl App {
     fn on_event(&mut self, event: Event) {
         let Some(window) = self.window.clone() else { return };
         match event {
-            Event::Attached { role, width, height } => {
+            Event::Attached { role, width, height, clipboard_mode } => {
                 self.status = Status::Live { controller: role == "controller" };
+                self.clipboard_mode = clipboard_mode;
                 // One to one at first; from then on the person sizes the window.
                 let _ = window.request_inner_size(PhysicalSize::new(u32::from(width), u32::from(height)));
                 window.request_redraw();
             }
             Event::Resized { .. } | Event::Damage(_) => window.request_redraw(),
+            Event::Clipboard { text } => self.take_clipboard(text),
             Event::Notice { kind, code, message } => {
                 let words = if message.is_empty() { code.clone() } else { message };
                 match (kind.as_str(), code.as_str()) {
@@ -276,6 +315,11 @@ impl ApplicationHandler<Event> for App {
             }
         }
         self.window = Some(window);
+        // Where there is no clipboard (no X server selection owner support,
+        // a locked-down desktop), the desktop still works without it.
+        self.clipboard = arboard::Clipboard::new()
+            .map_err(|error| eprintln!("rap-viewer: no clipboard on this desktop: {error}"))
+            .ok();
     }
 
     fn user_event(&mut self, _event_loop: &ActiveEventLoop, event: Event) {
@@ -291,6 +335,7 @@ impl ApplicationHandler<Event> for App {
             WindowEvent::CloseRequested => event_loop.exit(),
             WindowEvent::RedrawRequested => self.present(),
             WindowEvent::Resized(size) => self.window_resized(size),
+            WindowEvent::Focused(true) => self.offer_clipboard(),
             WindowEvent::CursorMoved { position, .. } => {
                 let Some(pointer) = self.at(position.x, position.y) else { return };
                 self.pointer = pointer;
@@ -379,6 +424,10 @@ fn run() -> anyhow::Result<()> {
         buttons: 0,
         pointer: (0, 0),
         pending_resize: None,
+        clipboard: None,
+        clipboard_mode: "disabled".to_owned(),
+        clipboard_last: None,
+        clipboard_sequence: 0,
     };
     event_loop.run_app(&mut app)?;
     Ok(())

@@ -82,7 +82,8 @@ impl Appliance {
         let resource = self
             .call(
                 "/api/v1/resources",
-                Some(json!({"organization_id": org, "name": "PC", "protocol": "rdp", "host": "pc.scripted"})),
+                Some(json!({"organization_id": org, "name": "PC", "protocol": "rdp", "host": "pc.scripted",
+                    "policy": {"clipboard_mode": "bidirectional"}})),
             )
             .await;
         let started = self
@@ -121,7 +122,10 @@ async fn the_viewer_reproduces_the_desktop_sends_input_and_sees_the_end() {
     let (session, token) = appliance.session().await;
     let mut viewer = rap_viewer::attach(&appliance.ws, None, &token, ColorMode::FullColor).await.expect("attached");
     let attached = until(&mut viewer, |event| matches!(event, Event::Attached { .. })).await;
-    assert_eq!(attached, Event::Attached { role: "controller".into(), width: 320, height: 200 });
+    assert_eq!(
+        attached,
+        Event::Attached { role: "controller".into(), width: 320, height: 200, clipboard_mode: "bidirectional".into() }
+    );
     // The first update is the whole screen.
     let whole = until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;
     assert_eq!(whole, Event::Damage(rap_wire::frame::Rect::new(0, 0, 320, 200)));
@@ -196,4 +200,18 @@ async fn a_grayscale_attach_gets_the_desktop_in_luma() {
         let luma = rap_wire::frame::luma(r, g, b);
         assert_eq!(desktop.rgb(x, y), Some([luma, luma, luma]), "pixel ({x}, {y})");
     }
+}
+
+#[tokio::test]
+async fn the_clipboard_crosses_both_ways_as_the_policy_allows() {
+    let appliance = Appliance::start().await;
+    let (_, token) = appliance.session().await;
+    let mut viewer = rap_viewer::attach(&appliance.ws, None, &token, ColorMode::FullColor).await.expect("attached");
+    until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;
+    viewer.input.send(Input::Clipboard { text: "hello from here".into(), sequence_id: 1 }).await.expect("input");
+    // The scripted desktop copies it back in upper case, as an application there would.
+    assert_eq!(
+        until(&mut viewer, |event| matches!(event, Event::Clipboard { .. })).await,
+        Event::Clipboard { text: "HELLO FROM HERE".into() }
+    );
 }

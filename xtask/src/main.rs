@@ -86,7 +86,7 @@ fn ci() -> Result<(), String> {
         ci.step("Lint", "cargo", &lint, &[])?;
     }
     ci.step("Test (the README's test command)", "cargo", &["test", "--locked"], &[])?;
-    if which("Xvfb") && which("xdotool") && Path::new("/usr/bin/import").exists() {
+    if which("Xvfb") && which("xdotool") && which("xclip") && Path::new("/usr/bin/import").exists() {
         ci.step(
             "Native viewer: build",
             "cargo",
@@ -97,13 +97,13 @@ fn ci() -> Result<(), String> {
         let viewer = ci.target.join("debug/rap-viewer").to_string_lossy().into_owned();
         let shot = ci.root.join("ui/tests/artifacts/native-viewer.png").to_string_lossy().into_owned();
         ci.step(
-            "Native viewer: paints a remote desktop in its own window, types into it and resizes it, on a virtual display",
+            "Native viewer: paints a remote desktop in its own window, types, copies, resizes, is taken over, on a virtual display",
             "bash",
             &["viewer/smoke.sh", &appliance, &viewer, &shot],
             &[],
         )?;
     } else {
-        println!("\n==> Native viewer smoke run skipped: it needs Xvfb, xdotool and ImageMagick");
+        println!("\n==> Native viewer smoke run skipped: it needs Xvfb, xdotool, xclip and ImageMagick");
     }
     if desktop {
         ci.step("Desktop app: tests", "cargo", &["test", "-p", "rap-desktop", "--locked"], &[])?;
@@ -209,6 +209,23 @@ fn ci() -> Result<(), String> {
     } else {
         println!(
             "\n==> Browser tests skipped: they need /usr/bin/chromium and playwright-core in ui/tests/node_modules"
+        );
+    }
+
+    let viewer = ci.target.join("debug/rap-viewer");
+    if viewer.exists() && test_server.exists() && which("Xvfb") && which("xdotool") && which("xclip") {
+        let shot = ci.root.join("ui/tests/artifacts/native-viewer-rdp.png").to_string_lossy().into_owned();
+        let (appliance, viewer) = (appliance.to_string_lossy().into_owned(), viewer.to_string_lossy().into_owned());
+        let server = test_server.to_string_lossy().into_owned();
+        ci.step(
+            "Native viewer against a real RDP desktop (the RDP test server): pixels, keys, clipboard, resize, takeover",
+            "bash",
+            &["viewer/smoke.sh", &appliance, &viewer, &shot],
+            &[("RDP_TEST_SERVER", &server)],
+        )?;
+    } else {
+        println!(
+            "\n==> Native viewer against RDP skipped: it needs rap-viewer, the RDP test server, Xvfb, xdotool and xclip"
         );
     }
 
