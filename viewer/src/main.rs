@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rap_viewer::layout::{Fit, paint};
+use rap_viewer::layout::{Fit, paint, paint_region};
 use rap_viewer::{Desktop, Event, Input};
 use rap_wire::frame::ColorMode;
 use rap_wire::size::DesktopSize;
@@ -32,6 +32,9 @@ use winit::window::{Fullscreen, Window, WindowId};
 /// How long the window must keep one size before the remote desktop is
 /// asked for it: a drag of the window's corner is one request, not fifty.
 const RESIZE_SETTLE: Duration = Duration::from_millis(400);
+
+/// Damage kept between presents at most; past it the next present is whole.
+const MAX_DAMAGE_RECTS: usize = 64;
 
 struct Args {
     url: String,
@@ -129,6 +132,10 @@ struct App {
     /// The text that crossed last, either way: not sent back where it came from.
     clipboard_last: Option<String>,
     clipboard_sequence: u64,
+    /// Desktop rectangles changed since the last present.
+    damage: Vec<rap_wire::frame::Rect>,
+    /// The next present paints everything (size, state or layout changed).
+    repaint_whole: bool,
 }
 
 impl App {
@@ -161,7 +168,13 @@ impl App {
         window.set_title(&title);
     }
 
+    /// Paints what changed since the last present and presents only that
+    /// when the buffer still holds the last frame (its age is 1); paints
+    /// and presents everything otherwise (a new size, a new state, a
+    /// buffer the platform did not keep).
     fn present(&mut self) {
+        let damage = std::mem::take(&mut self.damage);
+        let whole = std::mem::replace(&mut self.repaint_whole, false);
         let (Some(window), Some(surface)) = (&self.window, &mut self.surface) else { return };
         let size = window.inner_size();
         let (Some(width), Some(height)) = (NonZeroU32::new(size.width), NonZeroU32::new(size.height)) else { return };
@@ -169,10 +182,34 @@ impl App {
             return;
         }
         let Ok(mut buffer) = surface.buffer_mut() else { return };
-        if let Ok(desktop) = self.desktop.lock() {
-            paint(&desktop, &mut buffer, (size.width, size.height), matches!(self.status, Status::Over(_)));
+        let Ok(desktop) = self.desktop.lock() else { return };
+        let dimmed = matches!(self.status, Status::Over(_));
+        let window_size = (size.width, size.height);
+        if whole || buffer.age() != 1 || damage.is_empty() {
+            paint(&desktop, &mut buffer, window_size, dimmed);
+            drop(desktop);
+            let _ = buffer.present();
+            return;
         }
-        let _ = buffer.present();
+        let regions: Vec<softbuffer::Rect> = damage
+            .into_iter()
+            .filter_map(|rect| paint_region(&desktop, &mut buffer, window_size, dimmed, rect))
+            .filter_map(|(x, y, width, height)| {
+                Some(softbuffer::Rect { x, y, width: NonZeroU32::new(width)?, height: NonZeroU32::new(height)? })
+            })
+            .collect();
+        drop(desktop);
+        let _ = buffer.present_with_damage(&regions);
+    }
+
+    /// A changed rectangle of the desktop, to paint at the next present.
+    fn damaged(&mut self, rect: rap_wire::frame::Rect) {
+        // Many small changes are cheaper painted whole than listed.
+        if self.damage.len() >= MAX_DAMAGE_RECTS {
+            self.repaint_whole = true;
+        } else {
+            self.damage.push(rect);
+        }
     }
 
     /// The desktop pixel under a window position.
@@ -183,6 +220,7 @@ impl App {
     }
 
     fn window_resized(&mut self, size: PhysicalSize<u32>) {
+        self.repaint_whole = true;
         if let Some(window) = &self.window {
             window.request_redraw();
         }
@@ -247,6 +285,7 @@ impl App {
 
     fn on_event(&mut self, event: Event) {
         let Some(window) = self.window.clone() else { return };
+        let before = self.status.clone();
         match event {
             Event::Attached { role, width, height, clipboard_mode } => {
                 self.status = Status::Live { controller: role == "controller" };
@@ -255,7 +294,14 @@ impl App {
                 let _ = window.request_inner_size(PhysicalSize::new(u32::from(width), u32::from(height)));
                 window.request_redraw();
             }
-            Event::Resized { .. } | Event::Damage(_) => window.request_redraw(),
+            Event::Resized { .. } => {
+                self.repaint_whole = true;
+                window.request_redraw();
+            }
+            Event::Damage(rect) => {
+                self.damaged(rect);
+                window.request_redraw();
+            }
             Event::Clipboard { text } => self.take_clipboard(text),
             Event::Notice { kind, code, message } => {
                 let words = if message.is_empty() { code.clone() } else { message };
@@ -290,6 +336,11 @@ impl App {
                 self.notice = None;
                 window.request_redraw();
             }
+        }
+        if self.status != before {
+            // Live to dimmed (or back): every pixel changes.
+            self.repaint_whole = true;
+            window.request_redraw();
         }
         self.show_status();
     }
@@ -428,6 +479,8 @@ fn run() -> anyhow::Result<()> {
         clipboard_mode: "disabled".to_owned(),
         clipboard_last: None,
         clipboard_sequence: 0,
+        damage: Vec::new(),
+        repaint_whole: true,
     };
     event_loop.run_app(&mut app)?;
     Ok(())
