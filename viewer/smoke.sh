@@ -152,6 +152,17 @@ else
 fi
 echo "smoke: the clipboard crossed to the remote desktop$([ "$RUNTIME" = rdp ] && echo ' (the RDP server got it)' || echo ' and back')"
 
+# Ctrl+Alt+Shift+G: grayscale frames (BT.601 luma of the pattern), then back.
+DISPLAY=$display xdotool key ctrl+alt+shift+g
+expect_pixel 100 50 "73,73,73" "Ctrl+Alt+Shift+G did not switch to grayscale"
+case "$(DISPLAY=$display xdotool getwindowname "$window")" in
+  *grayscale*) ;;
+  *) echo "smoke: the title does not say grayscale" >&2; exit 1 ;;
+esac
+DISPLAY=$display xdotool key ctrl+alt+shift+g
+expect_pixel 100 50 "100,50,128" "Ctrl+Alt+Shift+G did not switch back to full colour"
+echo "smoke: grayscale on and off from the keyboard"
+
 # Larger than the start: the desktop follows the window, one to one.
 DISPLAY=$display xdotool windowsize --sync "$window" 800 500
 if [ "$RUNTIME" = rdp ]; then

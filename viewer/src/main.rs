@@ -132,6 +132,10 @@ struct App {
     /// The text that crossed last, either way: not sent back where it came from.
     clipboard_last: Option<String>,
     clipboard_sequence: u64,
+    /// Full colour or grayscale frames (Ctrl+Alt+Shift+G switches).
+    color_mode: ColorMode,
+    /// Modifier keys held, for the window's own shortcuts.
+    modifiers: winit::keyboard::ModifiersState,
     /// Desktop rectangles changed since the last present.
     damage: Vec<rap_wire::frame::Rect>,
     /// The next present paints everything (size, state or layout changed).
@@ -161,6 +165,7 @@ impl App {
             Status::Live { controller: false } => "view only".to_owned(),
             Status::Over(why) => why.clone(),
         };
+        let status = if self.color_mode == ColorMode::Grayscale { format!("{status}, grayscale") } else { status };
         let title = match &self.notice {
             Some(notice) => format!("{} — {status} — {notice}", self.title),
             None => format!("{} — {status}", self.title),
@@ -387,6 +392,7 @@ impl ApplicationHandler<Event> for App {
             WindowEvent::RedrawRequested => self.present(),
             WindowEvent::Resized(size) => self.window_resized(size),
             WindowEvent::Focused(true) => self.offer_clipboard(),
+            WindowEvent::ModifiersChanged(modifiers) => self.modifiers = modifiers.state(),
             WindowEvent::CursorMoved { position, .. } => {
                 let Some(pointer) = self.at(position.x, position.y) else { return };
                 self.pointer = pointer;
@@ -432,6 +438,20 @@ impl ApplicationHandler<Event> for App {
             WindowEvent::KeyboardInput { event, .. } => {
                 let PhysicalKey::Code(code) = event.physical_key else { return };
                 // F11 is the window's own (fullscreen), as in a browser.
+                // Ctrl+Alt+Shift+G: grayscale on or off (less bandwidth), as
+                // the web viewer's toolbar offers; G does not reach the desktop.
+                let chord = self.modifiers.control_key() && self.modifiers.alt_key() && self.modifiers.shift_key();
+                if code == KeyCode::KeyG && chord {
+                    if event.state == ElementState::Pressed && !event.repeat && self.controls() {
+                        self.color_mode = match self.color_mode {
+                            ColorMode::FullColor => ColorMode::Grayscale,
+                            ColorMode::Grayscale => ColorMode::FullColor,
+                        };
+                        self.send(Input::ColorMode(self.color_mode));
+                        self.show_status();
+                    }
+                    return;
+                }
                 if code == KeyCode::F11 {
                     if event.state == ElementState::Pressed && !event.repeat {
                         self.toggle_fullscreen();
@@ -481,6 +501,8 @@ fn run() -> anyhow::Result<()> {
         clipboard_sequence: 0,
         damage: Vec::new(),
         repaint_whole: true,
+        color_mode: args.color_mode,
+        modifiers: winit::keyboard::ModifiersState::empty(),
     };
     event_loop.run_app(&mut app)?;
     Ok(())
