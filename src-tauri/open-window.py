@@ -163,6 +163,11 @@ def main():
         if session["state"] != "active":
             raise SystemExit(f"open-window: the session is not active: {session}")
         subprocess.run(["xdotool", "windowkill", window], capture_output=True)
+
+        # A request the app refuses (a malformed token) is said in the console.
+        browser.command("POST", "/execute/sync", {"script": "location.assign('/desktop-app/open-window#token=not%20a%20token')", "args": []})
+        notice = browser.find(XPATH, "//p[contains(@class, 'toast') and contains(., 'refused to open a window')]")
+        print(f"open-window ({BASE}): a refused request is said in the console: {browser.command('GET', f'/element/{notice}/text')!r}")
     finally:
         browser.quit()
 

@@ -143,6 +143,8 @@ api.onAuthChange((tokens, reason) => {
 });
 
 window.addEventListener('hashchange', render);
+// The desktop app tells the console why a desktop did not open in a window.
+if (inDesktopApp()) window.addEventListener('rap-desktop-notice', (event) => toast(String(/** @type {CustomEvent} */ (event).detail), 'warn'));
 onRedraw(render);
 
 // ----------------------------------------------------------------- sign-in

@@ -105,6 +105,13 @@ fn console_window(
     console: tauri::Url,
     ca: Option<std::path::PathBuf>,
 ) -> anyhow::Result<tauri::WebviewWindow> {
+    let handle = app.handle().clone();
+    // Why a window did not open, in the console where the person clicked.
+    let tell = move |words: String| {
+        if let Some(window) = handle.get_webview_window(MAIN_WINDOW) {
+            let _ = window.eval(native_viewer::notice_script(&words));
+        }
+    };
     Ok(WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
         .initialization_script(native_viewer::PAGE_SCRIPT)
         .on_navigation(move |url| match native_viewer::open_request(url, &console) {
@@ -112,11 +119,13 @@ fn console_window(
             Some(Ok(request)) => {
                 if let Err(error) = native_viewer::launch(&console, request, ca.as_deref()) {
                     tracing::warn!(error = %format!("{error:#}"), "No desktop window");
+                    tell(format!("The desktop could not open in its own window: {error:#}. Connect opens it here."));
                 }
                 false
             }
             Some(Err(why)) => {
                 tracing::warn!(why, "Refused an open-window request");
+                tell(format!("The app refused to open a window: {why}."));
                 false
             }
         })

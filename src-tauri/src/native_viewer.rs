@@ -21,6 +21,27 @@ pub const OPEN_WINDOW_PATH: &str = "/desktop-app/open-window";
 /// What pages learn from the app: that desktops can open in windows.
 pub const PAGE_SCRIPT: &str = "window.rapDesktopApp = Object.freeze({ nativeViewer: true });";
 
+/// Script the app runs in the console page to tell the person why a window
+/// did not open (the page shows it as a warning). The app speaks to the
+/// page; the page still has no way to speak to the app.
+pub fn notice_script(words: &str) -> String {
+    // A JSON string literal is a JavaScript string literal; `<`, `>`, `&`
+    // escaped too so no text ever reads as markup.
+    let mut literal = String::from("\"");
+    for c in words.chars() {
+        match c {
+            '"' => literal.push_str("\\\""),
+            '\\' => literal.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
+                literal.push_str(&format!("\\u{:04x}", u32::from(c)))
+            }
+            c => literal.push(c),
+        }
+    }
+    literal.push('"');
+    format!("window.dispatchEvent(new CustomEvent('rap-desktop-notice', {{ detail: {literal} }}));")
+}
+
 /// Attach tokens are URL-safe base64 of a few dozen bytes; anything else
 /// is not one of ours.
 const MAX_TOKEN_LEN: usize = 512;
@@ -183,6 +204,15 @@ mod tests {
         let long = format!("http://127.0.0.1:47080/desktop-app/open-window#token=t&title={}", "é".repeat(300));
         let Some(Ok(open)) = request(&long) else { panic!("parsed") };
         assert_eq!(open.title.chars().count(), 120);
+    }
+
+    #[test]
+    fn notices_reach_the_page_as_one_plain_string() {
+        assert_eq!(
+            notice_script("No \"window\" <b>\n"),
+            r#"window.dispatchEvent(new CustomEvent('rap-desktop-notice', { detail: "No \"window\" \u003cb\u003e\u000a" }));"#
+        );
+        assert!(notice_script("a\\b").contains(r#""a\\b""#));
     }
 
     #[test]
