@@ -1,7 +1,10 @@
 //! The desktop app: one program an office admin installs. It runs the
 //! appliance in process ([`embedded`]), opens its console in a window, and
 //! keeps a tray entry with the appliance's state; quitting stops the
-//! appliance gracefully. A second launch focuses the first.
+//! appliance gracefully. A second launch focuses the first. On a staff PC
+//! it can instead show another appliance's console, that appliance's CA
+//! pinned ([`client`]). Either way, desktops can open in native windows
+//! ([`native_viewer`]).
 //!
 //! The console window loads the appliance's own web UI from its loopback
 //! address, the same pages staff open in a browser, and it gets no Tauri
