@@ -14,6 +14,12 @@
 # server instead (IronRDP's, NLA, lossless codecs: the same pattern): the
 # key and the resize are then checked in what the server reports receiving
 # (`INPUT KEY …`, `LAYOUT_REQUEST …`).
+#
+# With XRDP_SPEC="host:port user password" (testing/xrdp-setup.sh prints it)
+# the desktop is a real xrdp session (an xterm): the window must show its
+# prompt, typing must brighten it with the typed text, and a takeover must
+# dim it; the pattern, clipboard, grayscale and resize checks are the
+# other desktops'.
 set -euo pipefail
 APPLIANCE=${1:?usage: $0 rap-appliance rap-viewer [screenshot.png]}
 VIEWER=${2:?usage: $0 rap-appliance rap-viewer [screenshot.png]}
@@ -34,7 +40,10 @@ cleanup() {
 trap cleanup EXIT
 
 RUNTIME=scripted
-if [ -n "${RDP_TEST_SERVER:-}" ]; then
+if [ -n "${XRDP_SPEC:-}" ]; then
+  RUNTIME=xrdp
+  read -r xrdp_addr xrdp_user xrdp_password <<<"$XRDP_SPEC"
+elif [ -n "${RDP_TEST_SERVER:-}" ]; then
   RUNTIME=rdp
   "$RDP_TEST_SERVER" port=0 security=hybrid user=test password=secret codecs=remotefx:off \
     >"$WORK/server.log" 2>&1 </dev/null &
@@ -48,7 +57,7 @@ if [ -n "${RDP_TEST_SERVER:-}" ]; then
   [ -n "$rdp_port" ] || { echo "smoke: the RDP test server did not start" >&2; cat "$WORK/server.log" >&2; exit 1; }
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-APP_DATA_DIR="$WORK/data" APP_LISTEN_ADDR="127.0.0.1:$port" RAP_WORKER_RUNTIME=$RUNTIME \
+APP_DATA_DIR="$WORK/data" APP_LISTEN_ADDR="127.0.0.1:$port" RAP_WORKER_RUNTIME=$([ "$RUNTIME" = scripted ] && echo scripted || echo rdp) \
   INSTALLATION_INSECURE_BOOTSTRAP_ENABLED=true "$APPLIANCE" serve >"$WORK/appliance.log" 2>&1 &
 PIDS="$! $PIDS"
 base="http://127.0.0.1:$port"
@@ -61,7 +70,13 @@ token=$(curl -fsS -H 'content-type: application/json' "$base/api/v1/auth/login" 
   -d '{"email":"o@example.com","password":"owner password 1"}' | json '["access_token"]')
 auth=(-H "authorization: Bearer $token" -H 'content-type: application/json')
 org=$(curl -fsS "${auth[@]}" "$base/api/v1/auth/me" | json '["memberships"][0]["organization_id"]')
-if [ "$RUNTIME" = rdp ]; then
+if [ "$RUNTIME" = xrdp ]; then
+  # xrdp's certificate is self-signed.
+  resource=$(curl -fsS "${auth[@]}" "$base/api/v1/resources" -d "{\"organization_id\":\"$org\",\"name\":\"PC\",\
+\"protocol\":\"rdp\",\"host\":\"${xrdp_addr%:*}\",\"port\":${xrdp_addr##*:},\"certificate_verification_mode\":\"ignore\"}" | json '["id"]')
+  curl -fsS "${auth[@]}" -X PUT "$base/api/v1/resources/$resource/secret" \
+    -d "{\"username\":\"$xrdp_user\",\"password\":\"$xrdp_password\"}" >/dev/null
+elif [ "$RUNTIME" = rdp ]; then
   # The test server's certificate is self-signed.
   resource=$(curl -fsS "${auth[@]}" "$base/api/v1/resources" -d "{\"organization_id\":\"$org\",\"name\":\"PC\",\
 \"protocol\":\"rdp\",\"host\":\"127.0.0.1\",\"port\":$rdp_port,\"certificate_verification_mode\":\"ignore\",\
@@ -109,9 +124,48 @@ expect_pixel() {
     sleep 0.2
   done
   echo "smoke: $4 (pixel ($1,$2) is ${pixel:-unknown}, not $3)" >&2
-  for log in viewer xvfb import; do echo "--- $log:" >&2; tail -n 20 "$WORK/$log.log" >&2 2>/dev/null || true; done
+  for log in viewer xvfb import appliance; do echo "--- $log:" >&2; tail -n 20 "$WORK/$log.log" >&2 2>/dev/null || true; done
+  [ -n "${KEEP_SHOT:-}" ] && cp "$shot" "$KEEP_SHOT"
   exit 1
 }
+if [ "$RUNTIME" = xrdp ]; then
+  # The session's xterm: its first lines (the prompt) as one brightness.
+  mean_of_prompt() {
+    DISPLAY=$display /usr/bin/import -window root "$WORK/prompt.png" 2>/dev/null || return 1
+    /usr/bin/convert "$WORK/prompt.png" -crop 560x40+40+40 -format '%[fx:mean]' info:
+  }
+  # Waits until the prompt's brightness satisfies the Python test $1 (on
+  # `m`, and `was`, the value before), or fails with $2.
+  expect_prompt() {
+    for _ in $(seq 1 75); do
+      kill -0 "$VIEWER_PID" 2>/dev/null || { echo "smoke: the viewer exited" >&2; cat "$WORK/viewer.log" >&2; exit 1; }
+      mean=$(mean_of_prompt) || { sleep 0.2; continue; }
+      python3 -c "import sys; m, was = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if ($1) else 1)" "$mean" "${was:-0}" && return 0
+      sleep 0.2
+    done
+    echo "smoke (xrdp): $2 (brightness ${mean:-unknown}, before ${was:-none})" >&2
+    [ -n "${KEEP_SHOT:-}" ] && cp "$WORK/prompt.png" "$KEEP_SHOT"
+    exit 1
+  }
+  expect_prompt "m > 0.005" "the viewer never showed the xrdp desktop's prompt"
+  echo "smoke (xrdp): the native viewer painted the xrdp desktop"
+  window=$(DISPLAY=$display xdotool search --name "Smoke" | head -n 1)
+  [ -n "$window" ] || { echo "smoke: no window titled Smoke" >&2; exit 1; }
+  was=$mean
+  DISPLAY=$display xdotool windowfocus --sync "$window"
+  DISPLAY=$display xdotool type --delay 50 "echo typed into the native window"
+  expect_prompt "m > was * 1.5" "typing did not show in the xterm"
+  echo "smoke (xrdp): typed keys reached the xterm"
+  was=$mean
+  curl -fsS -H "authorization: Bearer $token" -X POST "$base/api/v1/sessions/$session/takeover" >/dev/null
+  expect_prompt "m < was * 0.35" "the picture was not dimmed after the takeover"
+  case "$(DISPLAY=$display xdotool getwindowname "$window")" in
+    *"Another device took over"*) echo "smoke (xrdp): a takeover shows in the window (screenshot $shot)" ;;
+    *) echo "smoke (xrdp): the window's title does not tell of the takeover" >&2; exit 1 ;;
+  esac
+  cp "$WORK/prompt.png" "$shot" 2>/dev/null || true
+  exit 0
+fi
 expect_pixel 100 50 "100,50,128" "the viewer never showed the remote desktop"
 expect_pixel 600 390 "88,134,128" "the far corner is not the desktop's"
 echo "smoke: the native viewer painted the remote desktop"

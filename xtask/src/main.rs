@@ -152,6 +152,18 @@ fn ci() -> Result<(), String> {
                 "--test-threads=1",
             ];
             ci.step("Acceptance: a real xrdp on loopback", "cargo", &filter, &[("RAP_ACCEPTANCE_XRDP", &spec)])?;
+            let viewer = ci.target.join("debug/rap-viewer");
+            if viewer.exists() && which("Xvfb") && which("xdotool") && which("xclip") {
+                let appliance = ci.target.join("debug/rap-appliance").to_string_lossy().into_owned();
+                let viewer = viewer.to_string_lossy().into_owned();
+                let shot = ci.root.join("ui/tests/artifacts/native-viewer-xrdp.png").to_string_lossy().into_owned();
+                ci.step(
+                    "Acceptance: the native viewer on the xrdp desktop (shown, typed into, taken over)",
+                    "bash",
+                    &["viewer/smoke.sh", &appliance, &viewer, &shot],
+                    &[("XRDP_SPEC", &spec)],
+                )?;
+            }
             if std::env::var("RAP_XRDP_SETUP").as_deref() == Ok("1") {
                 let kept = ci.capture("bash", &["testing/xrdp-setup.sh", "--keep-disconnected"])?;
                 let restart = [
