@@ -162,11 +162,17 @@ def main():
         session = call("GET", f"{BASE}/api/v1/sessions", token=token)["items"][0]
         if session["state"] != "active":
             raise SystemExit(f"open-window: the session is not active: {session}")
+        # The console lists the new session at once, with this device in control.
+        browser.find(XPATH, "//td[normalize-space()='this device']")
         subprocess.run(["xdotool", "windowkill", window], capture_output=True)
 
         # A request the app refuses (a malformed token) is said in the console.
         browser.command("POST", "/execute/sync", {"script": "location.assign('/desktop-app/open-window#token=not%20a%20token')", "args": []})
         notice = browser.find(XPATH, "//p[contains(@class, 'toast') and contains(., 'refused to open a window')]")
+        if SHOT:
+            time.sleep(0.5)  # found in the page; give it time to be painted
+            notice_shot = SHOT[: -len(".png")] + "-notice.png" if SHOT.endswith(".png") else SHOT + "-notice.png"
+            subprocess.run(["/usr/bin/import", "-window", "root", notice_shot], check=True, capture_output=True)
         print(f"open-window ({BASE}): a refused request is said in the console: {browser.command('GET', f'/element/{notice}/text')!r}")
     finally:
         browser.quit()

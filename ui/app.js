@@ -185,6 +185,9 @@ async function loginPage(main) {
 
 // --------------------------------------------------------------- staff view
 
+/** Whether a session can be opened again (it has a desktop to show). */
+const resumable = (s) => s.state === 'detached' || s.state === 'active' || s.state === 'starting';
+
 async function homePage(main) {
   const resourcesSlot = h('div', { id: 'my-resources' });
   const sessionsSlot = h('div', { id: 'my-sessions' });
@@ -225,7 +228,17 @@ async function homePage(main) {
                 canStart(r)
                   ? [
                       actionButton('Connect', run(() => connect(r.id)), { kind: 'primary', title: `Connect to ${r.name}` }),
-                      inDesktopApp() ? actionButton('Open in window', run(() => connectInWindow(r.id, r.name)), { title: `Connect to ${r.name} in its own window` }) : null,
+                      inDesktopApp()
+                        ? actionButton(
+                            'Open in window',
+                            // The new session shows below at once, to resume or take over.
+                            run(async () => {
+                              await connectInWindow(r.id, r.name);
+                              await loadSessions();
+                            }),
+                            { title: `Connect to ${r.name} in its own window` },
+                          )
+                        : null,
                     ]
                   : actionButton('Connect', null, { kind: 'primary', disabled: true, title: unsupportedWhy(r) }),
             },
@@ -251,13 +264,16 @@ async function homePage(main) {
               label: 'Actions',
               class: 'actions',
               cell: (s) => [
-                s.state === 'detached' || s.state === 'active' || s.state === 'starting'
+                resumable(s)
                   ? actionButton('Resume', run(() => resume(s.id, 'attach')), { kind: 'primary', title: `Resume session ${s.id}` })
                   : null,
-                inDesktopApp() && (s.state === 'detached' || s.state === 'active' || s.state === 'starting')
+                inDesktopApp() && resumable(s)
                   ? actionButton(
                       'Open in window',
-                      run(() => resumeInWindow(s.id, resources.find((r) => r.id === s.resource_id)?.name ?? 'Remote desktop', s.controller ? 'takeover' : 'attach')),
+                      run(async () => {
+                        await resumeInWindow(s.id, resources.find((r) => r.id === s.resource_id)?.name ?? 'Remote desktop', s.controller ? 'takeover' : 'attach');
+                        await loadSessions();
+                      }),
                       { title: `Resume session ${s.id} in its own window` },
                     )
                   : null,

@@ -132,10 +132,7 @@ export function stateCell(s) {
  * @param {string} resourceId
  */
 export async function connect(resourceId) {
-  /** @type {Record<string, unknown>} */
-  const body = { resource_id: resourceId, ...windowSize() };
-  if (session.deviceId) body.device_id = session.deviceId;
-  const started = await api.post('/sessions', body);
+  const started = await startSession(resourceId);
   handOff(started.session.id, started.attach, 'control');
   go(`/viewer/${started.session.id}`);
 }
@@ -167,11 +164,18 @@ function openNativeWindow(attach, title) {
  * @param {string} name
  */
 export async function connectInWindow(resourceId, name) {
+  openNativeWindow((await startSession(resourceId)).attach, name);
+}
+
+/**
+ * Starts a session of a resource at this window's size, from this device.
+ * @param {string} resourceId
+ */
+function startSession(resourceId) {
   /** @type {Record<string, unknown>} */
   const body = { resource_id: resourceId, ...windowSize() };
   if (session.deviceId) body.device_id = session.deviceId;
-  const started = await api.post('/sessions', body);
-  openNativeWindow(started.attach, name);
+  return api.post('/sessions', body);
 }
 
 /**

@@ -177,6 +177,9 @@ pub async fn pin(connect: &Connect) -> anyhow::Result<Pinned> {
     let (_, server) = get(verified, &host, port, "/readyz")
         .await
         .with_context(|| format!("the appliance at {url} did not prove itself with its CA"))?;
+    // The CA kept is the one certificate checked, written out again, not the
+    // downloaded text: that came over an unverified connection and could
+    // carry more certificates, which the native viewer would then trust too.
     Ok(Pinned { ca_pem: pem("CERTIFICATE", ca.as_ref()), server_pem: pem("CERTIFICATE", server.as_ref()), host, url })
 }
 
