@@ -15,7 +15,9 @@ started with) or, in client-only mode, another appliance's over HTTPS;
 then RAP_CA_FILE is that appliance's CA (for this script's own calls) and
 RAP_APP_ARGS the app's arguments (`--connect … --fingerprint …`).
 APPLIANCE_DATA_DIR holds the set-up code of the appliance behind the
-console. Stdlib only.
+console. RAP_RESTART_APPLIANCE, when set, is a command that restarts the
+appliance behind the console (client-only mode: the office one), to see
+the window reconnect by itself. Stdlib only.
 """
 
 import json
@@ -100,11 +102,24 @@ def ready():
 
 def pixel(window, x, y):
     """The (r, g, b) of one pixel of an X window."""
-    shot = SHOT or os.path.join(DATA, "viewer-window.png")
-    subprocess.run(["/usr/bin/import", "-window", window, shot], check=True, capture_output=True)
+    path = SHOT or os.path.join(DATA, "viewer-window.png")
+    subprocess.run(["/usr/bin/import", "-window", window, path], check=True, capture_output=True)
     fx = "%[fx:int(255*p{X,Y}.r)],%[fx:int(255*p{X,Y}.g)],%[fx:int(255*p{X,Y}.b)]".replace("X", str(x)).replace("Y", str(y))
-    text = subprocess.run(["/usr/bin/convert", shot, "-format", fx, "info:"], check=True, capture_output=True, text=True)
+    text = subprocess.run(["/usr/bin/convert", path, "-format", fx, "info:"], check=True, capture_output=True, text=True)
     return tuple(int(part) for part in text.stdout.split(","))
+
+
+def title_with(window, words):
+    """The window's title, if it has `words` in it."""
+    name = subprocess.run(["xdotool", "getwindowname", window], capture_output=True, text=True).stdout.strip()
+    return name if words in name else None
+
+
+def shot(name, window="root"):
+    """A screenshot beside SHOT, named `name`."""
+    if SHOT:
+        path = SHOT[: -len(".png")] + f"-{name}.png" if SHOT.endswith(".png") else f"{SHOT}-{name}.png"
+        subprocess.run(["/usr/bin/import", "-window", window, path], check=True, capture_output=True)
 
 
 def main():
@@ -143,10 +158,7 @@ def main():
         browser.type_into("input[name=password]", PASSWORD)
         browser.click(CSS, "form button[type=submit]")
         browser.find(XPATH, "//button[normalize-space()='Open in window']")
-        if SHOT:
-            # The console as the person sees it, the button next to Connect.
-            console_shot = SHOT[: -len(".png")] + "-console.png" if SHOT.endswith(".png") else SHOT + "-console.png"
-            subprocess.run(["/usr/bin/import", "-window", "root", console_shot], check=True, capture_output=True)
+        shot("console")  # as the person sees it, the button next to Connect
         browser.click(XPATH, "//button[normalize-space()='Open in window']")
 
         def viewer_window():
@@ -154,8 +166,7 @@ def main():
             return found.stdout.split()[0] if found.stdout.split() else None
 
         window = until("the native viewer's window", viewer_window)
-        title = until("the viewer in control", lambda: (lambda name: name if "in control" in name else None)(
-            subprocess.run(["xdotool", "getwindowname", window], capture_output=True, text=True).stdout.strip()))
+        title = until("the viewer in control", lambda: title_with(window, "in control"))
         # The scripted desktop's pattern: red = x mod 256, green = y mod 256, blue 128.
         until("the remote desktop's pixels in the window", lambda: pixel(window, 100, 50) == (100, 50, 128))
         print(f"open-window ({BASE}): the console opened the desktop in a native window titled {title!r}, painting its pixels")
@@ -164,6 +175,26 @@ def main():
             raise SystemExit(f"open-window: the session is not active: {session}")
         # The console lists the new session at once, with this device in control.
         browser.find(XPATH, "//td[normalize-space()='this device']")
+
+        # Taken over by the console's own viewer: the window says so, dimmed,
+        # and Enter there takes control back through the console.
+        browser.click(XPATH, "//button[normalize-space()='Take over']")
+        title = until("the takeover in the window", lambda: title_with(window, "Press Enter to take back control"))
+        shot("taken-over", window)
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True, capture_output=True)
+        subprocess.run(["xdotool", "key", "Return"], check=True, capture_output=True)
+        until("control back in the window", lambda: title_with(window, "in control"))
+        browser.find(CSS, "#taken-over")  # the console's viewer is the one taken over now
+        until("the pixels again", lambda: pixel(window, 100, 50) == (100, 50, 128))
+        print(f"open-window ({BASE}): taken over ({title!r}), Enter took control back in the window")
+
+        restart = os.environ.get("RAP_RESTART_APPLIANCE")
+        if restart:
+            # The appliance restarts under the window: it reconnects by itself.
+            subprocess.run(restart.split(), check=True)
+            until("the window reconnected", lambda: title_with(window, "in control"), seconds=90)
+            until("the pixels after the restart", lambda: pixel(window, 100, 50) == (100, 50, 128))
+            print(f"open-window ({BASE}): the appliance restarted; the window reconnected by itself")
         subprocess.run(["xdotool", "windowkill", window], capture_output=True)
 
         # A request the app refuses (a malformed token) is said in the console.
@@ -171,8 +202,7 @@ def main():
         notice = browser.find(XPATH, "//p[contains(@class, 'toast') and contains(., 'refused to open a window')]")
         if SHOT:
             time.sleep(0.5)  # found in the page; give it time to be painted
-            notice_shot = SHOT[: -len(".png")] + "-notice.png" if SHOT.endswith(".png") else SHOT + "-notice.png"
-            subprocess.run(["/usr/bin/import", "-window", "root", notice_shot], check=True, capture_output=True)
+        shot("notice")
         print(f"open-window ({BASE}): a refused request is said in the console: {browser.command('GET', f'/element/{notice}/text')!r}")
     finally:
         browser.quit()

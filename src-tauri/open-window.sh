@@ -24,6 +24,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/rap-open-window.XXXXXX")
 PIDS=
 cleanup() {
   for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
+  if [ -s "$WORK/office.pid" ]; then kill "$(cat "$WORK/office.pid")" 2>/dev/null || true; fi
   pkill -f "$(dirname "$BIN")/rap-viewer" 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -65,17 +66,34 @@ run_app local "http://127.0.0.1:$port" "$WORK/share/app.rap-appliance.desktop/da
 # Client-only: the app shows an office appliance (the server binary on
 # 127.0.0.2, HTTPS with its own CA), trusting it by the CA fingerprint given
 # on the command line, the native window verifying the gateway with that CA.
+# open-window.py restarts it (office_restart) under the open window, which
+# must reconnect by itself.
 office_port=$(free_port)
-APP_DATA_DIR="$WORK/office" APP_LISTEN_ADDR="127.0.0.2:$office_port" APP_TLS=auto RAP_WORKER_RUNTIME=scripted \
-  "$APPLIANCE" serve >"$WORK/office.log" 2>&1 &
-PIDS="$! $PIDS"
 ca="$WORK/office/tls/ca.pem"
-for _ in $(seq 1 100); do
-  [ -s "$ca" ] && curl -fsS --cacert "$ca" "https://127.0.0.2:$office_port/readyz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+export WORK APPLIANCE office_port ca
+office_start() {
+  APP_DATA_DIR="$WORK/office" APP_LISTEN_ADDR="127.0.0.2:$office_port" APP_TLS=auto RAP_WORKER_RUNTIME=scripted \
+    "$APPLIANCE" serve >>"$WORK/office.log" 2>&1 &
+  echo $! >"$WORK/office.pid"
+  for _ in $(seq 1 100); do
+    [ -s "$ca" ] && curl -fsS --cacert "$ca" "https://127.0.0.2:$office_port/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "open-window: the office appliance did not become ready" >&2
+  return 1
+}
+office_restart() {
+  local pid
+  pid=$(cat "$WORK/office.pid")
+  kill "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  office_start
+}
+export -f office_start office_restart
+office_start
 fingerprint=$(python3 -c 'import base64,hashlib,sys; pem=open(sys.argv[1]).read(); body="".join(l for l in pem.splitlines() if "-----" not in l); print(hashlib.sha256(base64.b64decode(body)).hexdigest())' "$ca")
-RAP_CA_FILE="$ca" RAP_APP_ARGS="--connect https://127.0.0.2:$office_port/ --fingerprint $fingerprint" \
+RAP_RESTART_APPLIANCE="bash -c office_restart" RAP_CA_FILE="$ca" \
+  RAP_APP_ARGS="--connect https://127.0.0.2:$office_port/ --fingerprint $fingerprint" \
   run_app client "https://127.0.0.2:$office_port" "$WORK/office" "${SHOT:+${SHOT%.png}-client.png}" \
   XDG_DATA_HOME="$WORK/share-client"
 

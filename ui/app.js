@@ -10,7 +10,7 @@ import { h, setChildren, buildForm, section, table, actionButton, loadInto, time
 import { verifyLine } from './trust-view.js';
 import { go, currentRoute, onRedraw } from './nav.js';
 import { state, session } from './session.js';
-import { canStart, unsupportedWhy, protocolCell, stateCell, withControllers, connect, resume, inDesktopApp, connectInWindow, resumeInWindow } from './sessions.js';
+import { canStart, unsupportedWhy, protocolCell, stateCell, withControllers, connect, resume, inDesktopApp, connectInWindow, resumeInWindow, renewWindow } from './sessions.js';
 import { adminRoutes } from './admin.js';
 import { setupPage } from './setup.js';
 import { viewerPage } from './viewer.js';
@@ -145,6 +145,8 @@ api.onAuthChange((tokens, reason) => {
 window.addEventListener('hashchange', render);
 // The desktop app tells the console why a desktop did not open in a window.
 if (inDesktopApp()) window.addEventListener('rap-desktop-notice', (event) => toast(String(/** @type {CustomEvent} */ (event).detail), 'warn'));
+// A native window asks this console for a fresh token (reconnect, take back control).
+if (inDesktopApp()) window.addEventListener('rap-desktop-renew', (event) => renewWindow(/** @type {CustomEvent} */ (event).detail ?? {}));
 onRedraw(render);
 
 // ----------------------------------------------------------------- sign-in

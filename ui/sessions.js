@@ -190,6 +190,31 @@ export async function resumeInWindow(sessionId, name, how = 'attach') {
 }
 
 /**
+ * A native window asks for a fresh token (desktop app only): its
+ * connection dropped, or the person takes control back there. This
+ * console, signed in, asks the appliance and hands the app the token, or
+ * the reason there is none (`refused`, or `later` when asking again may
+ * help), in the same kind of navigation the app takes for "Open in window".
+ * @param {{window?: unknown, session?: unknown, how?: unknown}} detail  from the app, checked by it
+ */
+export async function renewWindow(detail) {
+  const how = detail.how === 'takeover' ? 'takeover' : 'attach';
+  /** @type {Record<string, string>} */
+  const fields = { window: String(detail.window) };
+  try {
+    const answer = await api.post(`/sessions/${encodeURIComponent(String(detail.session))}/${how}`);
+    fields.token = answer.attach.attach_token;
+  } catch (error) {
+    const apiError = /** @type {any} */ (error);
+    const words = apiError?.status === 401 ? 'Sign in on the console first.' : String(apiError?.message ?? error);
+    // Unreachable (restarting), busy or rate limited: a reconnect asks again.
+    const passing = apiError?.status === 0 || apiError?.status === 429 || apiError?.status >= 500;
+    fields[passing ? 'later' : 'refused'] = words;
+  }
+  location.assign(`/desktop-app/renew-window#${new URLSearchParams(fields)}`);
+}
+
+/**
  * Reattaches to (or takes over, or shadows) a session and opens the viewer.
  * @param {string} sessionId
  * @param {'attach' | 'takeover' | 'shadow'} [how]

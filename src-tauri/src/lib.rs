@@ -16,7 +16,7 @@ pub mod embedded;
 pub mod live_count;
 pub mod native_viewer;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
@@ -109,25 +109,37 @@ fn console_window(
     ca: Option<std::path::PathBuf>,
 ) -> anyhow::Result<tauri::WebviewWindow> {
     let handle = app.handle().clone();
-    // Why a window did not open, in the console where the person clicked.
-    let tell = move |words: String| {
+    // Scripts the app runs in the console: why a window did not open, and
+    // a window's request for a fresh token.
+    let run_in_console = move |script: String| {
         if let Some(window) = handle.get_webview_window(MAIN_WINDOW) {
-            let _ = window.eval(native_viewer::notice_script(&words));
+            let _ = window.eval(script);
         }
     };
+    let tell = {
+        let run_in_console = run_in_console.clone();
+        move |words: String| run_in_console(native_viewer::notice_script(&words))
+    };
+    let windows = Arc::new(native_viewer::Windows::default());
     Ok(WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
         .initialization_script(native_viewer::PAGE_SCRIPT)
-        .on_navigation(move |url| match native_viewer::open_request(url, &console) {
+        .on_navigation(move |url| match native_viewer::console_request(url, &console) {
             None => true,
-            Some(Ok(request)) => {
-                if let Err(error) = native_viewer::launch(&console, request, ca.as_deref()) {
+            Some(Ok(native_viewer::ConsoleRequest::Open(request))) => {
+                let run_in_console = run_in_console.clone();
+                let ask = move |window, request| run_in_console(native_viewer::renew_script(window, &request));
+                if let Err(error) = native_viewer::launch(&console, request, ca.as_deref(), &windows, ask) {
                     tracing::warn!(error = %format!("{error:#}"), "No desktop window");
                     tell(format!("The desktop could not open in its own window: {error:#}. Connect opens it here."));
                 }
                 false
             }
+            Some(Ok(native_viewer::ConsoleRequest::Answer { window, answer })) => {
+                windows.answer(window, &answer);
+                false
+            }
             Some(Err(why)) => {
-                tracing::warn!(why, "Refused an open-window request");
+                tracing::warn!(why, "Refused a request to the app");
                 tell(format!("The app refused to open a window: {why}."));
                 false
             }

@@ -37,6 +37,9 @@ pub struct Desktop {
 impl Desktop {
     /// A new size: black until the frames of the new screen arrive.
     pub fn resize(&mut self, width: u16, height: u16) {
+        if (width, height) == (self.width, self.height) {
+            return; // a reattach at the same size keeps the picture
+        }
         self.width = width;
         self.height = height;
         self.pixels = vec![0; usize::from(width) * usize::from(height)];

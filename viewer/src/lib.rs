@@ -6,6 +6,7 @@
 //!
 //! Decoding runs on the socket's task, never on the thread that paints.
 
+pub mod closing;
 mod desktop;
 pub mod layout;
 
@@ -33,6 +34,7 @@ const INPUT_QUEUE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Attached {
+        session_id: String,
         role: String,
         width: u16,
         height: u16,
@@ -130,6 +132,18 @@ pub async fn attach(
     attach_token: &str,
     color_mode: ColorMode,
 ) -> anyhow::Result<Viewer> {
+    attach_to(Arc::new(Mutex::new(Desktop::default())), url, tls, attach_token, color_mode).await
+}
+
+/// [`attach`], painting into `desktop`: a reconnect keeps the picture it
+/// had until the first new frame replaces it.
+pub async fn attach_to(
+    desktop: Arc<Mutex<Desktop>>,
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    attach_token: &str,
+    color_mode: ColorMode,
+) -> anyhow::Result<Viewer> {
     let connector = tls.map(tokio_tungstenite::Connector::Rustls);
     let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
         .await
@@ -142,7 +156,6 @@ pub async fn attach(
         data_plane_token: None,
     };
     socket.send(Message::text(client_text(&attach))).await.context("sending attach")?;
-    let desktop = Arc::new(Mutex::new(Desktop::default()));
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let (input, mut input_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let shared = desktop.clone();
@@ -193,6 +206,7 @@ fn on_text(desktop: &Mutex<Desktop>, text: &str) -> Option<Event> {
             let (width, height) = (size(&payload["width"])?, size(&payload["height"])?);
             desktop.lock().ok()?.resize(width, height);
             Some(Event::Attached {
+                session_id: payload["session_id"].as_str().unwrap_or_default().to_owned(),
                 role: payload["role"].as_str().unwrap_or_default().to_owned(),
                 width,
                 height,

@@ -9,7 +9,15 @@
 //! for the new size once the resizing stops. `--token-stdin` reads the
 //! single-use attach token from the first line of standard input, so it
 //! never shows in the process list (the desktop app launches it so).
+//!
+//! `--renew-stdio` (the desktop app's): when the connection drops, or
+//! another device takes the session over and the person presses Enter,
+//! the window asks for a fresh token on standard output and reads the
+//! answer on standard input ([`rap_wire::renewal`]), then attaches again.
+//! Without it, those closes end the window's session and the console
+//! resumes it.
 
+use std::io::Write;
 use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -17,15 +25,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rap_viewer::closing::{AfterClose, after_close, backoff};
 use rap_viewer::layout::{Fit, paint, paint_region};
-use rap_viewer::{Desktop, Event, Input};
+use rap_viewer::{Desktop, Event, Input, Viewer};
 use rap_wire::frame::ColorMode;
+use rap_wire::renewal::{Renew, RenewAnswer, RenewRequest};
 use rap_wire::size::DesktopSize;
 use tokio::sync::mpsc;
 use winit::application::ApplicationHandler;
 use winit::dpi::PhysicalSize;
 use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
-use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
+use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
 use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{Fullscreen, Window, WindowId};
 
@@ -36,12 +46,17 @@ const RESIZE_SETTLE: Duration = Duration::from_millis(400);
 /// Damage kept between presents at most; past it the next present is whole.
 const MAX_DAMAGE_RECTS: usize = 64;
 
+/// How long the desktop app has to answer a token request before the
+/// window stops waiting (the console may be reloading, or signed out).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
 struct Args {
     url: String,
     token: String,
     ca: Option<String>,
     color_mode: ColorMode,
     title: String,
+    renew: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -50,6 +65,7 @@ fn args() -> anyhow::Result<Args> {
     let mut ca = None;
     let mut color_mode = ColorMode::FullColor;
     let mut title = "RAP Appliance".to_owned();
+    let mut renew = false;
     let mut given = std::env::args().skip(1);
     while let Some(name) = given.next() {
         match name.as_str() {
@@ -61,6 +77,10 @@ fn args() -> anyhow::Result<Args> {
             }
             "--grayscale" => {
                 color_mode = ColorMode::Grayscale;
+                continue;
+            }
+            "--renew-stdio" => {
+                renew = true;
                 continue;
             }
             _ => {}
@@ -80,6 +100,7 @@ fn args() -> anyhow::Result<Args> {
         ca,
         color_mode,
         title,
+        renew,
     })
 }
 
@@ -107,14 +128,57 @@ enum Status {
     Live {
         controller: bool,
     },
+    /// Between connections (reconnecting, asking for a token): the picture
+    /// stays, dimmed, with what is happening; input stops.
+    Waiting(String),
     /// The picture stays, dimmed, with the reason; input stops.
     Over(String),
+}
+
+/// What wakes the window's event loop besides the window itself.
+enum Wake {
+    /// From connection number `.0`; events of an older one are stale.
+    Socket(u64, Event),
+    /// Connection number `.0` is attached: its input goes here.
+    Connected(u64, mpsc::Sender<Input>),
+    /// A reconnect's wait after connection number `.0` is over.
+    ReconnectDue(u64),
+    /// Token request number `.0` went unanswered.
+    AnswerOverdue(u64),
+    /// The desktop app's answer (none: it closed our standard input).
+    Answer(Option<RenewAnswer>),
+}
+
+/// How the window reaches the appliance, again after a drop.
+struct Link {
+    runtime: tokio::runtime::Handle,
+    proxy: EventLoopProxy<Wake>,
+    url: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The current connection's number.
+    connection: u64,
+}
+
+/// Fresh tokens from the desktop app (`--renew-stdio`).
+#[derive(Default)]
+struct Renewal {
+    /// The session, once the gateway named it.
+    session_id: Option<String>,
+    /// Reconnects since the last attach.
+    attempt: u32,
+    /// The request waiting for an answer: its number and what it asked.
+    asked: Option<(u64, Renew)>,
+    requests: u64,
+    /// What Enter asks for, when the window offers it.
+    offer: Option<Renew>,
 }
 
 struct App {
     title: String,
     desktop: Arc<Mutex<Desktop>>,
     input: mpsc::Sender<Input>,
+    link: Link,
+    renewal: Option<Renewal>,
     window: Option<Rc<Window>>,
     surface: Option<softbuffer::Surface<Rc<Window>, Rc<Window>>>,
     status: Status,
@@ -163,7 +227,7 @@ impl App {
             Status::Connecting => "connecting…".to_owned(),
             Status::Live { controller: true } => "in control".to_owned(),
             Status::Live { controller: false } => "view only".to_owned(),
-            Status::Over(why) => why.clone(),
+            Status::Waiting(what) | Status::Over(what) => what.clone(),
         };
         let status = if self.color_mode == ColorMode::Grayscale { format!("{status}, grayscale") } else { status };
         let title = match &self.notice {
@@ -188,7 +252,7 @@ impl App {
         }
         let Ok(mut buffer) = surface.buffer_mut() else { return };
         let Ok(desktop) = self.desktop.lock() else { return };
-        let dimmed = matches!(self.status, Status::Over(_));
+        let dimmed = matches!(self.status, Status::Over(_) | Status::Waiting(_));
         let window_size = (size.width, size.height);
         if whole || buffer.age() != 1 || damage.is_empty() {
             paint(&desktop, &mut buffer, window_size, dimmed);
@@ -288,13 +352,149 @@ impl App {
         window.set_fullscreen(next);
     }
 
+    /// A close decided: over, taken over (Enter takes it back), or a
+    /// reconnect after the backoff, each only when the desktop app can
+    /// give this window another token.
+    fn closed(&mut self, decision: AfterClose) {
+        let renewal = self.renewal.as_mut().filter(|renewal| renewal.session_id.is_some());
+        self.status = match (decision, renewal) {
+            (AfterClose::Over(why), _) => Status::Over(why),
+            (AfterClose::TakenOver(why), Some(renewal)) => {
+                renewal.offer = Some(Renew::Takeover);
+                Status::Over(format!("{why} Press Enter to take back control."))
+            }
+            (AfterClose::TakenOver(why), None) => {
+                Status::Over(format!("{why} Open it again from the console to take it back."))
+            }
+            (AfterClose::Reconnect { delay, why }, Some(renewal)) => {
+                renewal.attempt += 1;
+                let (proxy, connection) = (self.link.proxy.clone(), self.link.connection);
+                self.link.runtime.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = proxy.send_event(Wake::ReconnectDue(connection));
+                });
+                Status::Waiting(format!("{why} Reconnecting in {} s…", delay.as_secs()))
+            }
+            (AfterClose::Reconnect { why, .. }, None) => {
+                Status::Over(format!("{why} The session stays open to resume from the console."))
+            }
+        };
+    }
+
+    /// Asks the desktop app for a token to `renew` this window's session.
+    fn ask(&mut self, renew: Renew) {
+        let Some(renewal) = &mut self.renewal else { return };
+        let Some(session_id) = renewal.session_id.clone() else { return };
+        let mut stdout = std::io::stdout().lock();
+        let sent = writeln!(stdout, "{}", RenewRequest { renew, session_id }).and_then(|()| stdout.flush());
+        if sent.is_err() {
+            self.renewal = None;
+            self.status = Status::Over("The desktop app that opened this window is gone.".to_owned());
+            return;
+        }
+        renewal.requests += 1;
+        renewal.asked = Some((renewal.requests, renew));
+        renewal.offer = None;
+        let (proxy, request) = (self.link.proxy.clone(), renewal.requests);
+        self.link.runtime.spawn(async move {
+            tokio::time::sleep(ANSWER_TIMEOUT).await;
+            let _ = proxy.send_event(Wake::AnswerOverdue(request));
+        });
+        self.status = Status::Waiting(match renew {
+            Renew::Attach => "reconnecting…".to_owned(),
+            Renew::Takeover => "taking back control…".to_owned(),
+        });
+    }
+
+    /// The desktop app's answer to the waiting request: a token to attach
+    /// with; why not (Enter asks again); or not now, which a reconnect
+    /// takes as one more failed attempt.
+    fn answered(&mut self, answer: RenewAnswer) {
+        let Some(renewal) = &mut self.renewal else { return };
+        let Some((_, renew)) = renewal.asked.take() else { return };
+        match (answer, renew) {
+            (RenewAnswer::Token(token), _) => self.connect(token),
+            (RenewAnswer::Later(why), Renew::Attach) => {
+                let delay = backoff(renewal.attempt);
+                self.closed(AfterClose::Reconnect { delay, why });
+            }
+            (RenewAnswer::Refused(why) | RenewAnswer::Later(why), _) => {
+                renewal.offer = Some(renew);
+                self.status = Status::Over(format!("{why} Press Enter to try again."));
+            }
+        }
+    }
+
+    /// A new connection with `token`, painting into the same framebuffer;
+    /// the old connection's events are stale from here on.
+    fn connect(&mut self, token: String) {
+        self.link.connection += 1;
+        let (connection, proxy, desktop) = (self.link.connection, self.link.proxy.clone(), self.desktop.clone());
+        let (url, tls, color_mode) = (self.link.url.clone(), self.link.tls.clone(), self.color_mode);
+        self.status = Status::Connecting;
+        self.link.runtime.spawn(async move {
+            match rap_viewer::attach_to(desktop, &url, tls, &token, color_mode).await {
+                Ok(viewer) => {
+                    let _ = proxy.send_event(Wake::Connected(connection, viewer.input.clone()));
+                    forward(viewer, connection, proxy).await;
+                }
+                Err(error) => {
+                    eprintln!("rap-viewer: reconnecting: {error:#}");
+                    let _ = proxy.send_event(Wake::Socket(connection, Event::Closed { code: None }));
+                }
+            }
+        });
+    }
+
+    fn on_wake(&mut self, wake: Wake) {
+        let current = self.link.connection;
+        let before = self.status.clone();
+        match wake {
+            Wake::Socket(connection, event) if connection == current => return self.on_event(event),
+            Wake::Socket(..) => return,
+            Wake::Connected(connection, input) if connection == current => self.input = input,
+            Wake::ReconnectDue(connection) if connection == current => self.ask(Renew::Attach),
+            Wake::AnswerOverdue(request) => {
+                if let Some(renewal) = self
+                    .renewal
+                    .as_mut()
+                    .filter(|renewal| matches!(renewal.asked, Some((asked, _)) if asked == request))
+                {
+                    renewal.offer = renewal.asked.take().map(|(_, renew)| renew);
+                    self.status = Status::Over("The console did not answer. Press Enter to try again.".to_owned());
+                }
+            }
+            Wake::Answer(Some(answer)) => self.answered(answer),
+            Wake::Answer(None) => {
+                let waiting =
+                    self.renewal.take().is_some_and(|renewal| renewal.asked.is_some() || renewal.offer.is_some());
+                if waiting || matches!(self.status, Status::Waiting(_)) {
+                    self.status = Status::Over("The desktop app that opened this window is gone.".to_owned());
+                }
+            }
+            Wake::Connected(..) | Wake::ReconnectDue(_) => {}
+        }
+        if self.status != before {
+            self.repaint_whole = true;
+            if let Some(window) = &self.window {
+                window.request_redraw();
+            }
+        }
+        self.show_status();
+    }
+
     fn on_event(&mut self, event: Event) {
         let Some(window) = self.window.clone() else { return };
         let before = self.status.clone();
         match event {
-            Event::Attached { role, width, height, clipboard_mode } => {
+            Event::Attached { session_id, role, width, height, clipboard_mode } => {
                 self.status = Status::Live { controller: role == "controller" };
                 self.clipboard_mode = clipboard_mode;
+                if let Some(renewal) = &mut self.renewal {
+                    renewal.session_id = Some(session_id);
+                    renewal.attempt = 0;
+                    renewal.offer = None;
+                }
                 // One to one at first; from then on the person sizes the window.
                 let _ = window.request_inner_size(PhysicalSize::new(u32::from(width), u32::from(height)));
                 window.request_redraw();
@@ -321,22 +521,8 @@ impl App {
             }
             Event::Closed { code } => {
                 if !matches!(self.status, Status::Over(_)) {
-                    // The server's own words when it said why; what to do next
-                    // when there is something to do.
-                    let why = match (code, self.notice.take()) {
-                        (Some(4411), Some(notice)) => {
-                            format!("{notice} Open it again from the console to take it back.")
-                        }
-                        (Some(4411), None) => {
-                            "Another device took over. Open it again from the console to take it back.".to_owned()
-                        }
-                        (_, Some(notice)) => notice,
-                        (Some(4409), None) => "The session ended.".to_owned(),
-                        (Some(4403), None) => "Access to this desktop ended.".to_owned(),
-                        (Some(4401), None) => "Signed out.".to_owned(),
-                        (_, None) => "Disconnected: the session stays open to resume from the console.".to_owned(),
-                    };
-                    self.status = Status::Over(why);
+                    let notice = self.notice.take();
+                    self.closed(after_close(code, notice, self.renewal.as_ref().map_or(0, |renewal| renewal.attempt)));
                 }
                 self.notice = None;
                 window.request_redraw();
@@ -351,7 +537,7 @@ impl App {
     }
 }
 
-impl ApplicationHandler<Event> for App {
+impl ApplicationHandler<Wake> for App {
     fn resumed(&mut self, event_loop: &ActiveEventLoop) {
         if self.window.is_some() {
             return;
@@ -378,8 +564,8 @@ impl ApplicationHandler<Event> for App {
             .ok();
     }
 
-    fn user_event(&mut self, _event_loop: &ActiveEventLoop, event: Event) {
-        self.on_event(event);
+    fn user_event(&mut self, _event_loop: &ActiveEventLoop, wake: Wake) {
+        self.on_wake(wake);
     }
 
     fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
@@ -452,6 +638,15 @@ impl ApplicationHandler<Event> for App {
                     }
                     return;
                 }
+                let offer = self.renewal.as_ref().and_then(|renewal| renewal.offer);
+                if let (Some(renew), KeyCode::Enter | KeyCode::NumpadEnter, ElementState::Pressed, Status::Over(_)) =
+                    (offer, code, event.state, &self.status)
+                {
+                    self.ask(renew);
+                    self.repaint_whole = true;
+                    self.show_status();
+                    return;
+                }
                 if code == KeyCode::F11 {
                     if event.state == ElementState::Pressed && !event.repeat {
                         self.toggle_fullscreen();
@@ -469,25 +664,53 @@ impl ApplicationHandler<Event> for App {
     }
 }
 
+/// Passes connection number `connection`'s events to the window until
+/// either side closes.
+async fn forward(mut viewer: Viewer, connection: u64, proxy: EventLoopProxy<Wake>) {
+    while let Some(event) = viewer.events.recv().await {
+        if proxy.send_event(Wake::Socket(connection, event)).is_err() {
+            break; // the window closed
+        }
+    }
+}
+
+/// The desktop app's answers, line by line, until it closes the pipe.
+/// A line that is no answer is skipped: only the app writes here.
+fn read_answers(proxy: EventLoopProxy<Wake>) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            match RenewAnswer::parse(&line) {
+                Some(answer) => {
+                    if proxy.send_event(Wake::Answer(Some(answer))).is_err() {
+                        return;
+                    }
+                }
+                None => eprintln!("rap-viewer: a line on standard input that is no answer"),
+            }
+        }
+        let _ = proxy.send_event(Wake::Answer(None));
+    });
+}
+
 fn run() -> anyhow::Result<()> {
     let args = args()?;
     let tls = args.ca.as_deref().map(trusting).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let viewer = runtime.block_on(rap_viewer::attach(&args.url, tls, &args.token, args.color_mode))?;
-    let event_loop = EventLoop::<Event>::with_user_event().build()?;
+    let viewer = runtime.block_on(rap_viewer::attach(&args.url, tls.clone(), &args.token, args.color_mode))?;
+    let event_loop = EventLoop::<Wake>::with_user_event().build()?;
     let proxy = event_loop.create_proxy();
-    let mut events = viewer.events;
-    runtime.spawn(async move {
-        while let Some(event) = events.recv().await {
-            if proxy.send_event(event).is_err() {
-                break; // the window closed
-            }
-        }
-    });
+    if args.renew {
+        read_answers(proxy.clone());
+    }
+    let (desktop, input) = (viewer.desktop.clone(), viewer.input.clone());
+    runtime.spawn(forward(viewer, 0, proxy.clone()));
     let mut app = App {
         title: args.title,
-        desktop: viewer.desktop,
-        input: viewer.input,
+        desktop,
+        input,
+        link: Link { runtime: runtime.handle().clone(), proxy, url: args.url, tls, connection: 0 },
+        renewal: args.renew.then(Renewal::default),
         window: None,
         surface: None,
         status: Status::Connecting,

@@ -124,7 +124,13 @@ async fn the_viewer_reproduces_the_desktop_sends_input_and_sees_the_end() {
     let attached = until(&mut viewer, |event| matches!(event, Event::Attached { .. })).await;
     assert_eq!(
         attached,
-        Event::Attached { role: "controller".into(), width: 320, height: 200, clipboard_mode: "bidirectional".into() }
+        Event::Attached {
+            session_id: session.clone(),
+            role: "controller".into(),
+            width: 320,
+            height: 200,
+            clipboard_mode: "bidirectional".into()
+        }
     );
     // The first update is the whole screen.
     let whole = until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;

@@ -8,7 +8,10 @@
 //! - [`envelope`]: the messages a client sends on the live plane, by type
 //!   name and payload.
 //! - [`size`]: the bounds of a desktop a client may ask for.
+//! - [`renewal`]: how a native viewer window asks the desktop app that
+//!   launched it for a fresh attach token.
 
 pub mod envelope;
 pub mod frame;
+pub mod renewal;
 pub mod size;
