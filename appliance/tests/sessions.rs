@@ -348,6 +348,28 @@ async fn no_free_slot_is_a_clear_503_and_a_freed_slot_is_reused() {
 }
 
 #[tokio::test]
+async fn sessions_ended_as_fast_as_they_start_never_jam_their_slot() {
+    // One slot, and each session ends before the slot has let go of the
+    // one before it: the next lease waits there, and one ended while it
+    // waits must give its place up (it never runs).
+    let desk = desk(&[("RAP_WORKER_SLOTS", "1")]).await;
+    let resource = desk.resource("pc1.office.lan").await;
+    let mut ended = Vec::new();
+    for _ in 0..6 {
+        let session = id(&desk.start(&desk.staff, &resource).await["session"]);
+        json_of(desk.command(&desk.staff, &session, "terminate").await, 200).await;
+        ended.push(session);
+    }
+    let last = id(&desk.start(&desk.staff, &resource).await["session"]);
+    desk.wait_for(&desk.staff, &last, "active").await;
+    for session in ended {
+        let shown = json_of(desk.app.get_as(&format!("/api/v1/sessions/{session}"), &desk.staff).await, 200).await;
+        assert_eq!(shown["state"], "terminated", "{shown}");
+    }
+    desk.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn a_restart_keeps_active_and_detached_sessions_to_resume_and_fails_starting_ones() {
     let settings = [("INSTALLATION_INSECURE_BOOTSTRAP_ENABLED", "true")];
     let desk = desk(&[]).await;

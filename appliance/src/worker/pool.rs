@@ -157,7 +157,7 @@ impl Slot {
         let mut beat = tokio::time::interval(self.heartbeat_interval);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let connect_deadline = tokio::time::Instant::now() + CONNECTING_BEATS_AT_MOST;
-        let mut next = None;
+        let mut next: Option<super::Assignment> = None;
         let outcome = loop {
             tokio::select! {
                 outcome = &mut session => break outcome,
@@ -166,6 +166,13 @@ impl Slot {
                 }
                 control = self.queues.control.pop(&queue, IDLE_POLL) => match control {
                     Some(WorkerControl::Cancel { session_id: cancelled }) if cancelled == session_id => cancel.cancel(),
+                    // Ended before it ever ran: it never starts, and the
+                    // slot's next lease can take its place.
+                    Some(WorkerControl::Cancel { session_id: cancelled })
+                        if next.as_ref().is_some_and(|queued| queued.session_id == cancelled) =>
+                    {
+                        next = None;
+                    }
                     // The lease is released when the session ends for the
                     // broker, before its cancellation reaches this slot: the
                     // next session can arrive first. It runs once this ends.
