@@ -1,5 +1,6 @@
 //! The `rap-appliance` command: `serve` (the default) runs the appliance,
-//! `migrate` only brings the database schema up to date; the rest are the
+//! `migrate` only brings the database schema up to date, `backup` copies
+//! the database while it serves; the rest are the
 //! installer's tools (Product Root keys, activations, first owner).
 
 use std::path::PathBuf;
@@ -27,6 +28,12 @@ enum Command {
     Migrate,
     /// Print this installation's status (id, authority mode) as JSON.
     Installation,
+    /// Copy the database to FILE, consistent while the appliance serves
+    /// (the keys are not in it: back up the key directory apart).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Resource secret store maintenance.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -119,6 +126,7 @@ fn main() -> ExitCode {
                 bootstrap_owner(config, email, display_name, activation, setup_code).await
             }
             Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
+            Command::Backup { out } => backup(config, out).await,
             Command::ProductRoot(_) => unreachable!("handled before configuration"),
         }
     });
@@ -129,6 +137,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[allow(clippy::print_stdout)]
+async fn backup(config: Config, out: PathBuf) -> anyhow::Result<()> {
+    let database = config.database_path();
+    let shown = out.display().to_string();
+    let size = tokio::task::spawn_blocking(move || rap_storage::sqlite::backup(&database, &out)).await??;
+    println!("{shown} ({size} bytes)");
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

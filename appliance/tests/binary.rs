@@ -307,3 +307,196 @@ fn installation_prints_the_ca_fingerprint_and_the_cli_bootstrap_uses_the_setup_c
     let output = again.output().expect("run");
     assert_ne!(output.status.code(), Some(0), "a second owner is refused");
 }
+
+/// Every file of `from` in `to` but the database (and its WAL): a data
+/// directory's keys and certificates, for a restore.
+fn copy_all_but_the_database(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(rap_storage::sqlite::DATABASE_FILE_NAME) {
+            continue;
+        }
+        if entry.file_type().expect("type").is_dir() {
+            copy_all_but_the_database(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
+
+async fn json_post(http: &reqwest::Client, url: &str, token: &str, body: serde_json::Value) -> serde_json::Value {
+    let response = http.post(url).bearer_auth(token).json(&body).send().await.expect("post");
+    assert_eq!(response.status(), 201, "{url}");
+    response.json().await.expect("json")
+}
+
+async fn sign_in(http: &reqwest::Client, addr: &str) -> (String, String) {
+    let login: serde_json::Value = http
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "boss@example.com", "password": "owner password 1"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("signed in").to_owned();
+    let me: serde_json::Value = http
+        .get(format!("http://{addr}/api/v1/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    (token, me["memberships"][0]["organization_id"].as_str().expect("an organization").to_owned())
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_the_appliance_writes_restores_into_a_working_appliance() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let parent = tempfile::tempdir().expect("temp dir");
+    let data_dir = parent.path().join("data");
+    let mut bootstrap = appliance(&data_dir);
+    bootstrap
+        .args(["bootstrap-owner", "--email", "boss@example.com", "--display-name", "Boss"])
+        .env("RAP_OWNER_PASSWORD", "owner password 1")
+        .stdout(Stdio::piped());
+    run_ok(&mut bootstrap);
+    let mut child = appliance(&data_dir).env("RAP_WORKER_RUNTIME", "scripted").spawn().expect("spawn");
+    let (addr, _logs) = wait_until_listening(&mut child);
+    let http = reqwest::Client::new();
+    let (token, org) = sign_in(&http, &addr).await;
+
+    // All through the backup: a resource, a remote session on it, the
+    // session ended; one after another.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let (created_tx, mut created) = tokio::sync::watch::channel(0usize);
+    let writer = {
+        let (http, addr, token, org) = (http.clone(), addr.clone(), token.clone(), org.clone());
+        tokio::spawn(async move {
+            let mut count = 0;
+            while !*stopped.borrow_and_update() {
+                let resource = json_post(
+                    &http,
+                    &format!("http://{addr}/api/v1/resources"),
+                    &token,
+                    serde_json::json!({"organization_id": org, "name": format!("PC {count:04}"), "protocol": "rdp", "host": "pc.office.lan"}),
+                )
+                .await;
+                let session = json_post(
+                    &http,
+                    &format!("http://{addr}/api/v1/sessions"),
+                    &token,
+                    serde_json::json!({"resource_id": resource["id"]}),
+                )
+                .await;
+                let id = session["session"]["id"].as_str().expect("a session");
+                let ended = http
+                    .post(format!("http://{addr}/api/v1/sessions/{id}/terminate"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("terminate");
+                assert_eq!(ended.status(), 200);
+                count += 1;
+                let _ = created_tx.send(count);
+            }
+            count
+        })
+    };
+    created.wait_for(|count| *count >= 20).await.expect("writing");
+    let out = parent.path().join("backup.sqlite3");
+    let mut backup = appliance(&data_dir);
+    backup.arg("backup").arg("--out").arg(&out).stdout(Stdio::piped());
+    let printed = tokio::task::spawn_blocking(move || run_ok(&mut backup)).await.expect("backup");
+    assert!(printed.contains("backup.sqlite3"), "says where: {printed}");
+    let _ = stop.send(true);
+    let written = writer.await.expect("writer");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&out).expect("the backup").permissions().mode() & 0o777, 0o600);
+
+    // A backup never overwrites: the first one stays as it was.
+    let size = std::fs::metadata(&out).expect("backup").len();
+    let again = appliance(&data_dir).arg("backup").arg("--out").arg(&out).output().expect("run");
+    assert_ne!(again.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists already"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::metadata(&out).expect("backup").len(), size);
+    signal(&child, "TERM");
+    assert_eq!(wait_for_exit(&mut child, Duration::from_secs(10)).code(), Some(0));
+
+    // Restored: the backup as the database of a new data directory with the
+    // same keys. Signing in works, and the resources are one consistent
+    // moment: the first N of those written, none missing in between.
+    let restored = parent.path().join("restored");
+    copy_all_but_the_database(&data_dir, &restored);
+    std::fs::copy(&out, restored.join(rap_storage::sqlite::DATABASE_FILE_NAME)).expect("restore");
+    let mut child = appliance(&restored).spawn().expect("spawn");
+    let (addr, _logs) = wait_until_listening(&mut child);
+    let (token, org) = sign_in(&http, &addr).await;
+    let list: serde_json::Value = http
+        .get(format!("http://{addr}/api/v1/resources?organization_id={org}&limit=500"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["name"].as_str().expect("name").to_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 20 && names.len() <= written, "{} of {written} written", names.len());
+    let expected: Vec<String> = (0..names.len()).map(|count| format!("PC {count:04}")).collect();
+    assert_eq!(names, expected);
+    // Each resource but perhaps the last has its ended session, and the
+    // sessions are of the restored resources only.
+    let sessions: serde_json::Value = http
+        .get(format!("http://{addr}/api/v1/sessions?organization_id={org}&limit=500"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sessions")
+        .json()
+        .await
+        .expect("json");
+    let sessions = sessions["items"].as_array().expect("items");
+    let resource_ids: Vec<&str> =
+        list["items"].as_array().expect("items").iter().map(|item| item["id"].as_str().expect("id")).collect();
+    assert!(
+        sessions.len() + 1 >= names.len() && sessions.len() <= names.len(),
+        "{} sessions for {} resources",
+        sessions.len(),
+        names.len()
+    );
+    for session in sessions {
+        assert!(resource_ids.contains(&session["resource_id"].as_str().expect("resource")), "{session}");
+    }
+    signal(&child, "TERM");
+    assert_eq!(wait_for_exit(&mut child, Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn a_backup_without_a_database_fails_and_writes_nothing() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let out = parent.path().join("backup.sqlite3");
+    let output = appliance(&parent.path().join("empty")).arg("backup").arg("--out").arg(&out).output().expect("run");
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no database"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!out.exists() && !parent.path().join("backup.sqlite3.partial").exists());
+}

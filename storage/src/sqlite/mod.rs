@@ -1,6 +1,7 @@
 //! The SQLite implementation of the repository traits.
 
 mod auth;
+mod backup;
 mod identity;
 mod migrations;
 mod pool;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{Row, params};
 
+pub use backup::backup;
 pub use migrations::embedded_names as embedded_migration_names;
 
 use crate::repo::{AuditEvent, AuditQuery, AuditRepository, HealthRepository, Repositories, StorageError};
