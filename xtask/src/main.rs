@@ -11,6 +11,9 @@
 //!   `RAP_XRDP_SETUP=1` as well, xrdp restarted to keep disconnected
 //!   sessions (`testing/xrdp-setup.sh --keep-disconnected`, needs root) and
 //!   the appliance-restart acceptance test;
+//! - with `RAP_PACKAGE_LIFECYCLE=1` (root; it installs and purges packages
+//!   on this machine): the desktop app's `.deb` (`testing/desktop-package.sh`)
+//!   and the appliance's (`testing/package-lifecycle.sh`);
 //! - the web UI's type check and unit tests (Node.js), and its end-to-end
 //!   tests in headless Chromium against the scripted desktop and the RDP
 //!   test server (both built by the tests above).
@@ -132,6 +135,20 @@ fn ci() -> Result<(), String> {
                     "\n==> Desktop app's Open in window run skipped: it needs WebKitWebDriver, xdotool, rap-viewer and rap-appliance"
                 );
             }
+            let tauri_cli = ci.root.join("ui/tests/node_modules/.bin/tauri");
+            if std::env::var("RAP_PACKAGE_LIFECYCLE").as_deref() == Ok("1") && tauri_cli.exists() {
+                let shot = ci.root.join("ui/tests/artifacts/desktop-installed.png").to_string_lossy().into_owned();
+                ci.step(
+                    "Desktop app: its .deb bundled with the native viewer, installed, the installed app's smoke run, purged",
+                    "bash",
+                    &["testing/desktop-package.sh", &shot],
+                    &[],
+                )?;
+            } else {
+                println!(
+                    "\n==> Desktop app's .deb skipped: it needs RAP_PACKAGE_LIFECYCLE=1 (root) and the Tauri CLI in ui/tests"
+                );
+            }
         } else {
             println!("\n==> Desktop app smoke run skipped: no Xvfb");
         }
@@ -191,6 +208,19 @@ fn ci() -> Result<(), String> {
         Err(_) => println!(
             "\n==> Acceptance skipped: RAP_ACCEPTANCE_XRDP is not set (bash testing/xrdp-setup.sh sets up xrdp)"
         ),
+    }
+
+    if std::env::var("RAP_PACKAGE_LIFECYCLE").as_deref() == Ok("1") {
+        ci.step(
+            "Package: the Debian package built, linted, installed, serving HTTPS, upgraded, removed and purged",
+            "bash",
+            &["testing/package-lifecycle.sh"],
+            &[],
+        )?;
+    } else {
+        println!(
+            "\n==> Package lifecycle skipped (RAP_PACKAGE_LIFECYCLE=1 lets it install and purge the package; needs root)"
+        );
     }
 
     if which("node") {
