@@ -215,16 +215,7 @@ async fn an_installer_activates_the_first_owner_from_the_command_line() {
     strict(&mut serve);
     let mut child = serve.spawn().expect("spawn");
     let (addr, _logs) = wait_until_listening(&mut child);
-    let client = crate::support::client();
-    let login: serde_json::Value = client
-        .post(format!("http://{addr}/api/v1/auth/login"))
-        .json(&serde_json::json!({"email": "boss@example.com", "password": "boss password 1"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
+    let login = login(&crate::support::client(), &addr, "boss password 1").await;
     assert_eq!(login["user"]["platform_role"], "platform_admin", "{login}");
     signal(&child, "TERM");
     assert_eq!(wait_for_exit(&mut child, Duration::from_secs(5)).code(), Some(0));
@@ -332,32 +323,29 @@ async fn json_post(http: &reqwest::Client, url: &str, token: &str, body: serde_j
     response.json().await.expect("json")
 }
 
+async fn json_get(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    let response = http.get(url).bearer_auth(token).send().await.expect("get");
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.expect("json")
+}
+
+/// The login answer for boss@example.com.
+async fn login(http: &reqwest::Client, addr: &str, password: &str) -> serde_json::Value {
+    let body = serde_json::json!({"email": "boss@example.com", "password": password});
+    let response = http.post(format!("http://{addr}/api/v1/auth/login")).json(&body).send().await.expect("login");
+    response.json().await.expect("json")
+}
+
+/// The owner's access token and organization.
 async fn sign_in(http: &reqwest::Client, addr: &str) -> (String, String) {
-    let login: serde_json::Value = http
-        .post(format!("http://{addr}/api/v1/auth/login"))
-        .json(&serde_json::json!({"email": "boss@example.com", "password": "owner password 1"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
+    let login = login(http, addr, "owner password 1").await;
     let token = login["access_token"].as_str().expect("signed in").to_owned();
-    let me: serde_json::Value = http
-        .get(format!("http://{addr}/api/v1/auth/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let me = json_get(http, &format!("http://{addr}/api/v1/auth/me"), &token).await;
     (token, me["memberships"][0]["organization_id"].as_str().expect("an organization").to_owned())
 }
 
 #[tokio::test]
 async fn a_backup_taken_while_the_appliance_writes_restores_into_a_working_appliance() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let parent = tempfile::tempdir().expect("temp dir");
     let data_dir = parent.path().join("data");
     let mut bootstrap = appliance(&data_dir);
@@ -368,7 +356,7 @@ async fn a_backup_taken_while_the_appliance_writes_restores_into_a_working_appli
     run_ok(&mut bootstrap);
     let mut child = appliance(&data_dir).env("RAP_WORKER_RUNTIME", "scripted").spawn().expect("spawn");
     let (addr, _logs) = wait_until_listening(&mut child);
-    let http = reqwest::Client::new();
+    let http = crate::support::client();
     let (token, org) = sign_in(&http, &addr).await;
 
     // All through the backup: a resource, a remote session on it, the
@@ -441,15 +429,8 @@ async fn a_backup_taken_while_the_appliance_writes_restores_into_a_working_appli
     let mut child = appliance(&restored).spawn().expect("spawn");
     let (addr, _logs) = wait_until_listening(&mut child);
     let (token, org) = sign_in(&http, &addr).await;
-    let list: serde_json::Value = http
-        .get(format!("http://{addr}/api/v1/resources?organization_id={org}&limit=500"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list =
+        json_get(&http, &format!("http://{addr}/api/v1/resources?organization_id={org}&limit=500"), &token).await;
     let mut names: Vec<String> = list["items"]
         .as_array()
         .expect("items")
@@ -462,15 +443,8 @@ async fn a_backup_taken_while_the_appliance_writes_restores_into_a_working_appli
     assert_eq!(names, expected);
     // Each resource but perhaps the last has its ended session, and the
     // sessions are of the restored resources only.
-    let sessions: serde_json::Value = http
-        .get(format!("http://{addr}/api/v1/sessions?organization_id={org}&limit=500"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sessions")
-        .json()
-        .await
-        .expect("json");
+    let sessions =
+        json_get(&http, &format!("http://{addr}/api/v1/sessions?organization_id={org}&limit=500"), &token).await;
     let sessions = sessions["items"].as_array().expect("items");
     let resource_ids: Vec<&str> =
         list["items"].as_array().expect("items").iter().map(|item| item["id"].as_str().expect("id")).collect();
