@@ -42,6 +42,7 @@ struct Inner {
     attached_viewers: Gauge,
     frames_sent: Counter,
     bytes_sent: Counter,
+    video_units_sent: Counter,
     workers: Gauge,
     screen_updates: Counter,
     undelivered_worker_events: Counter,
@@ -69,6 +70,12 @@ impl Metrics {
         registry.register("frames_sent", "Render frames sent to viewers", frames_sent.clone());
         let bytes_sent = Counter::default();
         registry.register("frame_bytes_sent", "Render frame bytes sent to viewers", bytes_sent.clone());
+        let video_units_sent = Counter::default();
+        registry.register(
+            "video_units_sent",
+            "H.264 access units passed through to viewers that decode them",
+            video_units_sent.clone(),
+        );
         let workers = Gauge::default();
         registry.register("workers", "Registered worker slots", workers.clone());
         let screen_updates = Counter::default();
@@ -121,6 +128,7 @@ impl Metrics {
                 attached_viewers,
                 frames_sent,
                 bytes_sent,
+                video_units_sent,
                 workers,
                 screen_updates,
                 undelivered_worker_events,
@@ -201,6 +209,10 @@ impl Metrics {
     pub fn frame_sent(&self, bytes: u64) {
         self.inner.frames_sent.inc();
         self.inner.bytes_sent.inc_by(bytes);
+    }
+
+    pub fn video_unit_sent(&self) {
+        self.inner.video_units_sent.inc();
     }
 
     /// The OpenMetrics text exposition.

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::{OWNER_EMAIL, OWNER_PASSWORD, json_of, legacy_app_with_owner};
 use crate::tenancy::id;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn attach(addr: &std::net::SocketAddr, token: &str) -> Socket {
     let (mut socket, _) =
@@ -41,7 +41,7 @@ async fn non_blank_frame(socket: &mut Socket) -> usize {
     }
 }
 
-async fn wait_state(app: &crate::support::TestApp, token: &str, session: &str, wanted: &str) -> Value {
+pub(crate) async fn wait_state(app: &crate::support::TestApp, token: &str, session: &str, wanted: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let current = json_of(app.get_as(&format!("/api/v1/sessions/{session}"), token).await, 200).await;
@@ -81,14 +81,21 @@ fn xrdp_spec() -> Option<(String, u16, String, String)> {
 /// The settings every acceptance appliance runs with.
 const ACCEPTANCE_SETTINGS: [(&str, &str); 1] = [("RAP_WORKER_RUNTIME", "rdp")];
 
-async fn xrdp_session(policy: Value) -> Option<XrdpSession> {
-    let (host, port, user, password) = xrdp_spec()?;
-
+/// A fresh appliance with one RDP resource at `host:port` and a session
+/// on it, started and active: the app, the admin's token, the session id
+/// and the start response (with the controller's attach token).
+pub(crate) async fn started_session(
+    host: &str,
+    port: u16,
+    (user, password): (&str, &str),
+    policy: Value,
+    size: (u16, u16),
+) -> (crate::support::TestApp, String, String, Value) {
     let app = legacy_app_with_owner(&ACCEPTANCE_SETTINGS).await;
     let admin = app.login(OWNER_EMAIL, OWNER_PASSWORD).await["access_token"].as_str().expect("token").to_owned();
     let me = json_of(app.get_as("/api/v1/auth/me", &admin).await, 200).await;
     let org = me["memberships"][0]["organization_id"].as_str().expect("org").to_owned();
-    let body = json!({"organization_id": org, "name": "xrdp", "protocol": "rdp", "host": host, "port": port,
+    let body = json!({"organization_id": org, "name": "desktop", "protocol": "rdp", "host": host, "port": port,
         "certificate_verification_mode": "ignore", "policy": policy});
     let resource = id(&json_of(app.post("/api/v1/resources", Some(&admin), body).await, 201).await);
     let secret = json!({"username": user, "password": password});
@@ -97,15 +104,17 @@ async fn xrdp_session(policy: Value) -> Option<XrdpSession> {
         200,
     )
     .await;
-
-    let started = json_of(
-        app.post("/api/v1/sessions", Some(&admin), json!({"resource_id": resource, "width": 1024, "height": 768}))
-            .await,
-        201,
-    )
-    .await;
+    let (width, height) = size;
+    let start = json!({"resource_id": resource, "width": width, "height": height});
+    let started = json_of(app.post("/api/v1/sessions", Some(&admin), start).await, 201).await;
     let session = id(&started["session"]);
     wait_state(&app, &admin, &session, "active").await;
+    (app, admin, session, started)
+}
+
+async fn xrdp_session(policy: Value) -> Option<XrdpSession> {
+    let (host, port, user, password) = xrdp_spec()?;
+    let (app, admin, session, started) = started_session(&host, port, (&user, &password), policy, (1024, 768)).await;
     let mut socket = attach(&app.addr, started["attach"]["attach_token"].as_str().expect("token")).await;
     let first = non_blank_frame(&mut socket).await;
     eprintln!("xrdp: first non-blank frame after {first} bytes");
@@ -178,7 +187,7 @@ fn key_for(c: char) -> (String, bool) {
 }
 
 /// Types `text` into the remote session as physical key presses.
-async fn type_text(socket: &mut Socket, text: &str) {
+pub(crate) async fn type_text(socket: &mut Socket, text: &str) {
     let press = |code: &str, down: bool| json!({"type": "input.key", "payload": {"code": code, "down": down}});
     for c in text.chars() {
         let (code, shift) = key_for(c);

@@ -933,3 +933,46 @@ async fn clipboard_and_files_are_refused_until_the_session_is_active() {
     assert_eq!(echoed["payload"]["text"], "EARLY", "the same request passes once the session is active");
     live.app.stop().await.expect("clean stop");
 }
+
+/// `codecs` is read strictly: a list a real client would send is honoured
+/// only where H.264 can travel (`binary_v1`, full colour), and a host
+/// without the graphics pipeline (the scripted desktop) still sends pixels.
+#[tokio::test]
+async fn h264_is_granted_only_where_it_can_travel_and_oversized_codec_lists_are_refused() {
+    let live = live(&[]).await;
+    let (session, token) = live.start("pc1.office.lan", (320, 200)).await;
+    let binary = json!({"render_transport": "binary_v1", "codecs": ["vp9", "h264"]});
+    let (mut socket, attached) = live.attach_with(&token, binary).await;
+    assert_eq!(attached["payload"]["codecs"], json!(["h264"]));
+    let frame = next_frame(&mut socket).await;
+    assert_eq!(
+        (frame.rect, frame.pixels.len()),
+        (Rect::new(0, 0, 320, 200), 320 * 200 * 4),
+        "pixels from a host without H.264"
+    );
+    drop(socket);
+    for options in [
+        json!({"render_transport": "binary_v1", "color_mode": "grayscale", "codecs": ["h264"]}),
+        json!({"render_transport": "json_base64", "codecs": ["h264"]}),
+        json!({"render_transport": "binary_v1", "codecs": ["av1"]}),
+    ] {
+        let offered = live.command(&session, "attach").await;
+        let (_socket, attached) =
+            live.attach_with(offered["attach"]["attach_token"].as_str().expect("token"), options.clone()).await;
+        assert!(attached["payload"].get("codecs").is_none(), "{options}: {attached}");
+    }
+    let too_many: Vec<String> = (0..9).map(|index| format!("codec{index}")).collect();
+    let too_long = vec!["x".repeat(33)];
+    for codecs in [json!(too_many), json!(too_long)] {
+        let offered = live.command(&session, "attach").await;
+        let mut socket = live.connect().await;
+        let payload = json!({"attach_token": offered["attach"]["attach_token"], "codecs": codecs});
+        socket.send(Message::text(json!({"type": "attach", "payload": payload}).to_string())).await.expect("send");
+        let error = next_json(&mut socket).await;
+        assert_eq!(error["event"]["code"], "invalid_request", "{error}");
+        assert_eq!(error["event"]["details"]["reason"], "invalid_value");
+        assert_eq!(error["event"]["details"]["field"], "payload.codecs");
+        assert_eq!(closed_with(&mut socket).await, 4400);
+    }
+    live.app.stop().await.expect("clean stop");
+}

@@ -9,6 +9,7 @@ mod binary;
 mod envelope;
 mod files;
 mod gateway;
+mod graphics;
 mod installation;
 mod lan;
 mod rdp;

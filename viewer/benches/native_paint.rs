@@ -44,6 +44,7 @@ fn frame(seq: u32, content: Content) -> Vec<u8> {
         encoding: Encoding::ZlibRgba8,
         color_mode: ColorMode::FullColor,
         last: true,
+        key_frame: false,
         seq,
         rect: Rect::new(0, 0, WIDTH, HEIGHT),
         payload_len: payload.len() as u32,

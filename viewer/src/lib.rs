@@ -154,6 +154,8 @@ pub async fn attach_to(
         color_mode,
         compression: Compression::Zlib,
         data_plane_token: None,
+        // No H.264 decoder here yet: pixels only.
+        codecs: Vec::new(),
     };
     socket.send(Message::text(client_text(&attach))).await.context("sending attach")?;
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);

@@ -53,6 +53,28 @@ pub struct AttachPayload {
     /// `zlib` compresses every frame payload (an addition to the contract).
     #[serde(default)]
     pub compression: Compression,
+    /// What the client decodes besides pixels (API.md: `"h264"`). Names
+    /// this appliance does not know are ignored, so a newer client still
+    /// attaches; [`AttachPayload::decodes_h264`] reads the list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<String>,
+}
+
+/// The codec name of `binary_v1` encoding 4.
+pub const CODEC_H264: &str = "h264";
+/// Longest `codecs` list accepted, and longest name in it.
+pub const MAX_CODECS: usize = 8;
+pub const MAX_CODEC_NAME: usize = 32;
+
+impl AttachPayload {
+    /// Whether the client said it decodes H.264; `Err` for a list too long
+    /// to be a real client's.
+    pub fn decodes_h264(&self) -> Result<bool, &'static str> {
+        if self.codecs.len() > MAX_CODECS || self.codecs.iter().any(|name| name.len() > MAX_CODEC_NAME) {
+            return Err("codecs");
+        }
+        Ok(self.codecs.iter().any(|name| name == CODEC_H264))
+    }
 }
 
 impl ClientPayload for AttachPayload {
@@ -162,5 +184,32 @@ mod tests {
         assert_eq!(client_text(&resize), r#"{"type":"display.resize","payload":{"width":1280,"height":720}}"#);
         let gray = ColorModePayload { color_mode: ColorMode::Grayscale };
         assert_eq!(client_text(&gray), r#"{"type":"color_mode","payload":{"color_mode":"grayscale"}}"#);
+    }
+}
+
+#[cfg(test)]
+mod codec_tests {
+    use super::*;
+
+    fn attach(json: &str) -> AttachPayload {
+        serde_json::from_str(json).expect("an attach payload")
+    }
+
+    #[test]
+    fn h264_is_read_from_the_codecs_list_and_unknown_names_are_ignored() {
+        assert_eq!(attach(r#"{"attach_token":"t"}"#).decodes_h264(), Ok(false));
+        assert_eq!(attach(r#"{"attach_token":"t","codecs":["h264"]}"#).decodes_h264(), Ok(true));
+        assert_eq!(attach(r#"{"attach_token":"t","codecs":["av1","h264"]}"#).decodes_h264(), Ok(true));
+        assert_eq!(attach(r#"{"attach_token":"t","codecs":["H264"]}"#).decodes_h264(), Ok(false), "names are exact");
+        let many = format!(r#"{{"attach_token":"t","codecs":[{}]}}"#, [r#""x""#; MAX_CODECS + 1].join(","));
+        assert_eq!(attach(&many).decodes_h264(), Err("codecs"));
+        let long = format!(r#"{{"attach_token":"t","codecs":["{}"]}}"#, "x".repeat(MAX_CODEC_NAME + 1));
+        assert_eq!(attach(&long).decodes_h264(), Err("codecs"));
+        assert!(serde_json::from_str::<AttachPayload>(r#"{"attach_token":"t","codecs":"h264"}"#).is_err());
+        let with = AttachPayload { codecs: vec![CODEC_H264.into()], ..AttachPayload::default() };
+        assert_eq!(
+            client_text(&with),
+            r#"{"type":"attach","payload":{"color_mode":"full_color","compression":"none","codecs":["h264"]}}"#
+        );
     }
 }

@@ -8,6 +8,8 @@ pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 24;
 /// Flag bit 0: the last rectangle of this update.
 pub const FLAG_LAST: u8 = 0b0000_0001;
+/// Flag bit 1: an H.264 access unit that starts a decodable stream (IDR).
+pub const FLAG_KEY_FRAME: u8 = 0b0000_0010;
 
 /// A rectangle of the remote screen, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,6 +91,15 @@ pub enum Encoding {
     ZlibRgba8,
     /// `RawGray8` compressed the same way.
     ZlibGray8,
+    /// One H.264 access unit (Annex B) of the host's own stream; the
+    /// rectangle is where the decoded picture's top-left goes and its size.
+    H264,
+    /// No payload: paint this rectangle (screen coordinates, inside the
+    /// preceding [`Self::H264`] picture) from that picture. An access unit
+    /// marked last paints whole; one not marked last paints only the
+    /// regions that follow it, and a single empty region paints nothing
+    /// (the picture only advances the decoder).
+    H264Region,
 }
 
 impl Encoding {
@@ -98,6 +109,8 @@ impl Encoding {
             Self::RawGray8 => 1,
             Self::ZlibRgba8 => 2,
             Self::ZlibGray8 => 3,
+            Self::H264 => 4,
+            Self::H264Region => 5,
         }
     }
 
@@ -107,6 +120,8 @@ impl Encoding {
             1 => Some(Self::RawGray8),
             2 => Some(Self::ZlibRgba8),
             3 => Some(Self::ZlibGray8),
+            4 => Some(Self::H264),
+            5 => Some(Self::H264Region),
             _ => None,
         }
     }
@@ -117,6 +132,8 @@ impl Encoding {
             Self::RawGray8 => "raw_gray8",
             Self::ZlibRgba8 => "zlib_rgba8",
             Self::ZlibGray8 => "zlib_gray8",
+            Self::H264 => "h264",
+            Self::H264Region => "h264_region",
         }
     }
 
@@ -186,6 +203,8 @@ pub struct FrameHeader {
     pub encoding: Encoding,
     pub color_mode: ColorMode,
     pub last: bool,
+    /// Only on [`Encoding::H264`]: the access unit is a key frame.
+    pub key_frame: bool,
     pub seq: u32,
     pub rect: Rect,
     pub payload_len: u32,
@@ -197,7 +216,11 @@ impl FrameHeader {
         out.push(VERSION);
         out.push(self.encoding.code());
         out.push(self.color_mode.code());
-        out.push(if self.last { FLAG_LAST } else { 0 });
+        let mut flags = if self.last { FLAG_LAST } else { 0 };
+        if self.key_frame {
+            flags |= FLAG_KEY_FRAME;
+        }
+        out.push(flags);
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&self.rect.x.to_le_bytes());
         out.extend_from_slice(&self.rect.y.to_le_bytes());
@@ -221,6 +244,7 @@ impl FrameHeader {
                 _ => return None,
             },
             last: bytes[7] & FLAG_LAST != 0,
+            key_frame: bytes[7] & FLAG_KEY_FRAME != 0,
             seq: u32_at(8),
             rect: Rect::new(u16_at(12), u16_at(14), u16_at(16), u16_at(18)),
             payload_len: u32_at(20),
@@ -243,6 +267,7 @@ mod tests {
             encoding: Encoding::RawGray8,
             color_mode: ColorMode::Grayscale,
             last: true,
+            key_frame: false,
             seq: 0x0102_0304,
             rect: Rect::new(0x0a0b, 0x0c0d, 0x0e0f, 0x1011),
             payload_len: 0x1213_1415,
@@ -261,6 +286,13 @@ mod tests {
         let mut wrong = bytes.clone();
         wrong[0] = b'X';
         assert_eq!(FrameHeader::read(&wrong), None);
+        let key = FrameHeader { encoding: Encoding::H264, color_mode: ColorMode::FullColor, key_frame: true, ..header };
+        let mut bytes = Vec::new();
+        key.write(&mut bytes);
+        assert_eq!((bytes[5], bytes[7]), (4, FLAG_LAST | FLAG_KEY_FRAME));
+        assert_eq!(FrameHeader::read(&bytes), Some(key));
+        bytes[5] = 6;
+        assert_eq!(FrameHeader::read(&bytes), None, "an encoding this client does not know");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! - [`frame`]: the `binary_v1` frame header (API.md "binary frame header"),
 //!   rectangles, colour modes, encodings, and the zlib payload.
+//! - [`h264`]: what a client needs to know about an access unit before it
+//!   decodes it (key frame or not, the codec string of its stream).
 //! - [`envelope`]: the messages a client sends on the live plane, by type
 //!   name and payload.
 //! - [`size`]: the bounds of a desktop a client may ask for.
@@ -13,5 +15,6 @@
 
 pub mod envelope;
 pub mod frame;
+pub mod h264;
 pub mod renewal;
 pub mod size;

@@ -11,6 +11,8 @@
 //!   `RAP_XRDP_SETUP=1` as well, xrdp restarted to keep disconnected
 //!   sessions (`testing/xrdp-setup.sh --keep-disconnected`, needs root) and
 //!   the appliance-restart acceptance test;
+//! - with `RAP_ACCEPTANCE_SHADOW` set (`testing/shadow-setup.sh`): the
+//!   graphics pipeline tests against FreeRDP's shadow server (H.264);
 //! - with `RAP_PACKAGE_LIFECYCLE=1` (root; it installs and purges packages
 //!   on this machine): the desktop app's `.deb` (`testing/desktop-package.sh`)
 //!   and the appliance's (`testing/package-lifecycle.sh`);
@@ -210,6 +212,32 @@ fn ci() -> Result<(), String> {
         ),
     }
 
+    match std::env::var("RAP_ACCEPTANCE_SHADOW") {
+        Ok(spec) => {
+            let filter = [
+                "test",
+                "-p",
+                "rap-appliance",
+                "--locked",
+                "--test",
+                "main",
+                "graphics",
+                "--",
+                "--nocapture",
+                "--test-threads=1",
+            ];
+            ci.step(
+                "Graphics pipeline: FreeRDP's shadow server's H.264, passed through and decoded",
+                "cargo",
+                &filter,
+                &[("RAP_ACCEPTANCE_SHADOW", &spec)],
+            )?;
+        }
+        Err(_) => println!(
+            "\n==> Graphics pipeline tests skipped: RAP_ACCEPTANCE_SHADOW is not set (bash testing/shadow-setup.sh)"
+        ),
+    }
+
     if std::env::var("RAP_PACKAGE_LIFECYCLE").as_deref() == Ok("1") {
         ci.step(
             "Package: the Debian package built, linted, installed, serving HTTPS, upgraded, removed and purged",
@@ -297,7 +325,10 @@ impl Ci {
         command.args(args).current_dir(&self.root).stdout(Stdio::piped()).stderr(Stdio::piped());
         // The xrdp settings reach only the steps that ask for them: the
         // acceptance tests run one at a time, never beside the others.
-        command.env_remove("RAP_ACCEPTANCE_XRDP").env_remove("RAP_ACCEPTANCE_XRDP_KEEPS_SESSIONS");
+        command
+            .env_remove("RAP_ACCEPTANCE_XRDP")
+            .env_remove("RAP_ACCEPTANCE_XRDP_KEEPS_SESSIONS")
+            .env_remove("RAP_ACCEPTANCE_SHADOW");
         for (name, value) in env {
             command.env(name, value);
         }

@@ -18,6 +18,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 
 use super::frame::{ColorMode, Rect, luma};
+use super::video::{VideoCatchUp, VideoEvent, VideoPosition, VideoRing, VideoUnit};
 
 /// Damage entries kept; older viewers get a full frame.
 const DAMAGE_LOG: usize = 512;
@@ -62,10 +63,21 @@ struct Pixels {
     height: u16,
     rgba: Box<dyn PixelStore>,
     seq: u64,
-    /// (sequence, rectangle) of recent updates, oldest first.
-    log: VecDeque<(u64, Rect)>,
+    /// Recent updates, oldest first.
+    log: VecDeque<Logged>,
     /// Updates at or before this sequence are not in the log (resize, trim).
     horizon: u64,
+    /// The host's H.264 stream, under the same lock as the pixels it
+    /// painted, so a viewer reads both at one state.
+    video: VideoRing,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Logged {
+    seq: u64,
+    rect: Rect,
+    /// An access unit of the video stream painted it all.
+    by_video: bool,
 }
 
 /// What a viewer must send to catch up.
@@ -110,6 +122,15 @@ pub struct Screen {
     /// Recently compressed payloads, so ten viewers of one update compress
     /// it once.
     payloads: Mutex<VecDeque<(PayloadKey, Arc<Vec<u8>>)>>,
+    /// A viewer waits for a key frame the video stream does not hold.
+    key_frame_wanted: std::sync::atomic::AtomicBool,
+}
+
+/// A viewer's next step: the pixels, and the video units beside them.
+#[derive(Debug)]
+pub struct CatchUp {
+    pub damage: Option<Damage>,
+    pub video: VideoCatchUp,
 }
 
 /// Paints one update; every rectangle touched is recorded as damage.
@@ -175,13 +196,14 @@ impl Screen {
         store: Box<dyn PixelStore>,
         published: Arc<std::sync::atomic::AtomicU64>,
     ) -> Arc<Self> {
-        let pixels =
-            Pixels { width, height, rgba: store, seq: 1, log: VecDeque::with_capacity(DAMAGE_LOG), horizon: 1 };
+        let log = VecDeque::with_capacity(DAMAGE_LOG);
+        let pixels = Pixels { width, height, rgba: store, seq: 1, log, horizon: 1, video: VideoRing::default() };
         Arc::new(Self {
             published,
             pixels: RwLock::new(pixels),
             changed: watch::channel(1).0,
             payloads: Mutex::new(VecDeque::new()),
+            key_frame_wanted: Default::default(),
         })
     }
 
@@ -205,7 +227,7 @@ impl Screen {
             let mut canvas = Canvas { pixels: &mut pixels, touched: Vec::new() };
             paint(&mut canvas);
             let touched = std::mem::take(&mut canvas.touched);
-            match record(&mut pixels, touched) {
+            match record(&mut pixels, touched, Vec::new()) {
                 Some(seq) => seq,
                 None => return,
             }
@@ -218,13 +240,26 @@ impl Screen {
     /// [`Self::replace_store`]); the rectangles it returns become one
     /// update. `None` if the screen holds another kind of store.
     pub fn decode_into<S: PixelStore, R>(&self, decode: impl FnOnce(&mut S) -> (R, Vec<Rect>)) -> Option<R> {
+        self.decode_with_video(|store: &mut S| {
+            let (result, damage) = decode(store);
+            (result, damage, Vec::new())
+        })
+    }
+
+    /// [`Self::decode_into`] for a decoder that also hands over the host's
+    /// H.264 access units it decoded: they join the video stream at the
+    /// same update as the pixels they painted.
+    pub fn decode_with_video<S: PixelStore, R>(
+        &self,
+        decode: impl FnOnce(&mut S) -> (R, Vec<Rect>, Vec<VideoEvent>),
+    ) -> Option<R> {
         let (result, seq) = {
             let mut pixels = self.write();
             let store = pixels.rgba.as_any_mut().downcast_mut::<S>()?;
-            let (result, damage) = decode(store);
+            let (result, damage, video) = decode(store);
             let (width, height) = (pixels.width, pixels.height);
             let touched = damage.into_iter().map(|rect| rect.clipped(width, height)).filter(|rect| !rect.is_empty());
-            let seq = record(&mut pixels, touched.collect());
+            let seq = record(&mut pixels, touched.collect(), video);
             // A decoder with the next update already buffered would take the
             // lock straight back and starve the viewers waiting to read:
             // hand it to them first.
@@ -249,6 +284,7 @@ impl Screen {
             pixels.seq += 1;
             pixels.log.clear();
             pixels.horizon = pixels.seq;
+            pixels.video.reset();
             pixels.seq
         };
         self.changed.send_replace(seq);
@@ -273,7 +309,34 @@ impl Screen {
     /// decoder holds the screen.
     pub fn damage_since_with(&self, seen: u64, wait: Wait) -> Option<Option<Damage>> {
         let pixels = self.read_with(wait)?;
-        Some(damage_in(&pixels, seen))
+        Some(damage_in(&pixels, seen, false))
+    }
+
+    /// A viewer's next step from pixel sequence `seen` and `position` in
+    /// the video stream, read at one state; `None` when `wait` is
+    /// [`Wait::No`] and a decoder holds the screen.
+    pub fn catch_up_with(&self, seen: u64, position: VideoPosition, wait: Wait) -> Option<CatchUp> {
+        let pixels = self.read_with(wait)?;
+        // A viewer behind the log gets the whole screen as pixels: no unit
+        // need paint for it.
+        let shown = if seen < pixels.horizon { u64::MAX } else { seen };
+        let (video, alongside) = pixels.video.catch_up(position, shown);
+        if matches!(video, VideoCatchUp::Waiting) {
+            self.key_frame_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let seen = if alongside.whole { 0 } else { seen };
+        Some(CatchUp { damage: damage_in(&pixels, seen, alongside.skip_video), video })
+    }
+
+    /// Whether a viewer has asked for a key frame since the last call: the
+    /// worker then asks the host to repaint.
+    pub fn take_key_frame_wish(&self) -> bool {
+        self.key_frame_wanted.swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes of H.264 the session keeps for joining viewers.
+    pub fn video_bytes(&self) -> usize {
+        self.read().video.bytes()
     }
 
     /// A read guard, or `None` rather than waiting when `wait` is [`Wait::No`].
@@ -342,8 +405,9 @@ impl Screen {
     }
 }
 
-/// What a viewer at `seen` must send to catch up with `pixels`.
-fn damage_in(pixels: &Pixels, seen: u64) -> Option<Damage> {
+/// What a viewer at `seen` must send to catch up with `pixels`; with
+/// `skip_video`, not what the video stream painted (the viewer decodes it).
+fn damage_in(pixels: &Pixels, seen: u64, skip_video: bool) -> Option<Damage> {
     if seen >= pixels.seq {
         return None;
     }
@@ -358,8 +422,12 @@ fn damage_in(pixels: &Pixels, seen: u64) -> Option<Damage> {
         });
     }
     let mut rects: Vec<Rect> = Vec::new();
-    for (_, rect) in pixels.log.iter().filter(|(seq, _)| *seq > seen) {
-        merge_into(&mut rects, *rect);
+    for logged in pixels.log.iter().filter(|logged| logged.seq > seen && !(skip_video && logged.by_video)) {
+        merge_into(&mut rects, logged.rect);
+    }
+    if rects.is_empty() {
+        // Only video changed: the sequence still moves on.
+        return Some(Damage { seq: pixels.seq, width: pixels.width, height: pixels.height, rects, full: false });
     }
     if rects.len() > MAX_RECTS {
         let bounds = rects.iter().fold(Rect::new(0, 0, 0, 0), |bounds, rect| bounds.union(rect));
@@ -369,20 +437,35 @@ fn damage_in(pixels: &Pixels, seen: u64) -> Option<Damage> {
     Some(Damage { seq: pixels.seq, width: pixels.width, height: pixels.height, rects, full })
 }
 
-/// Logs `touched` as one update; its sequence, or `None` if nothing changed.
-fn record(pixels: &mut Pixels, touched: Vec<Rect>) -> Option<u64> {
-    if touched.is_empty() {
+/// Logs `touched` (and the video units that painted it) as one update;
+/// its sequence, or `None` if nothing changed.
+fn record(pixels: &mut Pixels, touched: Vec<Rect>, video: Vec<VideoEvent>) -> Option<u64> {
+    if touched.is_empty() && video.is_empty() {
         return None;
     }
     pixels.seq += 1;
     let seq = pixels.seq;
+    let units: Vec<&VideoUnit> = video
+        .iter()
+        .filter_map(|event| match event {
+            VideoEvent::Unit(unit) => Some(unit),
+            VideoEvent::Reset => None,
+        })
+        .collect();
     for rect in touched {
         if pixels.log.len() == DAMAGE_LOG
-            && let Some((dropped, _)) = pixels.log.pop_front()
+            && let Some(dropped) = pixels.log.pop_front()
         {
-            pixels.horizon = dropped;
+            pixels.horizon = dropped.seq;
         }
-        pixels.log.push_back((seq, rect));
+        let by_video = units.iter().any(|unit| unit.covers(&rect));
+        pixels.log.push_back(Logged { seq, rect, by_video });
+    }
+    for event in video {
+        match event {
+            VideoEvent::Unit(unit) => pixels.video.push(seq, unit),
+            VideoEvent::Reset => pixels.video.reset(),
+        }
     }
     Some(seq)
 }
@@ -470,126 +553,5 @@ impl Screens {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_new_viewer_gets_the_whole_screen_then_only_what_changed() {
-        let screen = Screen::new(100, 50);
-        let first = screen.damage_since(0).expect("something to send");
-        assert!(first.full);
-        assert_eq!(first.rects, [Rect::new(0, 0, 100, 50)]);
-        assert_eq!(screen.damage_since(first.seq), None, "nothing new");
-
-        screen.update(|canvas| canvas.fill(Rect::new(10, 10, 5, 5), [255, 0, 0, 255]));
-        screen.update(|canvas| canvas.fill(Rect::new(80, 40, 50, 50), [0, 255, 0, 255]));
-        let damage = screen.damage_since(first.seq).expect("damage");
-        assert!(!damage.full);
-        assert_eq!(damage.rects, [Rect::new(10, 10, 5, 5), Rect::new(80, 40, 20, 10)], "clipped to the screen");
-        assert_eq!(screen.read_rect(Rect::new(10, 10, 1, 1), ColorMode::FullColor), [255, 0, 0, 255]);
-        assert_eq!(screen.read_rect(Rect::new(10, 10, 1, 1), ColorMode::Grayscale), [76]);
-    }
-
-    #[test]
-    fn a_slow_viewer_gets_merged_damage_and_the_latest_pixels() {
-        let screen = Screen::new(64, 64);
-        let seen = screen.damage_since(0).expect("first").seq;
-        for shade in 0..100u8 {
-            screen.update(|canvas| canvas.fill(Rect::new(0, 0, 8, 8), [shade, shade, shade, 255]));
-        }
-        let damage = screen.damage_since(seen).expect("damage");
-        assert_eq!(damage.rects, [Rect::new(0, 0, 8, 8)], "100 updates of one region are one rectangle");
-        assert_eq!(
-            screen.read_rect(Rect::new(0, 0, 1, 1), ColorMode::FullColor),
-            [99, 99, 99, 255],
-            "only the latest state"
-        );
-    }
-
-    #[test]
-    fn a_viewer_behind_the_log_or_a_resize_gets_a_full_frame() {
-        let screen = Screen::new(64, 64);
-        let seen = screen.damage_since(0).expect("first").seq;
-        for step in 0..(DAMAGE_LOG as u16 + 10) {
-            screen.update(|canvas| canvas.fill(Rect::new(step % 64, 0, 1, 1), [1, 2, 3, 255]));
-        }
-        assert!(screen.damage_since(seen).expect("damage").full);
-        let caught_up = screen.damage_since(0).expect("damage").seq;
-        screen.resize(32, 16);
-        let after = screen.damage_since(caught_up).expect("resize");
-        assert!(after.full);
-        assert_eq!((after.width, after.height, after.rects.clone()), (32, 16, vec![Rect::new(0, 0, 32, 16)]));
-    }
-
-    #[test]
-    fn scattered_damage_beyond_the_limit_becomes_one_box() {
-        let screen = Screen::new(400, 400);
-        let seen = screen.damage_since(0).expect("first").seq;
-        screen.update(|canvas| {
-            for index in 0..20u16 {
-                canvas.fill(Rect::new(index * 20, index * 20, 2, 2), [9, 9, 9, 255]);
-            }
-        });
-        let damage = screen.damage_since(seen).expect("damage");
-        assert_eq!(damage.rects, [Rect::new(0, 0, 382, 382)]);
-    }
-
-    #[test]
-    fn put_copies_rows_and_clips() {
-        let screen = Screen::new(4, 4);
-        let block: Vec<u8> = (0..3 * 2).flat_map(|index| [index as u8, 0, 0, 255]).collect();
-        screen.update(|canvas| canvas.put(Rect::new(2, 3, 3, 2), &block));
-        // Only column 2..4 of row 3 is on screen: pixels 0 and 1 of the block's first row.
-        assert_eq!(screen.read_rect(Rect::new(2, 3, 2, 1), ColorMode::FullColor), [0, 0, 0, 255, 1, 0, 0, 255]);
-    }
-}
-
-#[cfg(test)]
-mod decoder_store_tests {
-    use super::*;
-
-    /// A decoder's own buffer, alpha left at zero as real decoders may.
-    struct Decoded(Vec<u8>);
-
-    impl PixelStore for Decoded {
-        fn rgba(&self) -> &[u8] {
-            &self.0
-        }
-        fn rgba_mut(&mut self) -> Option<&mut [u8]> {
-            None
-        }
-        fn alpha_is_set(&self) -> bool {
-            false
-        }
-        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-            self
-        }
-    }
-
-    #[test]
-    fn a_decoder_paints_in_place_and_viewers_read_opaque_pixels() {
-        let screens = Screens::default();
-        let screen = screens.open_with(SessionId::generate(), 4, 2, Box::new(Decoded(vec![0; 4 * 2 * 4])));
-        let seen = screen.damage_since(0).expect("first frame").seq;
-        let painted = screen.decode_into(|store: &mut Decoded| {
-            store.0[..4].copy_from_slice(&[10, 20, 30, 0]);
-            ("decoded", vec![Rect::new(0, 0, 1, 1), Rect::new(3, 1, 5, 5)])
-        });
-        assert_eq!(painted, Some("decoded"));
-        let damage = screen.damage_since(seen).expect("damage");
-        assert_eq!(damage.rects, [Rect::new(0, 0, 1, 1), Rect::new(3, 1, 1, 1)], "clipped to the screen");
-        assert_eq!(screen.read_rect(Rect::new(0, 0, 2, 1), ColorMode::FullColor), [10, 20, 30, 255, 0, 0, 0, 255]);
-        assert_eq!(screens.published(), 1);
-        // A decode that changed nothing is not an update.
-        assert_eq!(screen.decode_into(|_: &mut Decoded| ((), Vec::new())), Some(()));
-        assert_eq!(screen.damage_since(damage.seq), None);
-        // Painting with the wrong store type is refused, not misread.
-        assert_eq!(screen.decode_into(|_: &mut Vec<u8>| ((), Vec::new())), None);
-        // Canvas painting cannot touch a decoder's pixels.
-        screen.update(|canvas| canvas.fill(Rect::new(0, 0, 4, 2), [255, 255, 255, 255]));
-        assert_eq!(screen.read_rect(Rect::new(0, 0, 1, 1), ColorMode::FullColor), [10, 20, 30, 255]);
-        screen.replace_store(2, 2, Box::new(Decoded(vec![0; 2 * 2 * 4])));
-        assert_eq!(screen.size(), (2, 2));
-        assert!(screen.damage_since(damage.seq).expect("resized").full);
-    }
-}
+#[path = "framebuffer_tests.rs"]
+mod tests;

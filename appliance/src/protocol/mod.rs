@@ -4,5 +4,6 @@
 pub mod frame;
 pub mod framebuffer;
 pub mod size;
+pub mod video;
 
 pub use size::DesktopSize;

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::connection::Connection;
-use super::envelope::{AttachPayload, ClientMessage, RenderTransport, ServerMessage, details};
+use super::envelope::{AttachPayload, ClientMessage, EnvelopeError, RenderTransport, ServerMessage, details};
 use super::routes::Admission;
 use super::socket::{Stream, close, close_with, send};
 use crate::sessionbroker::AttachGrant;
@@ -159,7 +159,13 @@ async fn read_attach(stream: &mut Stream) -> Result<AttachPayload, Refused> {
     };
     let first = "The first message must be a valid attach.";
     match ClientMessage::parse(&text) {
-        Ok(ClientMessage::Attach(payload)) => Ok(payload),
+        Ok(ClientMessage::Attach(payload)) => match payload.decodes_h264() {
+            Ok(_) => Ok(payload),
+            Err(field) => {
+                let words = "List at most 8 codec names, each at most 32 characters.";
+                Err(protocol(first, EnvelopeError::invalid_value(field, words).details()))
+            }
+        },
         Ok(_) => Err(protocol(first, details::reason("attach_required"))),
         Err(error) => Err(protocol(first, error.details())),
     }

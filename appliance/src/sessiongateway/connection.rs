@@ -1,11 +1,13 @@
 //! One attached socket: frames out, input in, notices relayed, heartbeat,
 //! until the session ends, the client leaves or the appliance stops.
 
+mod frames;
+
 use rap_storage::SessionId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use axum::extract::ws::Message;
 use futures_util::{SinkExt, StreamExt};
 use rap_storage::live::{Delivery, Subscription};
 use rap_storage::types::AttachmentRole;
@@ -13,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::envelope::{
     self, AttachPayload, Attached, AttachedPolicy, ClientMessage, Event, RenderTransport, ServerMessage, details,
-    encode_binary_frame, encode_json_frame, failure_message,
+    failure_message,
 };
-use super::socket::{Sink, Stream, close, close_with, compressed, read_screen, send};
+use super::socket::{Sink, Stream, close, close_with, send};
 use crate::protocol::DesktopSize;
 use crate::protocol::frame::{ColorMode, Compression};
 use crate::protocol::framebuffer::Screen;
@@ -43,6 +45,10 @@ pub(super) struct Connection {
     compression: Compression,
     /// The screen sequence this viewer has been sent (0: nothing yet).
     seen: u64,
+    /// The client said it decodes H.264.
+    decodes_h264: bool,
+    /// Where this viewer is in the host's H.264 stream.
+    video: crate::protocol::video::VideoPosition,
     /// Render updates sent on this socket.
     seq: u32,
     last_heard: Instant,
@@ -87,6 +93,8 @@ impl Connection {
             color_mode: attach.color_mode,
             compression: attach.compression,
             seen: 0,
+            decodes_h264: attach.decodes_h264().unwrap_or(false),
+            video: crate::protocol::video::VideoPosition::Off,
             seq: 0,
             last_heard: Instant::now(),
             last_clipboard_hash: None,
@@ -164,6 +172,11 @@ impl Connection {
             render_transport: self.transport,
             color_mode: self.color_mode,
             compression: self.compression,
+            codecs: if self.video_start() == crate::protocol::video::VideoPosition::Off {
+                Vec::new()
+            } else {
+                vec![rap_wire::envelope::CODEC_H264]
+            },
             policy,
         };
         if !send(sink, ServerMessage::Attached(attached)).await {
@@ -277,6 +290,7 @@ impl Connection {
         let mut ping = tokio::time::interval(ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut changed = screen.watch();
+        self.video = self.video_start();
         let mut offer_check = tokio::time::interval(DOWNLOAD_LIST_INTERVAL);
         offer_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first frame is the whole screen.
@@ -361,56 +375,6 @@ impl Connection {
         }
     }
 
-    /// Sends everything that changed since this viewer's last frame, read
-    /// now: the latest pixels, however many updates happened meanwhile.
-    async fn send_damage(&mut self, sink: &mut Sink, screen: &Arc<Screen>) -> bool {
-        let seen = self.seen;
-        let Some(damage) = read_screen(screen, move |screen, wait| screen.damage_since_with(seen, wait)).await else {
-            return true;
-        };
-        let size = (damage.width, damage.height);
-        if self.size.is_some_and(|known| known != size) {
-            // The remote desktop changed size: say so before its frames.
-            let resized = ServerMessage::DisplaySize { session_id: self.session_id(), width: size.0, height: size.1 };
-            if !send(sink, resized).await {
-                return false;
-            }
-        }
-        self.size = Some(size);
-        self.seq = self.seq.wrapping_add(1);
-        let count = damage.rects.len();
-        let encoding = self.color_mode.encoding(self.compression);
-        for (index, rect) in damage.rects.into_iter().enumerate() {
-            let payload = if encoding.is_compressed() {
-                compressed(screen, rect, self.color_mode).await
-            } else {
-                let color_mode = self.color_mode;
-                let (_, pixels) =
-                    read_screen(screen, move |screen, wait| screen.read_rect_with(rect, color_mode, wait)).await;
-                Arc::new(pixels)
-            };
-            let last = index + 1 == count;
-            let (message, bytes) = match self.transport {
-                RenderTransport::BinaryV1 => {
-                    let frame = encode_binary_frame(self.seq, rect, self.color_mode, encoding, last, &payload);
-                    let bytes = frame.len();
-                    (Message::Binary(frame.into()), bytes)
-                }
-                RenderTransport::JsonBase64 => {
-                    let frame = encode_json_frame(self.seq, rect, self.color_mode, encoding, last, &payload);
-                    let bytes = frame.len();
-                    (Message::Text(Utf8Bytes::from(frame)), bytes)
-                }
-            };
-            if sink.send(message).await.is_err() {
-                return false;
-            }
-            self.state.metrics().frame_sent(bytes as u64);
-        }
-        self.seen = damage.seq;
-        true
-    }
-
     /// Handles one client message; `false` if the socket should close.
     async fn on_text(&mut self, sink: &mut Sink, text: &str) -> bool {
         let message = match ClientMessage::parse(text) {
@@ -441,8 +405,10 @@ impl Connection {
             }
             ClientMessage::ColorMode(envelope::ColorModePayload { color_mode }) => {
                 self.color_mode = color_mode;
-                // The next frame is whole, in the new mode.
+                // The next frame is whole, in the new mode; H.264 only in
+                // full colour, from its next key frame.
                 self.seen = 0;
+                self.video = self.video_start();
                 return true;
             }
             ClientMessage::Mouse(mouse) => {

@@ -90,6 +90,11 @@ impl EnvelopeError {
         Self { reason, field: field.map(str::to_owned), words: words.to_owned(), message_type: None }
     }
 
+    /// A payload field with a value outside what it may hold.
+    pub fn invalid_value(field: &str, words: &str) -> Self {
+        Self::new("invalid_value", Some(&format!("payload.{field}")), words)
+    }
+
     /// The `details` of the error envelope sent back.
     pub fn details(&self) -> Value {
         json!({"reason": self.reason, "field": self.field, "message": self.words, "message_type": self.message_type})

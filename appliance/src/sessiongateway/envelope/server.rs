@@ -58,6 +58,10 @@ pub struct Attached {
     pub render_transport: RenderTransport,
     pub color_mode: ColorMode,
     pub compression: Compression,
+    /// The codecs of the client's list this socket gets (`h264` only over
+    /// `binary_v1` in full colour).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<&'static str>,
     /// What the viewer may offer its user (every use is checked again).
     pub policy: Option<AttachedPolicy>,
 }
@@ -303,6 +307,7 @@ pub fn encode_binary_frame(
         encoding,
         color_mode,
         last,
+        key_frame: false,
         seq,
         rect,
         payload_len: u32::try_from(payload.len()).unwrap_or(u32::MAX),

@@ -33,6 +33,8 @@ pub struct Connection {
     pub result: ConnectionResult,
     /// Clipboard channel events, when the policy lets any text cross.
     pub clipboard: Option<std::sync::mpsc::Receiver<super::clipboard::Event>>,
+    /// What the graphics pipeline decoded, if the host opens it.
+    pub video: super::video::Tap,
 }
 
 /// Kerberos is not offered (no KDC on a small office LAN): CredSSP runs
@@ -93,7 +95,8 @@ fn config(assignment: &Assignment) -> Result<Config, String> {
         enable_audio_playback: false,
         enable_audio_capture: false,
         multitransport_flags: None,
-        support_dyn_vc_gfx_protocol: false,
+        // The graphics pipeline (H.264 among its codecs), when the host has it.
+        support_dyn_vc_gfx_protocol: true,
         relative_mouse_input: false,
         monitor_layout: None,
         monitor_extended_layout: None,
@@ -256,8 +259,10 @@ pub async fn connect(
         .map_err(|error| classify_connect(&error))?;
     let _ = tcp.set_nodelay(true);
     let client_addr = tcp.local_addr().map_err(|error| classify_connect(&error))?;
+    let video = super::video::Tap::default();
     let drdynvc = ironrdp_dvc::DrdynvcClient::new()
-        .with_dynamic_channel(ironrdp_displaycontrol::client::DisplayControlClient::new(|_| Ok(Vec::new())));
+        .with_dynamic_channel(ironrdp_displaycontrol::client::DisplayControlClient::new(|_| Ok(Vec::new())))
+        .with_dynamic_channel(super::video::graphics_pipeline(&video)?);
     let mut connector = ClientConnector::new(config, client_addr).with_static_channel(drdynvc);
     // No clipboard channel at all when the policy allows nothing: the
     // server then has nothing to talk to.
@@ -326,7 +331,7 @@ pub async fn connect(
         if text.contains("error info") { String::from("server_denied") } else { String::from("connection_failed") }
     })?;
     match outcome {
-        ConnectionOutcome::Connected(result) => Ok(Connection { framed, result, clipboard }),
+        ConnectionOutcome::Connected(result) => Ok(Connection { framed, result, clipboard, video }),
         _ => Err("redirect_unsupported".into()),
     }
 }

@@ -11,6 +11,7 @@ mod clipboard;
 mod connect;
 mod drive;
 mod keymap;
+mod video;
 
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ use crate::protocol::framebuffer::{PixelStore, Screen};
 
 /// Input events per second a controller may send before the excess is dropped.
 const MAX_INPUT_PER_SECOND: u32 = 2000;
+/// How often viewers waiting for a key frame may have the host repaint.
+const KEY_FRAME_ASK_INTERVAL: Duration = Duration::from_secs(2);
 
 pub struct RdpRuntime {
     trust: connect::TrustRoots,
@@ -126,17 +129,19 @@ enum Work {
 }
 
 /// Runs `step` on the screen's image; its outputs, with their damage
-/// already shown to viewers.
+/// (and the H.264 units the graphics pipeline decoded) already shown to
+/// viewers.
 fn decode(
     screen: &Screen,
     work: Work,
+    video: &video::Tap,
     step: impl FnOnce(&mut DecodedImage) -> ironrdp_session::SessionResult<Vec<ActiveStageOutput>>,
 ) -> Result<Vec<ActiveStageOutput>, ironrdp_session::SessionError> {
     let run = || {
-        screen.decode_into(|desktop: &mut Desktop| {
+        screen.decode_with_video(|desktop: &mut Desktop| {
             let outputs = step(&mut desktop.0);
             let rects = outputs.as_ref().map(|outputs| damage(outputs)).unwrap_or_default();
-            (outputs, rects)
+            (outputs, rects, video.take())
         })
     };
     let outputs = if work == Work::Decoding { decoding(run) } else { run() };
@@ -250,7 +255,7 @@ async fn run_session(
     io: &SessionIo,
     clipboard_mode: crate::resource::PolicyMode,
 ) -> Result<SessionEnd, SessionEnd> {
-    let connect::Connection { mut framed, result, clipboard: clipboard_events } = connection;
+    let connect::Connection { mut framed, result, clipboard: clipboard_events, video } = connection;
     let mut clipboard = clipboard::Clipboard::new(clipboard_mode);
     let size = result.desktop_size;
     if !DesktopSize::acceptable_from_host(size.width, size.height) {
@@ -275,6 +280,8 @@ async fn run_session(
         return Err(SessionEnd::Failed("event_queue_full".into()));
     }
     let mut heartbeat = tokio::time::interval(io.heartbeat_interval());
+    let mut key_frame_asked =
+        tokio::time::Instant::now().checked_sub(KEY_FRAME_ASK_INTERVAL).unwrap_or_else(tokio::time::Instant::now);
     let write_failed = |_| SessionEnd::Failed("connection_lost".into());
     loop {
         let outputs = tokio::select! {
@@ -298,7 +305,7 @@ async fn run_session(
                     tracing::info!(session_id = %io.session_id, %error, "RDP connection lost");
                     SessionEnd::Failed("connection_lost".into())
                 })?;
-                decode(&screen, Work::Decoding, |image| stage.process(image, action, &frame, framed.last_read_at())).map_err(|error| {
+                decode(&screen, Work::Decoding, &video, |image| stage.process(image, action, &frame, framed.last_read_at())).map_err(|error| {
                     tracing::warn!(session_id = %io.session_id, %error, "RDP protocol error");
                     SessionEnd::Failed("protocol_error".into())
                 })?
@@ -329,7 +336,7 @@ async fn run_session(
                 let events = input.database.apply(operations);
                 // Input touches the image only for a software pointer (off),
                 // so there is no decoding to move off the async worker.
-                decode(&screen, Work::Light, |image| stage.process_fastpath_input(image, &events)).map_err(|_| SessionEnd::Failed("protocol_error".into()))?
+                decode(&screen, Work::Light, &video, |image| stage.process_fastpath_input(image, &events)).map_err(|_| SessionEnd::Failed("protocol_error".into()))?
             }
         };
         for output in outputs {
@@ -372,7 +379,13 @@ async fn run_session(
                 tracing::warn!(session_id = %io.session_id, "Remote clipboard event dropped");
             }
         }
-        if stage.take_bitmap_recovery_request()
+        // A viewer waiting for a key frame: a repaint of the whole screen
+        // is as near as RDP comes to asking for one.
+        let key_frame_wanted = screen.take_key_frame_wish() && key_frame_asked.elapsed() >= KEY_FRAME_ASK_INTERVAL;
+        if key_frame_wanted {
+            key_frame_asked = tokio::time::Instant::now();
+        }
+        if (stage.take_bitmap_recovery_request() || key_frame_wanted)
             && let Ok(frames) = stage.request_full_redraw(input.width, input.height, refresh_ok, suppress_ok)
         {
             for frame in frames {
