@@ -16,8 +16,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 const WINDOW: Duration = Duration::from_secs(10);
 
 #[path = "../tests/rdp_test_server.rs"]
@@ -92,27 +90,8 @@ async fn screen_updates(appliance: &Appliance) -> u64 {
 
 /// Starts a session on `server` and waits until it is active.
 async fn connect(appliance: &Appliance, server: &Server, width: u16, height: u16) -> String {
-    let body = json!({"organization_id": appliance.org, "name": format!("PC {}", server.port), "protocol": "rdp",
-        "host": "127.0.0.1", "port": server.port, "certificate_verification_mode": "ignore"});
-    let resource = appliance.call(reqwest::Method::POST, "/api/v1/resources", Some(body)).await["id"].clone();
-    let secret = json!({"username": "test", "password": "secret"});
-    appliance
-        .call(reqwest::Method::PUT, &format!("/api/v1/resources/{}/secret", resource.as_str().unwrap()), Some(secret))
-        .await;
-    let body = json!({"resource_id": resource, "width": width, "height": height});
-    let started = appliance.call(reqwest::Method::POST, "/api/v1/sessions", Some(body)).await;
-    let id = started["session"]["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let session = appliance.call(reqwest::Method::GET, &format!("/api/v1/sessions/{id}"), None).await;
-        match session["state"].as_str().unwrap() {
-            "active" => return id,
-            "pending" | "starting" => {}
-            other => panic!("session {id} ended up {other}: {session}"),
-        }
-        assert!(Instant::now() < deadline, "session {id} never became active");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let started = appliance.start_session("127.0.0.1", server.port, ("test", "secret"), (width, height)).await;
+    started["session"]["id"].as_str().unwrap().to_owned()
 }
 
 /// Resident memory each of `count` connected, drawn `size` sessions adds

@@ -956,7 +956,7 @@ async fn h264_is_granted_only_where_it_can_travel_and_oversized_codec_lists_are_
         json!({"render_transport": "json_base64", "codecs": ["h264"]}),
         json!({"render_transport": "binary_v1", "codecs": ["av1"]}),
     ] {
-        let offered = live.command(&session, "attach").await;
+        let offered = live.command(&session, "takeover").await;
         let (_socket, attached) =
             live.attach_with(offered["attach"]["attach_token"].as_str().expect("token"), options.clone()).await;
         assert!(attached["payload"].get("codecs").is_none(), "{options}: {attached}");
@@ -964,7 +964,7 @@ async fn h264_is_granted_only_where_it_can_travel_and_oversized_codec_lists_are_
     let too_many: Vec<String> = (0..9).map(|index| format!("codec{index}")).collect();
     let too_long = vec!["x".repeat(33)];
     for codecs in [json!(too_many), json!(too_long)] {
-        let offered = live.command(&session, "attach").await;
+        let offered = live.command(&session, "shadow").await;
         let mut socket = live.connect().await;
         let payload = json!({"attach_token": offered["attach"]["attach_token"], "codecs": codecs});
         socket.send(Message::text(json!({"type": "attach", "payload": payload}).to_string())).await.expect("send");
@@ -973,6 +973,54 @@ async fn h264_is_granted_only_where_it_can_travel_and_oversized_codec_lists_are_
         assert_eq!(error["event"]["details"]["reason"], "invalid_value");
         assert_eq!(error["event"]["details"]["field"], "payload.codecs");
         assert_eq!(closed_with(&mut socket).await, 4400);
+    }
+    live.app.stop().await.expect("clean stop");
+}
+
+/// The sequences of the updates that arrive on `socket` within `within`.
+async fn update_seqs(socket: &mut Socket, within: Duration) -> Vec<u32> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seqs = Vec::new();
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await {
+        if let Message::Binary(bytes) = message {
+            let header = FrameHeader::read(&bytes).expect("binary_v1 header");
+            if header.last {
+                seqs.push(header.seq);
+            }
+        }
+    }
+    seqs
+}
+
+/// A client that acknowledges what it painted gets at most four updates
+/// beyond its last `render.ack`, however much changes: the rest waits and
+/// then comes merged, as the latest pixels.
+#[tokio::test]
+async fn a_pacing_client_has_at_most_four_updates_in_flight() {
+    let live = live(&[]).await;
+    let (_, token) = live.start("pc1.office.lan", (320, 200)).await;
+    let (mut socket, _) = live.attach_with(&token, json!({"render_transport": "binary_v1", "render_acks": true})).await;
+    assert_eq!(update_seqs(&mut socket, Duration::from_millis(500)).await, [1], "the whole screen");
+    let click = |x: u16| json!({"type": "input.mouse", "payload": {"x": x, "y": 20, "buttons": 1}}).to_string();
+    for step in 0..12u16 {
+        socket.send(Message::text(click(step * 20))).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let unacked = update_seqs(&mut socket, Duration::from_millis(800)).await;
+    assert_eq!(unacked, [2, 3, 4], "four in flight, counting the unacknowledged first frame");
+    socket.send(Message::text(json!({"type": "render.ack", "payload": {"seq": 4}}).to_string())).await.expect("send");
+    let after_ack = update_seqs(&mut socket, Duration::from_millis(800)).await;
+    assert_eq!(after_ack, [5], "what changed meanwhile comes as one update");
+
+    for bad in [json!({"seq": 99}), json!({"seq": 2}), json!({"seq": -1}), json!({})] {
+        let ack = json!({"type": "render.ack", "payload": bad});
+        socket.send(Message::text(ack.to_string())).await.expect("send");
+        let error = next_of(&mut socket, "error").await;
+        assert_eq!(error["event"]["code"], "invalid_request", "{bad}: {error}");
+        assert!(
+            error["event"]["details"]["field"].as_str().is_some_and(|field| field.starts_with("payload")),
+            "{error}"
+        );
     }
     live.app.stop().await.expect("clean stop");
 }

@@ -222,6 +222,11 @@ async fn the_hosts_h264_reaches_a_decoding_viewer_as_the_picture_the_pixel_viewe
     let mut decoded = Viewer::new(&attached);
     let mut painted = Viewer::new(&pixel_attached);
 
+    // The first pictures of the connection (the host may clear its
+    // surface by other means than H.264 first), then nothing but typing.
+    let sockets = [(&mut decoding, &mut decoded), (&mut pixels, &mut painted)];
+    settle(sockets, 1, Duration::from_secs(2), Duration::from_secs(60)).await;
+    decoded.pixels_after_video = 0;
     // Scroll the terminal (the pointer over it gives it the keyboard): a
     // burst of changing frames, then stillness.
     point_at_terminal(&mut decoding).await;

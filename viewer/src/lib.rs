@@ -156,6 +156,7 @@ pub async fn attach_to(
         data_plane_token: None,
         // No H.264 decoder here yet: pixels only.
         codecs: Vec::new(),
+        render_acks: false,
     };
     socket.send(Message::text(client_text(&attach))).await.context("sending attach")?;
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);

@@ -58,6 +58,25 @@ pub struct AttachPayload {
     /// attaches; [`AttachPayload::decodes_h264`] reads the list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codecs: Vec<String>,
+    /// The client acknowledges the updates it has painted (`render.ack`):
+    /// the server then keeps at most [`MAX_UNACKED_UPDATES`] of them in
+    /// flight, so a slow link gets fewer, fresher updates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub render_acks: bool,
+}
+
+/// Updates a pacing server sends beyond the client's last `render.ack`.
+pub const MAX_UNACKED_UPDATES: u32 = 4;
+
+/// Every update up to `seq` (the frame header's sequence) is painted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderAckPayload {
+    pub seq: u32,
+}
+
+impl ClientPayload for RenderAckPayload {
+    const TYPE: &'static str = "render.ack";
 }
 
 /// The codec name of `binary_v1` encoding 4.

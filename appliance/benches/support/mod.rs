@@ -67,6 +67,33 @@ impl Appliance {
         response.json().await.unwrap()
     }
 
+    /// An RDP resource at `host:port` (any certificate) signing in as
+    /// `credentials`, and a session on it once it is active: the start
+    /// response (session, attach block).
+    #[allow(dead_code)] // only the RDP benches start sessions
+    pub async fn start_session(&self, host: &str, port: u16, credentials: (&str, &str), size: (u16, u16)) -> Value {
+        let body = json!({"organization_id": self.org, "name": format!("PC {port}"), "protocol": "rdp",
+            "host": host, "port": port, "certificate_verification_mode": "ignore"});
+        let resource = self.call(reqwest::Method::POST, "/api/v1/resources", Some(body)).await["id"].clone();
+        let secret = json!({"username": credentials.0, "password": credentials.1});
+        let path = format!("/api/v1/resources/{}/secret", resource.as_str().unwrap());
+        self.call(reqwest::Method::PUT, &path, Some(secret)).await;
+        let body = json!({"resource_id": resource, "width": size.0, "height": size.1});
+        let started = self.call(reqwest::Method::POST, "/api/v1/sessions", Some(body)).await;
+        let id = started["session"]["id"].as_str().unwrap().to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let session = self.call(reqwest::Method::GET, &format!("/api/v1/sessions/{id}"), None).await;
+            match session["state"].as_str().unwrap() {
+                "active" => return started,
+                "pending" | "starting" => {}
+                other => panic!("session {id} ended up {other}: {session}"),
+            }
+            assert!(std::time::Instant::now() < deadline, "session {id} never became active");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn stop(self) {
         let _ = self.stop.send(());
         self.server.await.unwrap().unwrap();

@@ -49,6 +49,12 @@ pub(super) struct Connection {
     decodes_h264: bool,
     /// Where this viewer is in the host's H.264 stream.
     video: crate::protocol::video::VideoPosition,
+    /// The client acknowledges updates: at most
+    /// `MAX_UNACKED_UPDATES` are sent beyond its last `render.ack`.
+    paced: bool,
+    acked: u32,
+    /// The screen changed while the client had too many updates to ack.
+    owed: bool,
     /// Render updates sent on this socket.
     seq: u32,
     last_heard: Instant,
@@ -95,6 +101,9 @@ impl Connection {
             seen: 0,
             decodes_h264: attach.decodes_h264().unwrap_or(false),
             video: crate::protocol::video::VideoPosition::Off,
+            paced: attach.render_acks,
+            acked: 0,
+            owed: false,
             seq: 0,
             last_heard: Instant::now(),
             last_clipboard_hash: None,
@@ -321,7 +330,8 @@ impl Connection {
                             if !self.on_text(sink, &text).await {
                                 return Ending::TransportLost;
                             }
-                            if self.seen == 0 && !self.send_damage(sink, screen).await {
+                            let caught_up = self.seen != 0 && !(self.owed && self.may_send());
+                            if !caught_up && !self.send_damage(sink, screen).await {
                                 return Ending::TransportLost;
                             }
                         }
@@ -367,12 +377,34 @@ impl Connection {
                     if result.is_err() {
                         return Ending::Closed;
                     }
+                    if !self.may_send() {
+                        self.owed = true;
+                        continue;
+                    }
                     if !self.send_damage(sink, screen).await {
                         return Ending::TransportLost;
                     }
                 }
             }
         }
+    }
+
+    /// Whether another update may go out now: always, unless the client
+    /// paces and has too many unacknowledged.
+    fn may_send(&self) -> bool {
+        !self.paced || self.seq.wrapping_sub(self.acked) < rap_wire::envelope::MAX_UNACKED_UPDATES
+    }
+
+    /// `render.ack`: only for an update this socket has sent.
+    async fn on_ack(&mut self, sink: &mut Sink, seq: u32) -> bool {
+        let outstanding = self.seq.wrapping_sub(self.acked);
+        if seq.wrapping_sub(self.acked) > outstanding {
+            let words = "payload.seq must be an update this socket was sent.";
+            let error = envelope::EnvelopeError::invalid_value("seq", words);
+            return send(sink, self.error("invalid_request", words, error.details())).await;
+        }
+        self.acked = seq;
+        true
     }
 
     /// Handles one client message; `false` if the socket should close.
@@ -403,6 +435,7 @@ impl Connection {
                 return send(sink, self.error("invalid_request", "This socket is already attached.", details::none()))
                     .await;
             }
+            ClientMessage::RenderAck(envelope::RenderAckPayload { seq }) => return self.on_ack(sink, seq).await,
             ClientMessage::ColorMode(envelope::ColorModePayload { color_mode }) => {
                 self.color_mode = color_mode;
                 // The next frame is whole, in the new mode; H.264 only in

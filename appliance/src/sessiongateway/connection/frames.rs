@@ -38,6 +38,7 @@ impl Connection {
     /// now: the latest pixels, however many updates happened meanwhile,
     /// after the access units this viewer has not decoded yet.
     pub(super) async fn send_damage(&mut self, sink: &mut Sink, screen: &Arc<Screen>) -> bool {
+        self.owed = false;
         let (seen, position) = (self.seen, self.video);
         let CatchUp { damage, video } =
             read_screen(screen, move |screen, wait| screen.catch_up_with(seen, position, wait)).await;

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 // The messages a native client writes too: one definition in `rap-wire`.
 pub use rap_wire::envelope::{
-    AttachPayload, ClientPayload, ClipboardPayload, ColorModePayload, KeyPayload, MousePayload, RenderTransport,
-    ResizePayload, UnicodePayload,
+    AttachPayload, ClientPayload, ClipboardPayload, ColorModePayload, KeyPayload, MousePayload, RenderAckPayload,
+    RenderTransport, ResizePayload, UnicodePayload,
 };
 
 /// `transfer_id` stays text here so a malformed one is refused with the
@@ -67,6 +67,7 @@ pub enum ClientMessage {
     FileDownloadAck(FileDownloadAckPayload),
     FileDownloadCancel(TransferIdPayload),
     ColorMode(ColorModePayload),
+    RenderAck(RenderAckPayload),
     Ping,
 }
 
@@ -155,6 +156,7 @@ impl ClientMessage {
             "file_download.ack" => Self::FileDownloadAck(fields(payload)?),
             "file_download.cancel" => Self::FileDownloadCancel(fields(payload)?),
             ColorModePayload::TYPE => Self::ColorMode(fields(payload)?),
+            RenderAckPayload::TYPE => Self::RenderAck(fields(payload)?),
             "ping" => {
                 no_fields(payload)?;
                 Self::Ping
