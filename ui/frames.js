@@ -6,18 +6,29 @@
 // | offset | size | field                                             |
 // | 0      | 4    | magic "RAPF"                                      |
 // | 4      | 1    | version = 1                                       |
-// | 5      | 1    | encoding: 0 raw RGBA8, 1 raw gray8, 2 zlib RGBA8, 3 zlib gray8 |
+// | 5      | 1    | encoding: 0 raw RGBA8, 1 raw gray8, 2 zlib RGBA8, 3 zlib gray8, 4 H.264 access unit, 5 H.264 region |
 // | 6      | 1    | color mode: 0 full_color, 1 grayscale             |
-// | 7      | 1    | flags: bit 0 = last rectangle of this update; bit 1 = key frame |
+// | 7      | 1    | flags: bit 0 = last rectangle of this update; bit 1 = key frame (H.264) |
 // | 8      | 4    | sequence number                                   |
 // | 12     | 2×4  | x, y, width, height                               |
 // | 20     | 4    | payload length                                    |
 //
+// H.264 (only to a client whose attach listed `"codecs": ["h264"]`):
+// encoding 4 carries one Annex B access unit of the host's stream; its
+// rectangle is where the decoded picture's top-left goes and the picture's
+// size. Marked last, it paints its whole picture; not marked last, it
+// paints nothing yet and encoding-5 messages of the same seq follow: each
+// an empty payload and a rectangle (screen coordinates, inside the
+// picture) to paint from it, the last marked last; a single empty one
+// (0 × 0) paints nothing (the unit only advances the decoder). Those are
+// decoded in the frame worker (frame-worker.js, video-decoder.js), never
+// by `decodeFrame`.
+//
 // A message that is not exactly such a frame is refused with an Error that
 // says why (the viewer shows it once and goes on with the next frame):
 // shorter than its header, another magic or version, an encoding or colour
-// mode this viewer does not know (H.264, encoding 4, is only sent to
-// clients that ask for it), a payload longer or shorter than the message.
+// mode this viewer does not know, a payload longer or shorter than the
+// message.
 
 export const HEADER_LEN = 24;
 const MAGIC = [0x52, 0x41, 0x50, 0x46]; // "RAPF"
@@ -25,8 +36,17 @@ export const VERSION = 1;
 export const FLAG_LAST = 0b01;
 export const FLAG_KEY_FRAME = 0b10;
 
-export const Encoding = Object.freeze({ RAW_RGBA8: 0, RAW_GRAY8: 1, ZLIB_RGBA8: 2, ZLIB_GRAY8: 3 });
+export const Encoding = Object.freeze({ RAW_RGBA8: 0, RAW_GRAY8: 1, ZLIB_RGBA8: 2, ZLIB_GRAY8: 3, H264: 4, H264_REGION: 5 });
 const COLOR_MODES = ['full_color', 'grayscale'];
+
+/**
+ * Whether frames of `encoding` belong to the H.264 stream (an access unit
+ * or a region painted from one) rather than carrying pixels.
+ * @param {number} encoding
+ */
+export function isVideo(encoding) {
+  return encoding === Encoding.H264 || encoding === Encoding.H264_REGION;
+}
 
 /**
  * The 24 header bytes, read (as `FrameHeader::read` does).
@@ -49,7 +69,9 @@ const COLOR_MODES = ['full_color', 'grayscale'];
  */
 
 /**
- * A decoded frame: its header fields and exactly width × height RGBA8 pixels.
+ * A decoded frame: its header fields and exactly width × height RGBA8
+ * pixels. A frame of width or height 0 paints nothing (an H.264 unit that
+ * only advances the decoder, or whose regions follow).
  * @typedef {Omit<FrameHeader, 'payload'> & {rgba: Uint8ClampedArray<ArrayBuffer>}} DecodedFrame
  */
 
@@ -96,6 +118,7 @@ export function parseHeader(buffer) {
   const { payloadLength, ...header } = readHeader(buffer);
   if (HEADER_LEN + payloadLength > buffer.byteLength) throw new Error('frame payload cut short');
   if (HEADER_LEN + payloadLength < buffer.byteLength) throw new Error(`frame longer than its payload (${buffer.byteLength - HEADER_LEN - payloadLength} bytes after it)`);
+  if (header.encoding === Encoding.H264_REGION && payloadLength !== 0) throw new Error(`an H.264 region with a payload (${payloadLength} bytes)`);
   return { ...header, payload: new Uint8Array(buffer, HEADER_LEN, payloadLength) };
 }
 
@@ -174,7 +197,7 @@ export function grayToRgba(gray, pixels) {
 }
 
 /**
- * Decodes one frame message into `{x, y, width, height, seq, last,
+ * Decodes one pixel frame message (encodings 0–3) into `{x, y, width, height, seq, last,
  * keyFrame, colorMode, encoding, rgba}` where `rgba` holds exactly
  * width×height RGBA8 pixels (for raw RGBA8, a view into `buffer`). Throws
  * (rejects) on a malformed frame, including a payload of the wrong size.
@@ -184,6 +207,7 @@ export function grayToRgba(gray, pixels) {
 export async function decodeFrame(buffer) {
   const header = parseHeader(buffer);
   const { encoding, width, height } = header;
+  if (isVideo(encoding)) throw new Error('H.264 frames are decoded in the frame worker only (this browser started none)');
   const pixels = width * height;
   const expected = pixels * bytesPerPixel(encoding);
   let bytes = header.payload;

@@ -2,7 +2,8 @@
 // The viewer's screen: the canvas the remote desktop is drawn on, fed by
 // the frame pipeline (frame-pipeline.js decodes `binary_v1` frames, this
 // paints them in order), scaled to fit its stage, resized when the remote
-// desktop is, and the colour mode the gateway renders in.
+// desktop is, the colour mode the gateway renders in, and whether the
+// picture comes as the host's H.264 video or as pixels.
 
 import { FramePipeline } from './frame-pipeline.js';
 
@@ -72,9 +73,34 @@ export function storedColorMode(storage) {
 }
 
 /**
+ * The codecs to attach with: H.264 when this browser decodes it (in the
+ * frame worker) and the picture is in full colour (the gateway sends
+ * H.264 in full colour only).
+ * @param {boolean} decodesH264
+ * @param {ColorMode} colorMode
+ * @returns {string[]}
+ */
+export function attachCodecs(decodesH264, colorMode) {
+  return decodesH264 && colorMode === 'full_color' ? ['h264'] : [];
+}
+
+/**
+ * How the picture comes, for the status bar: the host's H.264 video when
+ * `session.attached` granted it and the picture is in full colour
+ * (grayscale is always pixels), else pixels.
+ * @param {string[]} codecs  `session.attached`'s `codecs`
+ * @param {ColorMode} colorMode
+ * @returns {'h264' | 'pixels'}
+ */
+export function picturePath(codecs, colorMode) {
+  return codecs.includes('h264') && colorMode === 'full_color' ? 'h264' : 'pixels';
+}
+
+/**
  * @typedef {object} ScreenHooks
  * @property {(type: string, payload?: object) => boolean} send
  * @property {(error: unknown) => void} fail  a frame could not be decoded or painted
+ * @property {() => void} reattach  attach again (the H.264 decoder is gone: pixels only from now)
  */
 
 export class RemoteScreen {
@@ -83,7 +109,7 @@ export class RemoteScreen {
    * @param {HTMLElement} stage         the box the canvas is scaled to fit
    * @param {ScreenHooks} hooks
    */
-  constructor(canvas, stage, { send, fail }) {
+  constructor(canvas, stage, { send, fail, reattach }) {
     this.canvas = canvas;
     this.stage = stage;
     this.context = canvas.getContext('2d', { alpha: false });
@@ -93,6 +119,10 @@ export class RemoteScreen {
     this.blanked = false;
     /** @type {ColorMode} */
     this.colorMode = storedColorMode(localStorage);
+    /** Counts the sockets attached, to tell whose frames are whose. */
+    this.socket = 0;
+    /** @type {string[]} the codecs `session.attached` granted this socket */
+    this.codecs = [];
     /** Rectangles painted, all time (tests and the benchmark read it). */
     this.frames = 0;
     /** Updates completed since the last `takeUpdateCount` (the fps counter). */
@@ -106,9 +136,29 @@ export class RemoteScreen {
       fail,
       // Re-sending the colour mode makes the gateway send the whole screen.
       resync: () => this.send('color_mode', { color_mode: this.colorMode }),
+      // H.264 decodes only in the worker: without it, this socket's units would go unpainted.
+      h264Lost: () => {
+        if (this.codecs.includes('h264')) reattach();
+      },
+      // An update is done once its last rectangle is painted (or failed):
+      // the gateway may send the next. Frames of an earlier socket are not
+      // this socket's to acknowledge.
+      done: (header, socket) => {
+        if (header?.last && socket === this.socket && !this.destroyed) this.send('render.ack', { seq: header.seq });
+      },
     });
     this.observer = new ResizeObserver(() => this.fit());
     this.observer.observe(this.stage);
+  }
+
+  /** The codecs to attach with (wait for `pipeline.whenReady()` first). */
+  attachCodecs() {
+    return attachCodecs(this.pipeline.decodesH264, this.colorMode);
+  }
+
+  /** How the picture comes now: 'h264' or 'pixels'. */
+  picturePath() {
+    return picturePath(this.codecs, this.colorMode);
   }
 
   /**
@@ -117,7 +167,17 @@ export class RemoteScreen {
    */
   onFrame(buffer) {
     this.blanked = false;
-    this.pipeline.push(buffer);
+    this.pipeline.push(buffer, this.socket);
+  }
+
+  /**
+   * A new socket is attached (its frames' sequence numbers start over),
+   * getting `codecs` of those it asked for.
+   * @param {string[]} codecs
+   */
+  attached(codecs) {
+    this.socket += 1;
+    this.codecs = codecs;
   }
 
   /**
@@ -132,8 +192,10 @@ export class RemoteScreen {
 
   /** @param {import('./frames.js').DecodedFrame} frame */
   paint(frame) {
-    if (this.destroyed || this.blanked) return;
     const { x, y, width, height } = frame;
+    if (this.destroyed) return;
+    // An H.264 unit that only advances the decoder (or whose regions follow) paints nothing.
+    if (this.blanked || !width || !height) return;
     const pending = this.pendingResize;
     if (pending && x === 0 && y === 0 && width === pending.width && height === pending.height) {
       // The whole screen at the asked size: the remote desktop resized.

@@ -1,9 +1,9 @@
 // @ts-check
 // The viewer's toolbar: the resource's name, the connection state, the
-// latency, frames per second, who is watching, a read-only badge, and the
-// buttons (fullscreen, remote resize, grayscale, paste, detach, terminate,
-// close), enabled for what this viewer may do now. Arrow keys move between
-// the buttons.
+// latency, frames per second, how the picture comes (H.264 or pixels), who
+// is watching, a read-only badge, and the buttons (fullscreen, remote
+// resize, grayscale, paste, detach, terminate, close), enabled for what
+// this viewer may do now. Arrow keys move between the buttons.
 
 import { h } from './ui.js';
 
@@ -30,6 +30,12 @@ import { h } from './ui.js';
  * @property {boolean} pasteBlocked  the clipboard policy or the role forbids sending
  */
 
+/** The picture path in the status bar, and what it means. */
+const PICTURE_WORDS = {
+  h264: { text: 'H.264', title: 'The picture is the remote computer’s own H.264 video, decoded in this browser' },
+  pixels: { text: 'Pixels', title: 'The picture comes as compressed pixels' },
+};
+
 export class ViewerToolbar {
   /**
    * @param {ToolbarActions} actions
@@ -47,6 +53,7 @@ export class ViewerToolbar {
     this.stateBox = h('span', { class: 'conn', id: 'connection-state', dataset: { state: 'connecting' }, role: 'status', 'aria-live': 'polite' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), this.stateText);
     this.latency = h('span', { class: 'latency', id: 'latency', title: 'Round trip to the appliance', text: '— ms' });
     this.fps = h('span', { class: 'fps muted', id: 'fps', text: '' });
+    this.picture = h('span', { class: 'picture muted', id: 'picture-path', text: '' });
     this.viewers = h('span', { class: 'viewers', id: 'viewers', hidden: true });
     this.roleBadge = h('span', { class: 'badge badge-viewer', hidden: true, text: 'Read-only' });
 
@@ -65,6 +72,7 @@ export class ViewerToolbar {
       this.stateBox,
       this.latency,
       this.fps,
+      this.picture,
       this.viewers,
       this.roleBadge,
       h('span', { class: 'spacer' }),
@@ -87,6 +95,20 @@ export class ViewerToolbar {
     this.latency.textContent = ms === null ? '' : `${ms} ms`;
     if (ms === null) delete this.latency.dataset.ms;
     else this.latency.dataset.ms = String(ms);
+  }
+
+  /**
+   * Once a second: the updates painted in the last second, and how the
+   * picture comes (null: not connected, both blank).
+   * @param {number} updates
+   * @param {'h264' | 'pixels' | null} path
+   */
+  showRate(updates, path) {
+    this.fps.textContent = path ? `${updates} fps` : '';
+    this.picture.textContent = path ? PICTURE_WORDS[path].text : '';
+    this.picture.title = path ? PICTURE_WORDS[path].title : '';
+    if (path) this.picture.dataset.path = path;
+    else delete this.picture.dataset.path;
   }
 
   /** @param {number} count  read-only viewers watching (`session.viewers`) */

@@ -1,11 +1,12 @@
 // @ts-check
 // The viewer's connection to the gateway WebSocket: the attach handshake
-// (`attach_token`, `binary_v1` frames, zlib), message dispatch (JSON
-// envelopes to `onMessage`, binary frames to `onFrame`), the heartbeat
-// (`ping` every 5 s gives the latency; a pong later than 15 s counts as a
-// dropped socket), and reconnects with a fresh attach block and
-// exponential backoff (0.5 s doubling to 30 s, ±25 % jitter). Whether a
-// close reconnects at all is decided in viewer-close.js.
+// (`attach_token`, `binary_v1` frames, zlib, H.264 when the screen can
+// decode it), message dispatch (JSON envelopes to `onMessage`, binary
+// frames to `onFrame`), the heartbeat (`ping` every 5 s gives the latency;
+// a pong later than 15 s counts as a dropped socket), and reconnects with
+// a fresh attach block and exponential backoff (0.5 s doubling to 30 s,
+// ±25 % jitter). Whether a close reconnects at all is decided in
+// viewer-close.js.
 
 import { reconnectingText, reattachDecision } from './viewer-close.js';
 
@@ -54,15 +55,18 @@ export function socketUrl(gatewayUrl, base) {
 }
 
 /**
- * The first message on a new socket.
+ * The first message on a new socket; `codecs` (`['h264']`: the host's
+ * H.264 stream as `binary_v1` encodings 4 and 5) only when there are any.
+ * `render_acks`: the viewer acknowledges each update it has painted, so
+ * the gateway keeps at most four in flight and a slow link gets fewer,
+ * fresher updates instead of a backlog.
  * @param {string} attachToken
  * @param {string} colorMode
+ * @param {string[]} [codecs]
  */
-export function attachEnvelope(attachToken, colorMode) {
-  return JSON.stringify({
-    type: 'attach',
-    payload: { attach_token: attachToken, render_transport: 'binary_v1', color_mode: colorMode, compression: 'zlib' },
-  });
+export function attachEnvelope(attachToken, colorMode, codecs = []) {
+  const payload = { attach_token: attachToken, render_transport: 'binary_v1', color_mode: colorMode, compression: 'zlib', render_acks: true };
+  return JSON.stringify({ type: 'attach', payload: codecs.length ? { ...payload, codecs } : payload });
 }
 
 /**
@@ -93,6 +97,7 @@ export function parseEnvelope(text) {
  * @property {(error: any) => void} attachFailed    a reconnect's attach request was refused
  * @property {() => boolean} ended                  the session is over: no reconnects
  * @property {() => string} colorMode               the colour mode to attach with
+ * @property {() => string[]} codecs                 the codecs to attach with (none: pixels only)
  * @property {(state: string, text: string) => void} onState  connecting, reconnecting (with the countdown)
  * @property {(message: Envelope) => void} onMessage
  * @property {(buffer: ArrayBuffer) => void} onFrame
@@ -149,7 +154,7 @@ export class GatewayTransport {
     const current = () => generation === this.generation && !this.destroyed;
     socket.addEventListener('open', () => {
       if (!current()) return;
-      socket.send(attachEnvelope(attach.attach_token, this.hooks.colorMode()));
+      socket.send(attachEnvelope(attach.attach_token, this.hooks.colorMode(), this.hooks.codecs()));
     });
     socket.addEventListener('message', (event) => {
       if (!current()) return;
@@ -200,6 +205,14 @@ export class GatewayTransport {
     this.socket = null;
     this.stopHeartbeat();
     if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, 'client_closing');
+  }
+
+  /**
+   * Closes the socket as a drop would: the viewer reconnects as after any
+   * drop (a fresh attach block, the codecs of now).
+   */
+  restart() {
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000, 'client_closing');
   }
 
   /** Forgets the socket without closing it (an attach was refused: it is not ours to use). */

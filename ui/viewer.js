@@ -70,6 +70,7 @@ class Viewer {
       attachFailed: (error) => this.attachFailed(error),
       ended: () => this.ended || this.halted,
       colorMode: () => this.screen.colorMode,
+      codecs: () => this.screen.attachCodecs(),
       onState: (state, text) => this.setState(state, text),
       onMessage: (message) => this.onMessage(message),
       onFrame: (buffer) => this.screen.onFrame(buffer),
@@ -79,7 +80,7 @@ class Viewer {
     this.clipboard = new ClipboardPanel({ send, notice });
     this.files = new FilesPanel({ send, notice, status: () => this.status() });
     this.build();
-    this.screen = new RemoteScreen(this.canvas, this.stage, { send, fail: (error) => this.frameFailed(error) });
+    this.screen = new RemoteScreen(this.canvas, this.stage, { send, fail: (error) => this.frameFailed(error), reattach: () => this.transport.restart() });
     this.input = new InputCapture(this.canvas, {
       send,
       canInput: () => this.canInput(),
@@ -89,10 +90,7 @@ class Viewer {
     this.files.bindDropzone(this.root);
     this.updateButtons();
     this.fullscreen = new Fullscreen(this.root, { toolbar: this.toolbar, screen: this.screen, canvas: this.canvas, notice });
-    this.fpsTimer = setInterval(() => {
-      const updates = this.screen.takeUpdateCount();
-      this.toolbar.fps.textContent = this.transport.socket ? `${updates} fps` : '';
-    }, 1_000);
+    this.fpsTimer = setInterval(() => this.toolbar.showRate(this.screen.takeUpdateCount(), this.transport.socket ? this.screen.picturePath() : null), 1_000);
   }
 
   // ------------------------------------------------- for tests and the console
@@ -198,6 +196,7 @@ class Viewer {
 
   async start() {
     this.loadDetails();
+    const ready = this.screen.pipeline.whenReady(); // whether to attach with H.264: the frame worker says (within 2 s)
     let attach = takeHandOff(this.sessionId)?.attach;
     if (!attach) {
       try {
@@ -207,6 +206,7 @@ class Viewer {
         return;
       }
     }
+    await ready;
     this.transport.connect(attach);
   }
 
@@ -319,6 +319,7 @@ class Viewer {
   onAttached(payload) {
     this.role = payload.role ?? (this.mode === 'shadow' ? 'viewer' : 'controller');
     this.screen.colorMode = payload.color_mode ?? this.screen.colorMode;
+    this.screen.attached(payload.codecs ?? []);
     this.toolbar.showGrayscale(this.screen.colorMode === 'grayscale');
     this.screen.setCanvasSize(payload.width, payload.height);
     if (payload.policy) {

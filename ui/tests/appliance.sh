@@ -1,4 +1,4 @@
-# Sourced by run.sh and run-rdp.sh (after `set -euo pipefail` and setting
+# Sourced by run.sh, run-rdp.sh and run-shadow.sh (after `set -euo pipefail` and setting
 # HERE to this folder); not a script of its own. The part they share:
 # checking the binaries and the browser, a temporary data directory, the
 # appliance on a free loopback port (insecure bootstrap allowed, development

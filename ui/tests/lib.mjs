@@ -1,4 +1,4 @@
-// Shared by the end-to-end tests (e2e.mjs, e2e-rdp.mjs) and the viewer
+// Shared by the end-to-end tests (e2e.mjs, e2e-rdp.mjs, e2e-h264.mjs) and the viewer
 // benchmark (bench-viewer.mjs): settings from the environment, Chromium,
 // a step runner that prints `ok`/`FAIL`/`skip` lines and the final
 // `<label>: N passed, M failed` line, and helpers for the pages.

@@ -23,14 +23,14 @@ ARTIFACTS="$HERE/artifacts"
 # shellcheck source=appliance.sh
 . "$HERE/appliance.sh"
 mkdir -p "$ARTIFACTS"
-# (run-rdp.sh's rdp-* and bench-* artifacts and the native-* and desktop-*
-# screenshots of the Rust smoke runs are left alone, and each of the plain
-# and HTTPS runs keeps the other's)
+# (run-rdp.sh's rdp-* and bench-* artifacts, run-shadow.sh's viewer-h264 and
+# h264-* ones and the native-* and desktop-* screenshots of the Rust smoke
+# runs are left alone, and each of the plain and HTTPS runs keeps the other's)
 if tls_run; then
   find "$ARTIFACTS" -maxdepth 1 -name 'tls-*.png' -delete
   LOG="$ARTIFACTS/tls-appliance.log"
 else
-  find "$ARTIFACTS" -maxdepth 1 -name '*.png' ! -name 'rdp-*' ! -name 'bench-*' ! -name 'tls-*' ! -name 'native-*' ! -name 'desktop-*' -delete
+  find "$ARTIFACTS" -maxdepth 1 -name '*.png' ! -name 'rdp-*' ! -name 'bench-*' ! -name 'tls-*' ! -name 'native-*' ! -name 'desktop-*' ! -name '*h264*' -delete
   LOG="$ARTIFACTS/appliance.log"
 fi
 rm -f "$LOG"

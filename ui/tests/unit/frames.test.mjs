@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
-import { HEADER_LEN, Encoding, FLAG_LAST, FLAG_KEY_FRAME, readHeader, parseHeader, decodeFrame, bytesPerPixel, grayToRgba, inflateInto } from '../../frames.js';
+import { HEADER_LEN, Encoding, FLAG_LAST, FLAG_KEY_FRAME, readHeader, parseHeader, decodeFrame, bytesPerPixel, grayToRgba, inflateInto, isVideo } from '../../frames.js';
 
 // The exact bytes of frame.rs `the_header_is_the_contracts_byte_for_byte`:
 // RawGray8, Grayscale, last, seq 0x0102_0304, rect (0x0a0b, 0x0c0d,
@@ -83,16 +83,55 @@ test('a version other than 1 is refused', () => {
 });
 
 test('encodings and colour modes outside the contract are refused (FrameHeader::read returns None)', () => {
-  for (const encoding of [4, 9, 255]) {
+  // frame.rs's test: `bytes[5] = 6` is "an encoding this client does not know".
+  for (const encoding of [6, 9, 255]) {
     assert.throws(() => parseHeader(frame({ encoding, payload: [0, 0, 0, 0] })), new RegExp(`unknown frame encoding ${encoding}`));
   }
   assert.throws(() => parseHeader(frame({ colorMode: 2, payload: [0, 0, 0, 0] })), /unknown frame color mode 2/);
 });
 
 test('each encoding code of frame.rs Encoding::code is known, with its bytes per pixel', () => {
-  assert.deepEqual(Encoding, { RAW_RGBA8: 0, RAW_GRAY8: 1, ZLIB_RGBA8: 2, ZLIB_GRAY8: 3 });
+  assert.deepEqual(Encoding, { RAW_RGBA8: 0, RAW_GRAY8: 1, ZLIB_RGBA8: 2, ZLIB_GRAY8: 3, H264: 4, H264_REGION: 5 });
   assert.deepEqual([0, 1, 2, 3].map(bytesPerPixel), [4, 1, 4, 1]);
-  assert.throws(() => bytesPerPixel(4), /unknown frame encoding 4/);
+  assert.throws(() => bytesPerPixel(4), /unknown frame encoding 4/, 'H.264 carries no pixels of its own');
+  assert.deepEqual([0, 1, 2, 3, 4, 5].map(isVideo), [false, false, false, false, true, true]);
+});
+
+test('reads an H.264 key frame header as frame.rs writes it (encoding 4, flags last | key frame)', () => {
+  // frame.rs: `FrameHeader { encoding: H264, color_mode: FullColor, key_frame: true, ..header }`
+  // writes bytes[5] = 4 and bytes[7] = FLAG_LAST | FLAG_KEY_FRAME.
+  const bytes = RUST_HEADER.slice();
+  bytes[5] = 4;
+  bytes[6] = 0;
+  bytes[7] = FLAG_LAST | FLAG_KEY_FRAME;
+  assert.deepEqual(readHeader(buffer(bytes)), {
+    encoding: Encoding.H264,
+    colorMode: 'full_color',
+    last: true,
+    keyFrame: true,
+    seq: 0x0102_0304,
+    x: 0x0a0b,
+    y: 0x0c0d,
+    width: 0x0e0f,
+    height: 0x1011,
+    payloadLength: 0x1213_1415,
+  });
+});
+
+test('an H.264 access unit carries its bytes; a region (encoding 5) carries none', () => {
+  const unit = parseHeader(frame({ encoding: Encoding.H264, flags: FLAG_KEY_FRAME, x: 8, y: 16, width: 1280, height: 720, payload: [0, 0, 0, 1, 0x67, 0x64] }));
+  assert.deepEqual([unit.encoding, unit.keyFrame, unit.last, unit.x, unit.y, unit.width, unit.height], [Encoding.H264, true, false, 8, 16, 1280, 720]);
+  assert.deepEqual([...unit.payload], [0, 0, 0, 1, 0x67, 0x64]);
+  const region = parseHeader(frame({ encoding: Encoding.H264_REGION, x: 10, y: 20, width: 30, height: 40, payload: [] }));
+  assert.deepEqual([region.encoding, region.last, region.x, region.y, region.width, region.height, region.payload.length], [Encoding.H264_REGION, true, 10, 20, 30, 40, 0]);
+  const nothing = parseHeader(frame({ encoding: Encoding.H264_REGION, width: 0, height: 0, payload: [] }));
+  assert.deepEqual([nothing.width, nothing.height], [0, 0], 'the empty region: the unit paints nothing');
+  assert.throws(() => parseHeader(frame({ encoding: Encoding.H264_REGION, payload: [1, 2] })), /an H\.264 region with a payload \(2 bytes\)/);
+});
+
+test('decodeFrame (the main thread) refuses H.264: only the frame worker decodes it', async () => {
+  await assert.rejects(decodeFrame(frame({ encoding: Encoding.H264, flags: FLAG_LAST | FLAG_KEY_FRAME, payload: [0, 0, 1, 0x65] })), /H\.264 frames are decoded in the frame worker only/);
+  await assert.rejects(decodeFrame(frame({ encoding: Encoding.H264_REGION, payload: [] })), /H\.264 frames are decoded in the frame worker only/);
 });
 
 test('flags: bit 0 is the last rectangle, bit 1 the key frame', () => {

@@ -1,9 +1,10 @@
 // viewer-screen.js: the canvas geometry (fit, remote resize, the first
-// session size) and the remembered colour mode.
+// session size), the remembered colour mode, and when the picture comes
+// as H.264.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { evenWithin, resizeTarget, fitSize, storedColorMode, COLOR_MODE_KEY } from '../../viewer-screen.js';
+import { evenWithin, resizeTarget, fitSize, storedColorMode, COLOR_MODE_KEY, attachCodecs, picturePath } from '../../viewer-screen.js';
 
 test('sizes are even and within bounds', () => {
   assert.equal(evenWithin(1001, 64, 7680), 1000);
@@ -31,4 +32,16 @@ test('the colour mode is grayscale only when remembered so', () => {
   assert.equal(storedColorMode(storage('full_color')), 'full_color');
   assert.equal(storedColorMode(storage(null)), 'full_color');
   assert.equal(storedColorMode(storage('sepia')), 'full_color');
+});
+
+test('the attach asks for H.264 only when the worker decodes it and the picture is in full colour', () => {
+  assert.deepEqual(attachCodecs(true, 'full_color'), ['h264']);
+  assert.deepEqual(attachCodecs(true, 'grayscale'), [], 'the gateway sends H.264 in full colour only');
+  assert.deepEqual(attachCodecs(false, 'full_color'), [], 'no decoder: pixels');
+});
+
+test('the status says H.264 when session.attached granted it, in full colour', () => {
+  assert.equal(picturePath(['h264'], 'full_color'), 'h264');
+  assert.equal(picturePath(['h264'], 'grayscale'), 'pixels', 'grayscale is always pixels');
+  assert.equal(picturePath([], 'full_color'), 'pixels');
 });

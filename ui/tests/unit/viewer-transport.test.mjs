@@ -32,11 +32,20 @@ test('the gateway URL becomes ws: or wss: beside the page', () => {
   assert.equal(String(socketUrl('https://gw.example/api/v1/gateway/ws', 'http://rap.example/')), 'wss://gw.example/api/v1/gateway/ws');
 });
 
-test('attach asks for binary_v1 frames, zlib and the colour mode', () => {
+test('attach asks for binary_v1 frames, zlib, the colour mode and paced updates', () => {
   assert.deepEqual(JSON.parse(attachEnvelope('tok', 'grayscale')), {
     type: 'attach',
-    payload: { attach_token: 'tok', render_transport: 'binary_v1', color_mode: 'grayscale', compression: 'zlib' },
+    payload: { attach_token: 'tok', render_transport: 'binary_v1', color_mode: 'grayscale', compression: 'zlib', render_acks: true },
   });
+});
+
+test('attach lists the codecs only when there are any (h264: the host’s own stream)', () => {
+  assert.deepEqual(JSON.parse(attachEnvelope('tok', 'full_color', ['h264'])), {
+    type: 'attach',
+    payload: { attach_token: 'tok', render_transport: 'binary_v1', color_mode: 'full_color', compression: 'zlib', render_acks: true, codecs: ['h264'] },
+  });
+  assert.equal('codecs' in JSON.parse(attachEnvelope('tok', 'full_color', [])).payload, false);
+  assert.equal('codecs' in JSON.parse(attachEnvelope('tok', 'full_color')).payload, false);
 });
 
 test('client messages are {type, payload}, or {type} alone without a payload', () => {
