@@ -8,8 +8,8 @@
 //! this bench drives: typing into a terminal, a terminal scrolling, and a
 //! full-screen animated test pattern (ffplay, 30 frames/s). Per workload
 //! and path: Mbit/s to the viewer, updates (access units, or pixel
-//! updates) per second, and the appliance's CPU (this process) per viewer
-//! stream.
+//! updates) per second, and the appliance's CPU (this process): with the
+//! decoding viewer alone, then with a pixel viewer beside it.
 //!
 //! Run (FreeRDP, ffmpeg, xdotool and Xvfb installed):
 //! `bash testing/bench-graphics.sh`, which starts the shadow server on a
@@ -69,7 +69,7 @@ impl Workload {
                 "while true; do xdotool type --delay 100 'the quick brown fox jumps over the lazy dog '; done"
             }
             Self::Scrolling => {
-                "xdotool type --delay 5 'while true; do ls -l /usr/lib/x86_64-linux-gnu | head -300; done'; xdotool key Return; sleep 3600"
+                "xdotool key ctrl+c ctrl+u; xdotool type --delay 5 'seq 1 999999999'; xdotool key Return; sleep 3600"
             }
             Self::MovingPicture => "exec ffplay -loglevel quiet -an -fs -f lavfi -i testsrc2=size=1920x1080:rate=30",
         };
@@ -81,84 +81,129 @@ impl Workload {
     fn stop(self, mut child: Child, display: &str) {
         let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", child.id())]).status();
         let _ = child.wait();
-        if matches!(self, Self::Scrolling) {
-            let _ = Command::new("xdotool").args(["key", "ctrl+c", "key", "ctrl+l"]).env("DISPLAY", display).status();
-        }
+        // A clean prompt for the next workload.
+        let _ = Command::new("xdotool").args(["key", "ctrl+c", "ctrl+u", "ctrl+l"]).env("DISPLAY", display).status();
         std::thread::sleep(Duration::from_secs(1));
     }
 }
 
 use std::os::unix::process::CommandExt as _;
 
-/// Bytes `xfreerdp` received on its connection to `port`, from the
-/// kernel's TCP counters.
-fn client_bytes_received(port: u16) -> u64 {
-    let out = Command::new("ss").args(["-tinH", "state", "established", &format!("dport = :{port}")]).output().unwrap();
+/// Bytes process `pid` received on its connections to `port`, from the
+/// kernel's TCP counters (the appliance's own connection to the host is
+/// a socket of this process, and left out).
+fn bytes_received_by(pid: u32, port: u16) -> u64 {
+    let filter = format!("dport = :{port}");
+    let out = Command::new("ss").args(["-tinpH", "state", "established", &filter]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .filter_map(|field| field.strip_prefix("bytes_received:"))
-        .filter_map(|n| n.parse::<u64>().ok())
-        .sum()
-}
-
-/// The baseline: FreeRDP's client straight to the host for one window.
-fn native_client(host: &str, port: u16, display: &str) -> (f64, f64) {
-    let mut client = Command::new("xfreerdp")
-        .args([
-            &format!("/v:{host}:{port}"),
-            "/cert:ignore",
-            "/u:rap",
-            "/p:unused",
-            "/gfx:avc420",
-            "/size:1920x1080",
-            "-grab-keyboard",
-        ])
-        .env("DISPLAY", display)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
-    let (before, wall) = (client_bytes_received(port), Instant::now());
-    std::thread::sleep(WINDOW);
-    let bytes = client_bytes_received(port).saturating_sub(before);
-    let elapsed = wall.elapsed().as_secs_f64();
-    let _ = client.kill();
-    let _ = client.wait();
-    (bytes as f64 * 8.0 / elapsed / 1e6, f64::NAN)
-}
-
-/// One viewer over the gateway for one window: (Mbit/s, updates/s,
-/// appliance CPU % of one core).
-async fn through_the_appliance(appliance: &Appliance, session: &str, attach: serde_json::Value) -> (f64, f64, f64) {
-    let offered = appliance.call(reqwest::Method::POST, &format!("/api/v1/sessions/{session}/takeover"), None).await;
-    let url = format!("{}/api/v1/gateway/ws", appliance.base.replacen("http", "ws", 1));
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let mut payload = json!({"attach_token": offered["attach"]["attach_token"], "render_transport": "binary_v1"});
-    payload.as_object_mut().unwrap().extend(attach.as_object().unwrap().clone());
-    socket.send(Message::text(json!({"type": "attach", "payload": payload}).to_string())).await.unwrap();
-    // Past the first whole screen and the join.
-    let settle = Instant::now() + Duration::from_secs(3);
-    while let Ok(Some(_)) = tokio::time::timeout_at(settle.into(), socket.next()).await {}
-    let (cpu, wall) = (cpu_time(), Instant::now());
-    let (mut bytes, mut updates) = (0u64, 0u64);
-    let end = tokio::time::Instant::now() + WINDOW;
-    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(end, socket.next()).await {
-        if let Message::Binary(frame) = message {
-            bytes += frame.len() as u64;
-            let header = rap_wire::frame::FrameHeader::read(&frame).unwrap();
-            // An update is one access unit, or the last rectangle of a pixel update.
-            let encoding = header.encoding;
-            if encoding == rap_wire::frame::Encoding::H264
-                || (header.last && encoding != rap_wire::frame::Encoding::H264Region)
-            {
-                updates += 1;
-            }
+    let mut ours = false;
+    let mut total = 0;
+    // One line per socket (with its process), then its counters.
+    for line in text.lines() {
+        if line.contains("users:(") {
+            ours = line.contains(&format!("pid={pid},"));
+        } else if ours {
+            total += line
+                .split_whitespace()
+                .filter_map(|field| field.strip_prefix("bytes_received:"))
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum::<u64>();
         }
     }
+    total
+}
+
+/// The baseline: FreeRDP's client straight to the host, connected until
+/// dropped.
+struct NativeClient(Child);
+
+impl NativeClient {
+    fn start(host: &str, port: u16, display: &str) -> Self {
+        let child = Command::new("xfreerdp")
+            .args([
+                &format!("/v:{host}:{port}"),
+                "/cert:ignore",
+                "/u:rap",
+                "/p:unused",
+                "/gfx:avc420",
+                "/size:1920x1080",
+            ])
+            .env("DISPLAY", display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+}
+
+impl Drop for NativeClient {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a viewer has received so far.
+#[derive(Default)]
+struct Received {
+    bytes: std::sync::atomic::AtomicU64,
+    updates: std::sync::atomic::AtomicU64,
+    /// Bytes of pixel frames (a decoding viewer gets them only out of step).
+    pixel_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Received {
+    fn sample(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.bytes.load(Relaxed), self.updates.load(Relaxed), self.pixel_bytes.load(Relaxed))
+    }
+}
+
+/// Attaches over `binary_v1` (zlib pixels) with `token` and counts what
+/// arrives, until the socket closes.
+async fn viewer(appliance: &Appliance, token: &serde_json::Value, codecs: &[&str]) -> std::sync::Arc<Received> {
+    use rap_wire::frame::{Encoding, FrameHeader};
+    use std::sync::atomic::Ordering::Relaxed;
+    let url = format!("{}/api/v1/gateway/ws", appliance.base.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let payload =
+        json!({"attach_token": token, "render_transport": "binary_v1", "compression": "zlib", "codecs": codecs});
+    socket.send(Message::text(json!({"type": "attach", "payload": payload}).to_string())).await.unwrap();
+    let received = std::sync::Arc::new(Received::default());
+    let counts = received.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Binary(frame) = message else { continue };
+            let header = FrameHeader::read(&frame).unwrap();
+            counts.bytes.fetch_add(frame.len() as u64, Relaxed);
+            // An update is one access unit, or the last rectangle of a pixel update.
+            match header.encoding {
+                Encoding::H264 => {
+                    counts.updates.fetch_add(1, Relaxed);
+                }
+                Encoding::H264Region => {}
+                _ => {
+                    counts.pixel_bytes.fetch_add(frame.len() as u64, Relaxed);
+                    counts.updates.fetch_add(u64::from(header.last), Relaxed);
+                }
+            }
+        }
+    });
+    received
+}
+
+/// One window of `received`: (Mbit/s, updates/s, appliance CPU % of one
+/// core, share of the bytes that were pixels).
+async fn window(received: &Received) -> (f64, f64, f64, f64) {
+    let ((bytes, updates, pixels), cpu, wall) = (received.sample(), cpu_time(), Instant::now());
+    tokio::time::sleep(WINDOW).await;
+    let (bytes_after, updates_after, pixels_after) = received.sample();
     let elapsed = wall.elapsed().as_secs_f64();
     let cpu = (cpu_time() - cpu).as_secs_f64();
-    (bytes as f64 * 8.0 / elapsed / 1e6, updates as f64 / elapsed, cpu / elapsed * 100.0)
+    let bytes = (bytes_after - bytes) as f64;
+    let pixel_share = if bytes > 0.0 { (pixels_after - pixels) as f64 / bytes } else { 0.0 };
+    (bytes * 8.0 / elapsed / 1e6, (updates_after - updates) as f64 / elapsed, cpu / elapsed * 100.0, pixel_share)
 }
 
 fn main() {
@@ -171,25 +216,43 @@ fn main() {
         let appliance = Appliance::start(&[("RAP_WORKER_RUNTIME", "rdp")]).await;
         let started = appliance.start_session(host, port, ("rap", "unused"), (1920, 1080)).await;
         let session = started["session"]["id"].as_str().unwrap().to_owned();
-        println!("one viewer at a time, {}-s windows, the same workload for each path", WINDOW.as_secs());
-        println!("| workload | path | Mbit/s per viewer | vs. native client | updates/s | appliance CPU (one core) |");
-        println!("| --- | --- | --- | --- | --- | --- |");
+        // The decoding viewer is attached from the start, as a user's
+        // browser is when the video begins: in step with the host's stream
+        // (a viewer joining a long-running stream waits for a key frame).
+        let decoding = viewer(&appliance, &started["attach"]["attach_token"], &["h264"]).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        println!("{}-s windows, the same workload for each path; the decoding viewer stays attached throughout", WINDOW.as_secs());
+        println!("| workload | path | Mbit/s per viewer | vs. native client | updates/s | appliance CPU (one core) | bytes as pixels |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
         for workload in [Workload::Typing, Workload::Scrolling, Workload::MovingPicture] {
             let child = workload.start(&host_display);
             std::thread::sleep(Duration::from_secs(2));
-            let (native, _) = tokio::task::block_in_place(|| native_client(host, port, &client_display));
-            println!("| {} | xfreerdp /gfx:avc420, direct | {native:.2} | 1.00× | | |", workload.name());
-            for (path, attach) in [
-                ("H.264 passthrough", json!({"codecs": ["h264"]})),
-                ("appliance pixels (zlib)", json!({"compression": "zlib"})),
-            ] {
-                let (mbps, updates, cpu) = through_the_appliance(&appliance, &session, attach).await;
-                println!(
-                    "| {} | {path} | {mbps:.2} | {:.2}× | {updates:.1} | {cpu:.1} % |",
-                    workload.name(),
-                    mbps / native
-                );
-            }
+            // The native client and the decoding viewer in the same window:
+            // the host encodes the same content for each connection.
+            let native_client = NativeClient::start(host, port, &client_display);
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let pid = native_client.0.id();
+            let (native_before, wall) = (bytes_received_by(pid, port), Instant::now());
+            let (mbps, updates, cpu, pixels) = window(&decoding).await;
+            let native_bytes = bytes_received_by(pid, port).saturating_sub(native_before);
+            let native = native_bytes as f64 * 8.0 / wall.elapsed().as_secs_f64() / 1e6;
+            drop(native_client);
+            println!("| {} | xfreerdp /gfx:avc420, direct | {native:.2} | 1.00× | | | |", workload.name());
+            println!(
+                "| {} | H.264 passthrough | {mbps:.2} | {:.2}× | {updates:.1} | {cpu:.1} % | {:.0} % |",
+                workload.name(),
+                mbps / native,
+                pixels * 100.0
+            );
+            let shadow = appliance.call(reqwest::Method::POST, &format!("/api/v1/sessions/{session}/shadow"), None).await;
+            let painting = viewer(&appliance, &shadow["attach"]["attach_token"], &[]).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (mbps, updates, cpu, _) = window(&painting).await;
+            println!(
+                "| {} | appliance pixels (zlib), beside the H.264 viewer | {mbps:.2} | {:.2}× | {updates:.1} | {cpu:.1} % | 100 % |",
+                workload.name(),
+                mbps / native
+            );
             workload.stop(child, &host_display);
         }
         appliance.call(reqwest::Method::POST, &format!("/api/v1/sessions/{session}/terminate"), None).await;

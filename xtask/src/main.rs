@@ -276,6 +276,14 @@ fn ci() -> Result<(), String> {
             &["ui/tests/run-rdp.sh", &appliance, &server],
             &[],
         )?;
+        if let Ok(shadow) = std::env::var("RAP_ACCEPTANCE_SHADOW") {
+            ci.step(
+                "Web UI decoding the host's H.264 (WebCodecs) from FreeRDP's shadow server",
+                "bash",
+                &["ui/tests/run-shadow.sh", &appliance, &shadow],
+                &[],
+            )?;
+        }
     } else {
         println!(
             "\n==> Browser tests skipped: they need /usr/bin/chromium and playwright-core in ui/tests/node_modules"

@@ -38,6 +38,11 @@ pub trait PixelStore: Send + Sync + 'static {
     /// then return opaque pixels.
     fn alpha_is_set(&self) -> bool;
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+    /// A store that can change size by itself (a decoder told so by the
+    /// host) says its size; the screen follows it.
+    fn size(&self) -> Option<(u16, u16)> {
+        None
+    }
 }
 
 impl PixelStore for Vec<u8> {
@@ -257,9 +262,20 @@ impl Screen {
             let mut pixels = self.write();
             let store = pixels.rgba.as_any_mut().downcast_mut::<S>()?;
             let (result, damage, video) = decode(store);
+            let resized = pixels.rgba.size().filter(|size| *size != (pixels.width, pixels.height));
+            if let Some(size) = resized {
+                (pixels.width, pixels.height) = size;
+                pixels.log.clear();
+                pixels.horizon = pixels.seq + 1;
+            }
             let (width, height) = (pixels.width, pixels.height);
-            let touched = damage.into_iter().map(|rect| rect.clipped(width, height)).filter(|rect| !rect.is_empty());
-            let seq = record(&mut pixels, touched.collect(), video);
+            let mut touched: Vec<Rect> =
+                damage.into_iter().map(|rect| rect.clipped(width, height)).filter(|rect| !rect.is_empty()).collect();
+            if resized.is_some() {
+                // Every viewer gets the new screen whole.
+                touched = vec![Rect::new(0, 0, width, height)];
+            }
+            let seq = record(&mut pixels, touched, video);
             // A decoder with the next update already buffered would take the
             // lock straight back and starve the viewers waiting to read:
             // hand it to them first.

@@ -11,6 +11,7 @@ mod clipboard;
 mod connect;
 mod drive;
 mod keymap;
+mod tiles;
 mod video;
 
 use std::time::Duration;
@@ -69,11 +70,16 @@ impl SessionRuntime for RdpRuntime {
 
 /// The decoder's image is the session screen's pixels: IronRDP paints
 /// into it and viewers read from it, so a session holds its desktop once.
-struct Desktop(DecodedImage);
+struct Desktop(DecodedImage, tiles::TileHashes);
 
 impl PixelStore for Desktop {
     fn rgba(&self) -> &[u8] {
         self.0.data()
+    }
+
+    // The graphics pipeline resizes the image itself (`ResetGraphics`).
+    fn size(&self) -> Option<(u16, u16)> {
+        Some((self.0.width(), self.0.height()))
     }
 
     fn rgba_mut(&mut self) -> Option<&mut [u8]> {
@@ -91,7 +97,7 @@ impl PixelStore for Desktop {
 }
 
 fn desktop(width: u16, height: u16) -> Box<Desktop> {
-    Box::new(Desktop(DecodedImage::new(PixelFormat::RgbA32, width, height)))
+    Box::new(Desktop(DecodedImage::new(PixelFormat::RgbA32, width, height), tiles::TileHashes::new(width, height)))
 }
 
 /// The screen rectangles of the outputs' graphics updates.
@@ -141,6 +147,8 @@ fn decode(
         screen.decode_with_video(|desktop: &mut Desktop| {
             let outputs = step(&mut desktop.0);
             let rects = outputs.as_ref().map(|outputs| damage(outputs)).unwrap_or_default();
+            let Desktop(image, tiles) = desktop;
+            let rects = tiles.changed(image.data(), image.stride(), (image.width(), image.height()), &rects);
             (outputs, rects, video.take())
         })
     };
@@ -364,6 +372,8 @@ async fn run_session(
                 _ => {}
             }
         }
+        // The graphics pipeline may have resized the desktop by itself.
+        (input.width, input.height) = screen.size();
         while let Some(event) = clipboard_events.as_ref().and_then(|events| events.try_recv().ok()) {
             let Some(channel) = stage.get_svc_processor_mut::<ironrdp_cliprdr::CliprdrClient>() else { break };
             let (messages, remote) = clipboard.on_event(channel, event);
