@@ -950,20 +950,25 @@ async fn h264_is_granted_only_where_it_can_travel_and_oversized_codec_lists_are_
         (Rect::new(0, 0, 320, 200), 320 * 200 * 4),
         "pixels from a host without H.264"
     );
-    drop(socket);
+    // Sockets stay open until the end: a closed controller's session is
+    // detached, then resumed by the next command, and not ready at once.
+    let mut sockets = vec![socket];
     for options in [
         json!({"render_transport": "binary_v1", "color_mode": "grayscale", "codecs": ["h264"]}),
         json!({"render_transport": "json_base64", "codecs": ["h264"]}),
         json!({"render_transport": "binary_v1", "codecs": ["av1"]}),
     ] {
+        live.wait_state(&session, "active").await;
         let offered = live.command(&session, "takeover").await;
-        let (_socket, attached) =
+        let (socket, attached) =
             live.attach_with(offered["attach"]["attach_token"].as_str().expect("token"), options.clone()).await;
         assert!(attached["payload"].get("codecs").is_none(), "{options}: {attached}");
+        sockets.push(socket);
     }
     let too_many: Vec<String> = (0..9).map(|index| format!("codec{index}")).collect();
     let too_long = vec!["x".repeat(33)];
     for codecs in [json!(too_many), json!(too_long)] {
+        live.wait_state(&session, "active").await;
         let offered = live.command(&session, "shadow").await;
         let mut socket = live.connect().await;
         let payload = json!({"attach_token": offered["attach"]["attach_token"], "codecs": codecs});
@@ -1002,14 +1007,15 @@ async fn a_pacing_client_has_at_most_four_updates_in_flight() {
     let (mut socket, _) = live.attach_with(&token, json!({"render_transport": "binary_v1", "render_acks": true})).await;
     assert_eq!(update_seqs(&mut socket, Duration::from_millis(500)).await, [1], "the whole screen");
     let click = |x: u16| json!({"type": "input.mouse", "payload": {"x": x, "y": 20, "buttons": 1}}).to_string();
-    for step in 0..12u16 {
+    // One click at a time, each given time to come back as its own update.
+    let mut unacked = Vec::new();
+    for step in 0..8u16 {
         socket.send(Message::text(click(step * 20))).await.expect("send");
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        unacked.extend(update_seqs(&mut socket, Duration::from_millis(400)).await);
     }
-    let unacked = update_seqs(&mut socket, Duration::from_millis(800)).await;
     assert_eq!(unacked, [2, 3, 4], "four in flight, counting the unacknowledged first frame");
     socket.send(Message::text(json!({"type": "render.ack", "payload": {"seq": 4}}).to_string())).await.expect("send");
-    let after_ack = update_seqs(&mut socket, Duration::from_millis(800)).await;
+    let after_ack = update_seqs(&mut socket, Duration::from_secs(2)).await;
     assert_eq!(after_ack, [5], "what changed meanwhile comes as one update");
 
     for bad in [json!({"seq": 99}), json!({"seq": 2}), json!({"seq": -1}), json!({})] {
