@@ -180,6 +180,11 @@ def main():
         # and Enter there takes control back through the console.
         browser.click(XPATH, "//button[normalize-space()='Take over']")
         title = until("the takeover in the window", lambda: title_with(window, "Press Enter to take back control"))
+        # The window hears of the takeover as it is asked for; the console's
+        # viewer attaches a moment later (once its frame decoder says what
+        # it decodes). Taking control back before that would be a race the
+        # older request wins.
+        browser.find(CSS, "#connection-state[data-state='connected']")
         shot("taken-over", window)
         subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True, capture_output=True)
         subprocess.run(["xdotool", "key", "Return"], check=True, capture_output=True)
