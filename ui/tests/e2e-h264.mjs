@@ -25,7 +25,7 @@
 // The last line is `e2e: N passed, M failed` (the same format as e2e.mjs).
 
 import * as lib from './lib.mjs';
-import { assert, until, sleep, heading, nav, row, dialog, clientPoint, apiCall } from './lib.mjs';
+import { assert, until, sleep, heading, nav, row, clientPoint, apiCall } from './lib.mjs';
 
 const LABEL = 'e2e';
 const BASE = lib.baseUrl(LABEL);
@@ -402,34 +402,11 @@ await step('a known H.264 stream through the viewer’s pipeline: whole pictures
 });
 
 await step('create an organization', async () => {
-  await nav(page, 'Organizations');
-  await heading(page, 'Organizations');
-  await page.getByRole('button', { name: 'New organization' }).click();
-  const form = await dialog(page, 'New organization');
-  await form.getByLabel('Name').fill(ORG.name);
-  await form.getByRole('button', { name: 'Create organization' }).click();
-  await row(page, ORG.name).waitFor();
+  await lib.createOrganization(page, ORG.name);
 });
 
 await step('create a resource for the shadow server (certificates ignored), with its secret', async () => {
-  await nav(page, 'Resources');
-  await heading(page, 'Resources');
-  await page.getByRole('button', { name: 'New resource' }).click();
-  const form = await dialog(page, 'New resource');
-  await form.getByLabel('Organization').selectOption({ label: ORG.name });
-  await form.getByLabel('Name').fill(RESOURCE.name);
-  await form.getByLabel('Protocol').selectOption('rdp');
-  await form.getByLabel('Host').fill(RESOURCE.host);
-  await form.getByLabel('Port').fill(String(RDP_PORT));
-  // The shadow server's certificate is self-signed.
-  await form.getByLabel('Certificate verification').selectOption('ignore');
-  await form.getByRole('button', { name: 'Create resource' }).click();
-  const secret = await dialog(page, `Set the secret of ${RESOURCE.name}`);
-  await secret.getByLabel('Username').fill(RESOURCE.username);
-  await secret.getByLabel('Password').fill(RESOURCE.password);
-  await secret.getByRole('button', { name: 'Save secret' }).click();
-  await row(page, RESOURCE.name).filter({ hasText: 'Rotate secret' }).waitFor();
-  const text = await row(page, RESOURCE.name).innerText();
+  const text = await lib.createRdpResource(page, { organization: ORG.name, port: RDP_PORT, ...RESOURCE });
   assert(text.includes(`${RDP_HOST}:${RDP_PORT}`) && text.includes('ignore'), `resource row: ${text}`);
 });
 

@@ -328,3 +328,39 @@ export async function apiCall(base, method, route, { token, body } = {}) {
   if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
   return json;
 }
+
+/** Creates an organization named `name` through the Organizations page. */
+export async function createOrganization(page, name) {
+  await nav(page, 'Organizations');
+  await heading(page, 'Organizations');
+  await page.getByRole('button', { name: 'New organization' }).click();
+  const form = await dialog(page, 'New organization');
+  await form.getByLabel('Name').fill(name);
+  await form.getByRole('button', { name: 'Create organization' }).click();
+  await row(page, name).waitFor();
+}
+
+/**
+ * Creates an RDP resource at `host:port` in `organization` through the
+ * Resources page (certificates ignored: the test servers' are
+ * self-signed), sets its secret, and returns the text of its row.
+ */
+export async function createRdpResource(page, { organization, name, host, port, username, password }) {
+  await nav(page, 'Resources');
+  await heading(page, 'Resources');
+  await page.getByRole('button', { name: 'New resource' }).click();
+  const form = await dialog(page, 'New resource');
+  await form.getByLabel('Organization').selectOption({ label: organization });
+  await form.getByLabel('Name').fill(name);
+  await form.getByLabel('Protocol').selectOption('rdp');
+  await form.getByLabel('Host').fill(host);
+  await form.getByLabel('Port').fill(String(port));
+  await form.getByLabel('Certificate verification').selectOption('ignore');
+  await form.getByRole('button', { name: 'Create resource' }).click();
+  const secret = await dialog(page, `Set the secret of ${name}`);
+  await secret.getByLabel('Username').fill(username);
+  await secret.getByLabel('Password').fill(password);
+  await secret.getByRole('button', { name: 'Save secret' }).click();
+  await row(page, name).filter({ hasText: 'Rotate secret' }).waitFor();
+  return row(page, name).innerText();
+}

@@ -158,18 +158,7 @@ fn ci() -> Result<(), String> {
 
     match std::env::var("RAP_ACCEPTANCE_XRDP") {
         Ok(spec) => {
-            let filter = [
-                "test",
-                "-p",
-                "rap-appliance",
-                "--locked",
-                "--test",
-                "main",
-                "acceptance",
-                "--",
-                "--nocapture",
-                "--test-threads=1",
-            ];
+            let filter = one_at_a_time("acceptance");
             ci.step("Acceptance: a real xrdp on loopback", "cargo", &filter, &[("RAP_ACCEPTANCE_XRDP", &spec)])?;
             let viewer = ci.target.join("debug/rap-viewer");
             if viewer.exists() && which("Xvfb") && which("xdotool") && which("xclip") {
@@ -185,18 +174,7 @@ fn ci() -> Result<(), String> {
             }
             if std::env::var("RAP_XRDP_SETUP").as_deref() == Ok("1") {
                 let kept = ci.capture("bash", &["testing/xrdp-setup.sh", "--keep-disconnected"])?;
-                let restart = [
-                    "test",
-                    "-p",
-                    "rap-appliance",
-                    "--locked",
-                    "--test",
-                    "main",
-                    "acceptance::an_appliance_restart",
-                    "--",
-                    "--nocapture",
-                    "--test-threads=1",
-                ];
+                let restart = one_at_a_time("acceptance::an_appliance_restart");
                 ci.step(
                     "Acceptance: an appliance restart brings the same xrdp desktop back",
                     "cargo",
@@ -214,18 +192,7 @@ fn ci() -> Result<(), String> {
 
     match std::env::var("RAP_ACCEPTANCE_SHADOW") {
         Ok(spec) => {
-            let filter = [
-                "test",
-                "-p",
-                "rap-appliance",
-                "--locked",
-                "--test",
-                "main",
-                "graphics",
-                "--",
-                "--nocapture",
-                "--test-threads=1",
-            ];
+            let filter = one_at_a_time("graphics");
             ci.step(
                 "Graphics pipeline: FreeRDP's shadow server's H.264, passed through and decoded",
                 "cargo",
@@ -319,6 +286,13 @@ fn has_gui_libraries() -> bool {
         .args(["--exists", "webkit2gtk-4.1", "javascriptcoregtk-4.1", "libsoup-3.0"])
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// `cargo` arguments running the appliance's integration tests matching
+/// `filter` one at a time, output shown (the acceptance tests share one
+/// real server each).
+fn one_at_a_time(filter: &str) -> [&str; 10] {
+    ["test", "-p", "rap-appliance", "--locked", "--test", "main", filter, "--", "--nocapture", "--test-threads=1"]
 }
 
 fn which(program: &str) -> bool {

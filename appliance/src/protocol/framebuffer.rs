@@ -350,11 +350,6 @@ impl Screen {
         self.key_frame_wanted.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Bytes of H.264 the session keeps for joining viewers.
-    pub fn video_bytes(&self) -> usize {
-        self.read().video.bytes()
-    }
-
     /// A read guard, or `None` rather than waiting when `wait` is [`Wait::No`].
     fn read_with(&self, wait: Wait) -> Option<RwLockReadGuard<'_, Pixels>> {
         match wait {

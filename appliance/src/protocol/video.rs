@@ -125,7 +125,8 @@ impl VideoRing {
         (self.starts_at_key && !self.units.is_empty()).then(|| self.units.iter().cloned().collect())
     }
 
-    pub fn bytes(&self) -> usize {
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
         self.bytes
     }
 }
