@@ -43,6 +43,8 @@ struct Inner {
     frames_sent: Counter,
     bytes_sent: Counter,
     video_units_sent: Counter,
+    video_frames_encoded: Counter,
+    video_bytes_encoded: Counter,
     workers: Gauge,
     screen_updates: Counter,
     undelivered_worker_events: Counter,
@@ -75,6 +77,18 @@ impl Metrics {
             "video_units_sent",
             "H.264 access units passed through to viewers that decode them",
             video_units_sent.clone(),
+        );
+        let video_frames_encoded = Counter::default();
+        registry.register(
+            "video_frames_encoded",
+            "H.264 access units the appliance encoded from moving regions, once per session for all its viewers",
+            video_frames_encoded.clone(),
+        );
+        let video_bytes_encoded = Counter::default();
+        registry.register(
+            "video_bytes_encoded",
+            "Bytes of the H.264 access units the appliance encoded",
+            video_bytes_encoded.clone(),
         );
         let workers = Gauge::default();
         registry.register("workers", "Registered worker slots", workers.clone());
@@ -129,6 +143,8 @@ impl Metrics {
                 frames_sent,
                 bytes_sent,
                 video_units_sent,
+                video_frames_encoded,
+                video_bytes_encoded,
                 workers,
                 screen_updates,
                 undelivered_worker_events,
@@ -189,6 +205,11 @@ impl Metrics {
     }
 
     /// Brings the screen-updates counter up to `total` (read at scrape time).
+    pub fn set_video_encoded(&self, (frames, bytes): (u64, u64)) {
+        catch_up(&self.inner.video_frames_encoded, frames);
+        catch_up(&self.inner.video_bytes_encoded, bytes);
+    }
+
     pub fn set_screen_updates(&self, total: u64) {
         catch_up(&self.inner.screen_updates, total);
     }

@@ -193,12 +193,16 @@ fn ci() -> Result<(), String> {
     match std::env::var("RAP_ACCEPTANCE_SHADOW") {
         Ok(spec) => {
             let filter = one_at_a_time("graphics");
-            ci.step(
-                "Graphics pipeline: FreeRDP's shadow server's H.264, passed through and decoded",
-                "cargo",
-                &filter,
-                &[("RAP_ACCEPTANCE_SHADOW", &spec)],
-            )?;
+            let title = "Graphics pipeline: FreeRDP's shadow server's H.264, passed through and decoded";
+            let env = [("RAP_ACCEPTANCE_SHADOW", spec.as_str())];
+            if ci.step(title, "cargo", &filter, &env).is_err() {
+                // On a loaded machine the shadow server sometimes stops
+                // sending updates (issue 17's note): a fresh one gets one
+                // more try, and the failed attempt stays in the tally.
+                println!("\n==> The graphics test failed: once more, against a restarted shadow server");
+                ci.capture("bash", &["testing/shadow-setup.sh"])?;
+                ci.step(title, "cargo", &filter, &env)?;
+            }
         }
         Err(_) => println!(
             "\n==> Graphics pipeline tests skipped: RAP_ACCEPTANCE_SHADOW is not set (bash testing/shadow-setup.sh)"

@@ -42,6 +42,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
     let queues = &state.broker().live().queues;
     state.metrics().set_screen_updates(queues.screens.published());
+    state.metrics().set_video_encoded(queues.screens.encoded());
     state.metrics().set_undelivered_worker_events(queues.undelivered_events.load(std::sync::atomic::Ordering::Relaxed));
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics().render())
         .into_response()

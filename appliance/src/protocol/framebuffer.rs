@@ -9,8 +9,7 @@
 //! or other viewers. A viewer too far behind for the damage log simply gets
 //! the whole screen.
 
-use rap_storage::SessionId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -72,9 +71,15 @@ struct Pixels {
     log: VecDeque<Logged>,
     /// Updates at or before this sequence are not in the log (resize, trim).
     horizon: u64,
-    /// The host's H.264 stream, under the same lock as the pixels it
-    /// painted, so a viewer reads both at one state.
+    /// The H.264 stream (the host's, or the appliance's own), under the
+    /// same lock as the pixels it painted, so a viewer reads both at one
+    /// state.
     video: VideoRing,
+    /// The host sends H.264 itself: the appliance never encodes.
+    host_video: bool,
+    /// Where the appliance's own stream paints while the picture there
+    /// moves: updates inside are left to its next access unit.
+    video_owned: Option<Rect>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +88,9 @@ struct Logged {
     rect: Rect,
     /// An access unit of the video stream painted it all.
     by_video: bool,
+    /// The lossless pixels of a region the video stream painted: only a
+    /// viewer that took the video needs them again.
+    refinement: bool,
 }
 
 /// What a viewer must send to catch up.
@@ -106,6 +114,16 @@ pub enum Wait {
     No,
 }
 
+/// Counts shared by every screen of an appliance, for its metrics.
+#[derive(Debug, Default)]
+pub struct ScreenCounts {
+    /// Updates published (decoded remote desktop updates).
+    pub published: std::sync::atomic::AtomicU64,
+    /// Access units of the appliance's own H.264 streams, and their bytes.
+    pub encoded_frames: std::sync::atomic::AtomicU64,
+    pub encoded_bytes: std::sync::atomic::AtomicU64,
+}
+
 /// Encoded payloads kept for other viewers at the same screen state.
 const PAYLOAD_CACHE: usize = 16;
 
@@ -120,15 +138,20 @@ pub struct PayloadKey {
 
 /// A session's framebuffer. Cheap to share; all methods take `&self`.
 pub struct Screen {
-    /// Updates published by every screen of this appliance (metrics).
-    published: Arc<std::sync::atomic::AtomicU64>,
+    /// What every screen of this appliance did (metrics).
+    counts: Arc<ScreenCounts>,
     pixels: RwLock<Pixels>,
     changed: watch::Sender<u64>,
     /// Recently compressed payloads, so ten viewers of one update compress
     /// it once.
     payloads: Mutex<VecDeque<(PayloadKey, Arc<Vec<u8>>)>>,
-    /// A viewer waits for a key frame the video stream does not hold.
+    /// A viewer waits for a key frame the host's video stream does not
+    /// hold.
     key_frame_wanted: std::sync::atomic::AtomicBool,
+    /// When a viewer that decodes H.264 last caught up, in milliseconds
+    /// since `opened`: the appliance encodes only while one watches.
+    video_viewer_at: std::sync::atomic::AtomicU64,
+    opened: std::time::Instant,
 }
 
 /// A viewer's next step: the pixels, and the video units beside them.
@@ -195,20 +218,19 @@ impl Screen {
         Self::counted(width, height, Box::new(opaque_black(width, height)), Arc::default())
     }
 
-    fn counted(
-        width: u16,
-        height: u16,
-        store: Box<dyn PixelStore>,
-        published: Arc<std::sync::atomic::AtomicU64>,
-    ) -> Arc<Self> {
+    fn counted(width: u16, height: u16, store: Box<dyn PixelStore>, counts: Arc<ScreenCounts>) -> Arc<Self> {
         let log = VecDeque::with_capacity(DAMAGE_LOG);
-        let pixels = Pixels { width, height, rgba: store, seq: 1, log, horizon: 1, video: VideoRing::default() };
+        let video = VideoRing::default();
+        let pixels =
+            Pixels { width, height, rgba: store, seq: 1, log, horizon: 1, video, host_video: false, video_owned: None };
         Arc::new(Self {
-            published,
+            counts,
             pixels: RwLock::new(pixels),
             changed: watch::channel(1).0,
             payloads: Mutex::new(VecDeque::new()),
             key_frame_wanted: Default::default(),
+            video_viewer_at: Default::default(),
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -237,7 +259,7 @@ impl Screen {
                 None => return,
             }
         };
-        self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counts.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.changed.send_replace(seq);
     }
 
@@ -267,6 +289,7 @@ impl Screen {
                 (pixels.width, pixels.height) = size;
                 pixels.log.clear();
                 pixels.horizon = pixels.seq + 1;
+                pixels.video_owned = None;
             }
             let (width, height) = (pixels.width, pixels.height);
             let mut touched: Vec<Rect> =
@@ -283,7 +306,7 @@ impl Screen {
             (result, seq)
         };
         if let Some(seq) = seq {
-            self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.counts.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.changed.send_replace(seq);
         }
         Some(result)
@@ -301,6 +324,7 @@ impl Screen {
             pixels.log.clear();
             pixels.horizon = pixels.seq;
             pixels.video.reset();
+            pixels.video_owned = None;
             pixels.seq
         };
         self.changed.send_replace(seq);
@@ -337,7 +361,10 @@ impl Screen {
         // need paint for it.
         let shown = if seen < pixels.horizon { u64::MAX } else { seen };
         let (video, alongside) = pixels.video.catch_up(position, shown);
-        if matches!(video, VideoCatchUp::Waiting) {
+        if position != VideoPosition::Off {
+            self.note_video_viewer();
+        }
+        if matches!(video, VideoCatchUp::Waiting) && pixels.host_video {
             self.key_frame_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let seen = if alongside.whole { 0 } else { seen };
@@ -433,7 +460,8 @@ fn damage_in(pixels: &Pixels, seen: u64, skip_video: bool) -> Option<Damage> {
         });
     }
     let mut rects: Vec<Rect> = Vec::new();
-    for logged in pixels.log.iter().filter(|logged| logged.seq > seen && !(skip_video && logged.by_video)) {
+    let wanted = |logged: &&Logged| logged.seq > seen && if skip_video { !logged.by_video } else { !logged.refinement };
+    for logged in pixels.log.iter().filter(wanted) {
         merge_into(&mut rects, logged.rect);
     }
     if rects.is_empty() {
@@ -464,13 +492,16 @@ fn record(pixels: &mut Pixels, touched: Vec<Rect>, video: Vec<VideoEvent>) -> Op
         })
         .collect();
     for rect in touched {
-        if pixels.log.len() == DAMAGE_LOG
-            && let Some(dropped) = pixels.log.pop_front()
-        {
-            pixels.horizon = dropped.seq;
-        }
-        let by_video = units.iter().any(|unit| unit.covers(&rect));
-        pixels.log.push_back(Logged { seq, rect, by_video });
+        let owned = pixels.video_owned.is_some_and(|owned| owned.union(&rect) == owned);
+        let by_video = owned || units.iter().any(|unit| unit.covers(&rect));
+        log(pixels, Logged { seq, rect, by_video, refinement: false });
+    }
+    if !units.is_empty() && !pixels.host_video {
+        // The host streams after all: whatever the appliance encoded until
+        // now is no reference for its units.
+        pixels.host_video = true;
+        pixels.video_owned = None;
+        pixels.video.reset();
     }
     for event in video {
         match event {
@@ -479,6 +510,16 @@ fn record(pixels: &mut Pixels, touched: Vec<Rect>, video: Vec<VideoEvent>) -> Op
         }
     }
     Some(seq)
+}
+
+/// Appends to the damage log, forgetting its oldest entry when full.
+fn log(pixels: &mut Pixels, logged: Logged) {
+    if pixels.log.len() == DAMAGE_LOG
+        && let Some(dropped) = pixels.log.pop_front()
+    {
+        pixels.horizon = dropped.seq;
+    }
+    pixels.log.push_back(logged);
 }
 
 fn opaque_black(width: u16, height: u16) -> Vec<u8> {
@@ -507,61 +548,28 @@ fn merge_into(rects: &mut Vec<Rect>, rect: Rect) {
     rects.push(merged);
 }
 
-/// The screens of running sessions, shared by workers and the gateway.
-#[derive(Clone, Default)]
-pub struct Screens {
-    inner: Arc<Mutex<HashMap<SessionId, Arc<Screen>>>>,
-    published: Arc<std::sync::atomic::AtomicU64>,
-    /// Woken whenever a screen opens, for sockets waiting for their
-    /// session's desktop.
-    opened: Arc<tokio::sync::Notify>,
+/// Reads the screen without parking an async worker: at once when no
+/// decoder holds it, otherwise on the blocking pool, where waiting is fine.
+pub async fn read_screen<R: Send + 'static>(
+    screen: &Arc<Screen>,
+    read: impl Fn(&Screen, Wait) -> Option<R> + Send + 'static,
+) -> R {
+    if let Some(value) = read(screen, Wait::No) {
+        return value;
+    }
+    let screen = screen.clone();
+    let waited = tokio::task::spawn_blocking(move || read(&screen, Wait::Yes));
+    // INVARIANT: a waiting read always reads; only a panic in `read` (a
+    // bug) could lose it, and then the reading task ends with it.
+    waited.await.ok().flatten().expect("a screen read that may wait returns a value")
 }
 
-impl Screens {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Screen>>> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+#[path = "framebuffer_screens.rs"]
+mod screens;
+pub use screens::Screens;
 
-    /// Creates (or replaces) the screen of `session_id`.
-    pub fn open(&self, session_id: SessionId, width: u16, height: u16) -> Arc<Screen> {
-        self.open_with(session_id, width, height, Box::new(opaque_black(width, height)))
-    }
-
-    /// [`Self::open`] over a decoder's own pixels.
-    pub fn open_with(&self, session_id: SessionId, width: u16, height: u16, store: Box<dyn PixelStore>) -> Arc<Screen> {
-        let screen = Screen::counted(width, height, store, self.published.clone());
-        self.lock().insert(session_id, screen.clone());
-        self.opened.notify_waiters();
-        screen
-    }
-
-    /// Completes at the next [`Self::open_with`]; create it before looking
-    /// with [`Self::get`], so an opening in between is not missed.
-    pub fn opened(&self) -> tokio::sync::futures::OwnedNotified {
-        self.opened.clone().notified_owned()
-    }
-
-    pub fn get(&self, session_id: SessionId) -> Option<Arc<Screen>> {
-        self.lock().get(&session_id).cloned()
-    }
-
-    pub fn close(&self, session_id: SessionId) {
-        self.lock().remove(&session_id);
-    }
-
-    /// Screen updates published so far (decoded remote desktop updates).
-    pub fn published(&self) -> u64 {
-        self.published.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+#[path = "framebuffer_stream.rs"]
+mod stream;
 
 #[cfg(test)]
 #[path = "framebuffer_tests.rs"]

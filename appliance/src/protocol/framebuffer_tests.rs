@@ -1,6 +1,7 @@
 //! The screen's damage log, its decoder stores and its video stream.
 
 use super::*;
+use rap_storage::SessionId;
 
 #[test]
 fn a_new_viewer_gets_the_whole_screen_then_only_what_changed() {
@@ -141,8 +142,7 @@ mod video_tests {
         screen.replace_store(64, 64, store());
         let joined = screen.catch_up_with(0, VideoPosition::Waiting, Wait::Yes).expect("read");
         assert!(matches!(joined.video, VideoCatchUp::Waiting));
-        assert!(screen.take_key_frame_wish(), "a waiting viewer asks for a key frame");
-        assert!(!screen.take_key_frame_wish(), "once");
+        assert!(!screen.take_key_frame_wish(), "a host that never streamed H.264 is asked for no key frame");
         let seen = joined.damage.expect("the whole screen").seq;
 
         let painted = Rect::new(0, 0, 64, 32);
@@ -166,5 +166,60 @@ mod video_tests {
         let after = screen.catch_up_with(damage.seq, VideoPosition::At(*next + 1), Wait::Yes).expect("read");
         assert!(matches!(after.video, VideoCatchUp::Waiting), "a new screen is a new stream");
         assert!(after.damage.expect("damage").full);
+        assert!(screen.take_key_frame_wish(), "a viewer waiting on a streaming host asks it for a key frame");
+        assert!(!screen.take_key_frame_wish(), "once");
+        let appliance_unit =
+            VideoUnit { picture: Rect::new(0, 0, 8, 8), regions: vec![], key_frame: true, data: vec![0].into() };
+        screen.own_for_video(Rect::new(0, 0, 8, 8));
+        assert!(!screen.publish_encoded(appliance_unit), "the appliance never encodes over the host's stream");
+    }
+
+    fn encoded(key_frame: bool, region: Rect) -> VideoUnit {
+        VideoUnit { picture: region, regions: vec![region], key_frame, data: vec![0, 0, 1, 0x65].into() }
+    }
+
+    #[test]
+    fn the_appliances_stream_paints_its_region_and_gives_it_back_losslessly() {
+        let screen = Screen::new(64, 64);
+        let moving = Rect::new(0, 0, 32, 32);
+        let start = screen.catch_up_with(0, VideoPosition::Waiting, Wait::Yes).expect("read");
+        let seen = start.damage.expect("the whole screen").seq;
+        assert!(screen.video_viewer_within(std::time::Duration::from_secs(1)), "an H.264 viewer watches");
+        assert!(!screen.publish_encoded(encoded(true, moving)), "no region claimed, nothing published");
+
+        screen.own_for_video(moving);
+        screen.update(|canvas| {
+            canvas.fill(Rect::new(4, 4, 8, 8), [1, 2, 3, 255]);
+            canvas.fill(Rect::new(40, 40, 8, 8), [1, 2, 3, 255]);
+        });
+        assert!(screen.publish_encoded(encoded(true, moving)));
+        assert!(screen.video_joinable());
+        let step = screen.catch_up_with(seen, VideoPosition::Waiting, Wait::Yes).expect("read");
+        let VideoCatchUp::Joined { units, next, .. } = &step.video else { panic!("{:?}", step.video) };
+        assert_eq!(units.len(), 1);
+        let damage = step.damage.expect("damage");
+        assert_eq!(damage.rects, [Rect::new(40, 40, 8, 8)], "inside the region the stream paints");
+        let pixel_viewer = screen.catch_up_with(seen, VideoPosition::Off, Wait::Yes).expect("read");
+        assert_eq!(pixel_viewer.damage.expect("damage").rects.len(), 2, "a pixel viewer gets both as pixels");
+
+        screen.release_video(moving);
+        assert!(!screen.video_joinable(), "the stream ended");
+        let live = screen.catch_up_with(damage.seq, VideoPosition::At(*next), Wait::Yes).expect("read");
+        assert!(matches!(&live.video, VideoCatchUp::Live { units, .. } if units.is_empty()));
+        assert_eq!(live.damage.expect("the refinement").rects, [moving], "the region again, losslessly");
+        let pixel_viewer = screen.catch_up_with(damage.seq, VideoPosition::Off, Wait::Yes).expect("read");
+        assert_eq!(pixel_viewer.damage.expect("a new sequence").rects, [], "a pixel viewer has it already");
+        screen.update(|canvas| canvas.fill(Rect::new(4, 4, 8, 8), [9, 9, 9, 255]));
+        let after = screen.catch_up_with(live_seq(&screen) - 1, VideoPosition::At(*next), Wait::Yes).expect("read");
+        let rects = after.damage.expect("damage").rects;
+        assert_eq!(
+            rects,
+            [Rect::new(4, 4, 8, 8)],
+            "once released, the region is pixels again, also for a video viewer"
+        );
+    }
+
+    fn live_seq(screen: &Screen) -> u64 {
+        screen.seq_with(Wait::Yes).expect("read")
     }
 }

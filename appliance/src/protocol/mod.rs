@@ -3,6 +3,7 @@
 
 pub mod frame;
 pub mod framebuffer;
+pub mod motion;
 pub mod size;
 pub mod video;
 

@@ -96,6 +96,19 @@ impl VideoRing {
         self.next_index += 1;
     }
 
+    /// The stream ended (the appliance's, when the motion stopped):
+    /// viewers that hold all of it continue at the next key frame without
+    /// a gap, and nothing is kept for new ones.
+    pub fn finish(&mut self) {
+        self.clear();
+        self.starts_at_key = false;
+    }
+
+    /// Whether a new decoder could start from the ring now.
+    pub fn joinable(&self) -> bool {
+        self.starts_at_key && !self.units.is_empty()
+    }
+
     fn clear(&mut self) {
         self.units.clear();
         self.bytes = 0;
@@ -122,7 +135,7 @@ impl VideoRing {
     /// Every unit from the key frame a new decoder starts at, or `None`
     /// while the ring holds no such start.
     pub fn from_key_frame(&self) -> Option<Vec<Queued>> {
-        (self.starts_at_key && !self.units.is_empty()).then(|| self.units.iter().cloned().collect())
+        self.joinable().then(|| self.units.iter().cloned().collect())
     }
 
     #[cfg(test)]
@@ -176,6 +189,20 @@ mod tests {
         assert_eq!(ring.since(cursor + 3).err(), Some(Gap), "a reset is a gap for everyone");
         assert_eq!(ring.since(ring.end()).expect("at the end").len(), 0);
         assert!(ring.from_key_frame().is_none(), "a reset stream waits for its next key frame");
+    }
+
+    #[test]
+    fn a_finished_stream_continues_at_its_next_key_frame_without_a_gap() {
+        let mut ring = VideoRing::default();
+        ring.push(1, unit(true, 10));
+        ring.push(2, unit(false, 10));
+        let (behind, caught_up) = (ring.end() - 1, ring.end());
+        ring.finish();
+        assert!(!ring.joinable(), "nothing for a new viewer to start from");
+        assert_eq!(ring.since(caught_up).expect("in step").len(), 0);
+        assert_eq!(ring.since(behind).err(), Some(Gap), "the unit it missed is gone");
+        ring.push(3, unit(true, 10));
+        assert_eq!(ring.since(caught_up).expect("the next stream").len(), 1);
     }
 
     #[test]

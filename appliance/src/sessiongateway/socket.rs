@@ -9,7 +9,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 
 use super::envelope::ServerMessage;
 use crate::protocol::frame::{ColorMode, Rect, zlib};
-use crate::protocol::framebuffer::{PayloadKey, Screen, Wait};
+use crate::protocol::framebuffer::{PayloadKey, Screen, read_screen};
 
 pub(super) type Sink = SplitSink<WebSocket, Message>;
 pub(super) type Stream = SplitStream<WebSocket>;
@@ -45,22 +45,6 @@ async fn compress(payload: Vec<u8>) -> Vec<u8> {
         return zlib(&payload);
     }
     tokio::task::spawn_blocking(move || zlib(&payload)).await.unwrap_or_default()
-}
-
-/// Reads the screen without parking an async worker: at once when no
-/// decoder holds it, otherwise on the blocking pool, where waiting is fine.
-pub(super) async fn read_screen<R: Send + 'static>(
-    screen: &Arc<Screen>,
-    read: impl Fn(&Screen, Wait) -> Option<R> + Send + 'static,
-) -> R {
-    if let Some(value) = read(screen, Wait::No) {
-        return value;
-    }
-    let screen = screen.clone();
-    let waited = tokio::task::spawn_blocking(move || read(&screen, Wait::Yes));
-    // INVARIANT: a waiting read always reads; only a panic in `read` (a
-    // bug) could lose it, and then this socket's task ends with it.
-    waited.await.ok().flatten().expect("a screen read that may wait returns a value")
 }
 
 /// The compressed current pixels of `rect`, shared with every other viewer

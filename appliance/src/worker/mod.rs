@@ -13,6 +13,7 @@
 //! A [`SessionRuntime`] does the protocol work (IronRDP, or the scripted
 //! runtime used in development and tests); [`pool`] runs it in slots.
 
+pub mod encoder;
 pub mod pool;
 pub mod rdp;
 pub mod scripted;
@@ -166,6 +167,10 @@ pub struct SessionIo {
     cancel: CancellationToken,
     heartbeat_interval: Duration,
     screens: Screens,
+    /// Stops the screens' encoders (see [`encoder`]) when the session ends,
+    /// however its runtime returns.
+    encoders: CancellationToken,
+    _encoders_stop: tokio_util::sync::DropGuard,
     /// The session's transfer folder, when its policy allows file transfer:
     /// the runtime shows it to the remote desktop as a drive.
     pub transfer_dir: Option<std::path::PathBuf>,
@@ -179,9 +184,12 @@ impl SessionIo {
         cancel: CancellationToken,
         heartbeat_interval: Duration,
     ) -> Self {
+        let encoders = cancel.child_token();
         Self {
             session_id,
             worker_id,
+            _encoders_stop: encoders.clone().drop_guard(),
+            encoders,
             events: queues.event_sender(heartbeat_interval * 3),
             heartbeats: queues.heartbeats.clone(),
             runtime_beats: Default::default(),
@@ -196,7 +204,7 @@ impl SessionIo {
     /// The session's framebuffer, created at the remote desktop's size.
     /// Viewers read it from the moment it exists.
     pub fn open_screen(&self, width: u16, height: u16) -> Arc<Screen> {
-        self.screens.open(self.session_id, width, height)
+        self.encoded(self.screens.open(self.session_id, width, height))
     }
 
     /// [`Self::open_screen`] over a decoder's own pixels (one copy of the
@@ -207,7 +215,14 @@ impl SessionIo {
         height: u16,
         store: Box<dyn crate::protocol::framebuffer::PixelStore>,
     ) -> Arc<Screen> {
-        self.screens.open_with(self.session_id, width, height, store)
+        self.encoded(self.screens.open_with(self.session_id, width, height, store))
+    }
+
+    /// `screen`, with the encoder that gives its moving regions to the
+    /// viewers that decode H.264.
+    fn encoded(&self, screen: Arc<Screen>) -> Arc<Screen> {
+        tokio::spawn(encoder::run(Arc::downgrade(&screen), screen.watch(), self.encoders.child_token()));
+        screen
     }
 
     /// Reports an event to the broker; see [`EventSender::send`].

@@ -15,6 +15,7 @@
 //! | `panic.scripted` | connects, then panics |
 //! | `logoff.scripted` | connects, then ends cleanly after 200 ms |
 //! | `animate.scripted` | connects, then repaints a 64×64 corner every 10 ms |
+//! | `video.scripted` | connects; each key press plays a moving picture for 2 s ([`MOVIE`], 30 frames/s), then it is still |
 //! | anything else | connects at once and runs until cancelled |
 //!
 //! The desktop is a fixed test pattern (see [`pattern_pixel`]). Input
@@ -38,6 +39,26 @@ use crate::protocol::framebuffer::{PixelStore, Screen};
 /// top to bottom, blue is constant, so any region is recognisable.
 pub fn pattern_pixel(x: u16, y: u16) -> [u8; 4] {
     [(x % 256) as u8, (y % 256) as u8, 128, 255]
+}
+
+/// Where `video.scripted` plays its moving picture.
+pub const MOVIE: Rect = Rect { x: 64, y: 48, width: 320, height: 240 };
+pub const MOVIE_FRAMES: u32 = 60;
+
+/// Frame `frame` of the moving picture: smooth colour waves drifting
+/// right and down, like camera content rather than text.
+pub fn movie_frame(frame: u32) -> Vec<u8> {
+    let (width, height) = (u32::from(MOVIE.width), u32::from(MOVIE.height));
+    let shift = frame * 3;
+    (0..height)
+        .flat_map(|y| {
+            (0..width).flat_map(move |x| {
+                let (u, v) = (x + shift, y + shift / 2);
+                let wave = |value: u32, period: u32| ((value % period) * 255 / period) as u8;
+                [wave(u, 160), wave(v, 120), wave(u + v, 200), 255]
+            })
+        })
+        .collect()
 }
 
 fn pattern(width: u16, height: u16) -> Vec<u8> {
@@ -137,9 +158,11 @@ impl SessionRuntime for ScriptedRuntime {
             _ => {}
         }
         let animate = assignment.host == "animate.scripted";
+        let movie = assignment.host == "video.scripted";
         let mut heartbeat = tokio::time::interval(io.heartbeat_interval());
         let mut frame = tokio::time::interval(Duration::from_millis(10));
-        let mut shade = 0u8;
+        let mut movie_frames = tokio::time::interval(Duration::from_millis(33));
+        let (mut shade, mut movie_left, mut movie_at) = (0u8, 0u32, 0u32);
         loop {
             tokio::select! {
                 () = io.cancelled() => return SessionEnd::Cancelled,
@@ -148,7 +171,17 @@ impl SessionRuntime for ScriptedRuntime {
                     shade = shade.wrapping_add(1);
                     screen.update(|canvas| canvas.fill(Rect::new(0, 0, 64, 64), [shade, 255 - shade, shade / 2, 255]));
                 }
+                _ = movie_frames.tick(), if movie_left > 0 => {
+                    movie_left -= 1;
+                    movie_at += 1;
+                    let picture = movie_frame(movie_at);
+                    screen.update(|canvas| canvas.put(MOVIE, &picture));
+                }
                 input = io.next_input(Duration::from_secs(60)) => {
+                    if movie && matches!(input, Some(SessionInput::Key { down: true, .. })) {
+                        movie_left = MOVIE_FRAMES;
+                        continue;
+                    }
                     if let Some(input) = input {
                         apply_input(&screen, &input).await;
                         if let SessionInput::Clipboard(copied) = input {

@@ -10,10 +10,10 @@ use futures_util::SinkExt;
 
 use super::Connection;
 use crate::protocol::frame::{ColorMode, Encoding, FrameHeader, HEADER_LEN, Rect};
-use crate::protocol::framebuffer::{CatchUp, Damage, Screen};
+use crate::protocol::framebuffer::{CatchUp, Damage, Screen, read_screen};
 use crate::protocol::video::{Queued, VideoCatchUp, VideoPosition};
 use crate::sessiongateway::envelope::{RenderTransport, ServerMessage, encode_binary_frame, encode_json_frame};
-use crate::sessiongateway::socket::{Sink, compressed, read_screen, send};
+use crate::sessiongateway::socket::{Sink, compressed, send};
 
 /// How a unit is painted once decoded.
 #[derive(Clone, Copy, PartialEq, Eq)]
