@@ -23,8 +23,7 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded<'_>> {
     let pixels = match header.encoding {
         Encoding::RawRgba8 | Encoding::RawGray8 => std::borrow::Cow::Borrowed(payload),
         Encoding::ZlibRgba8 | Encoding::ZlibGray8 => std::borrow::Cow::Owned(inflate(payload, expected)?),
-        // This viewer does not declare `h264` when it attaches, so the
-        // appliance never sends it H.264.
+        // Not pixels: the socket's video decoder takes these.
         Encoding::H264 | Encoding::H264Region => return None,
     };
     (pixels.len() == expected).then_some(Decoded { rect: header.rect, pixels, gray })

@@ -4,14 +4,17 @@
 //! is what softbuffer presents, and input sent back. The window (winit +
 //! softbuffer) paints [`Desktop`] where [`Event::Damage`] says.
 //!
-//! Decoding runs on the socket's task, never on the thread that paints.
+//! Decoding runs on the socket's task, never on the thread that paints;
+//! H.264 (in full colour) with OpenH264 there too.
 
 pub mod closing;
 mod desktop;
 pub mod layout;
+mod video;
 
 pub use desktop::{Decoded, Desktop, decode};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -20,7 +23,7 @@ use rap_wire::envelope::{
     AttachPayload, ClipboardPayload, ColorModePayload, KeyPayload, MousePayload, RenderTransport, ResizePayload,
     client_text,
 };
-use rap_wire::frame::{ColorMode, Compression, Rect};
+use rap_wire::frame::{ColorMode, Compression, Encoding, FrameHeader, HEADER_LEN, Rect};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +45,9 @@ pub enum Event {
         /// (`disabled`, `client_to_server`, `server_to_client`,
         /// `bidirectional`); the gateway checks every crossing again.
         clipboard_mode: String,
+        /// The picture comes as H.264 where it can (the gateway granted
+        /// the `h264` codec), pixels otherwise.
+        h264: bool,
     },
     /// The remote desktop's clipboard, when the policy lets it cross.
     Clipboard { text: String },
@@ -119,6 +125,8 @@ impl Input {
 /// An attached viewer.
 pub struct Viewer {
     pub desktop: Arc<Mutex<Desktop>>,
+    /// H.264 access units decoded so far.
+    pub video_units: Arc<AtomicU64>,
     pub events: mpsc::Receiver<Event>,
     pub input: mpsc::Sender<Input>,
 }
@@ -148,27 +156,41 @@ pub async fn attach_to(
     let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
         .await
         .with_context(|| format!("connecting to {url}"))?;
+    // H.264 in full colour only: the gateway sends grayscale as pixels.
+    let mut video = (color_mode == ColorMode::FullColor).then(|| video::VideoDecoder::new().ok()).flatten();
     let attach = AttachPayload {
         attach_token: Some(attach_token.to_owned()),
         render_transport: Some(RenderTransport::BinaryV1),
         color_mode,
         compression: Compression::Zlib,
         data_plane_token: None,
-        // No H.264 decoder here yet: pixels only.
-        codecs: Vec::new(),
+        codecs: if video.is_some() { vec!["h264".to_owned()] } else { Vec::new() },
         render_acks: false,
     };
     socket.send(Message::text(client_text(&attach))).await.context("sending attach")?;
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let (input, mut input_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let shared = desktop.clone();
+    let video_units = Arc::new(AtomicU64::new(0));
+    let units = video_units.clone();
     tokio::spawn(async move {
         let (mut sink, mut stream) = socket.split();
         loop {
             tokio::select! {
                 message = stream.next() => {
                     let event = match message {
-                        Some(Ok(Message::Binary(bytes))) => decode_frame(&shared, &bytes),
+                        Some(Ok(Message::Binary(bytes))) => match on_binary(&shared, video.as_mut(), &bytes) {
+                            Ok(event) => {
+                                units.store(video.as_ref().map_or(0, |video| video.units), Ordering::Relaxed);
+                                event
+                            }
+                            // A stream that no longer decodes: a new socket
+                            // starts at a key frame (the window reconnects).
+                            Err(video::Lost) => {
+                                let _ = events_tx.send(Event::Closed { code: None }).await;
+                                return;
+                            }
+                        },
                         Some(Ok(Message::Text(text))) => on_text(&shared, &text),
                         Some(Ok(Message::Close(frame))) => {
                             let _ = events_tx.send(Event::Closed { code: frame.map(|frame| u16::from(frame.code)) }).await;
@@ -196,7 +218,7 @@ pub async fn attach_to(
             }
         }
     });
-    Ok(Viewer { desktop, events, input })
+    Ok(Viewer { desktop, video_units, events, input })
 }
 
 fn on_text(desktop: &Mutex<Desktop>, text: &str) -> Option<Event> {
@@ -214,6 +236,7 @@ fn on_text(desktop: &Mutex<Desktop>, text: &str) -> Option<Event> {
                 width,
                 height,
                 clipboard_mode: payload["policy"]["clipboard_mode"].as_str().unwrap_or("disabled").to_owned(),
+                h264: payload["codecs"].as_array().is_some_and(|codecs| codecs.iter().any(|codec| codec == "h264")),
             })
         }
         "display.size" => {
@@ -229,6 +252,36 @@ fn on_text(desktop: &Mutex<Desktop>, text: &str) -> Option<Event> {
             let message = event["fallback_message"].as_str().unwrap_or_default().to_owned();
             Some(Event::Notice { kind, code, message })
         }
+    }
+}
+
+/// One `binary_v1` message: H.264 to `video`, pixels as they are.
+fn on_binary(
+    desktop: &Mutex<Desktop>,
+    video: Option<&mut video::VideoDecoder>,
+    bytes: &[u8],
+) -> Result<Option<Event>, video::Lost> {
+    let Some(header) = FrameHeader::read(bytes) else { return Ok(None) };
+    let (Some(video), Encoding::H264 | Encoding::H264Region) = (video, header.encoding) else {
+        return Ok(decode_frame(desktop, bytes));
+    };
+    let paint = if header.encoding == Encoding::H264 {
+        let payload = bytes.get(HEADER_LEN..HEADER_LEN + header.payload_len as usize).ok_or(video::Lost)?;
+        decoding(|| video.unit(&header, payload))?
+    } else {
+        video.region(header.rect)
+    };
+    let Some(paint) = paint else { return Ok(None) };
+    let painted = desktop.lock().map_err(|_| video::Lost)?.put(paint.rect, &paint.rgba, false);
+    Ok(painted.then_some(Event::Damage(paint.rect)))
+}
+
+/// Runs `work` (a picture's decode, milliseconds) without holding up the
+/// other tasks of a multi-threaded runtime's worker.
+fn decoding<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

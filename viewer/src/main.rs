@@ -198,6 +198,8 @@ struct App {
     clipboard_sequence: u64,
     /// Full colour or grayscale frames (Ctrl+Alt+Shift+G switches).
     color_mode: ColorMode,
+    /// The gateway sends this socket H.264 where it has it.
+    h264: bool,
     /// Modifier keys held, for the window's own shortcuts.
     modifiers: winit::keyboard::ModifiersState,
     /// Desktop rectangles changed since the last present.
@@ -230,6 +232,13 @@ impl App {
             Status::Waiting(what) | Status::Over(what) => what.clone(),
         };
         let status = if self.color_mode == ColorMode::Grayscale { format!("{status}, grayscale") } else { status };
+        // How the picture comes, as the browser's status bar says it.
+        let status =
+            if self.h264 && matches!(self.status, Status::Live { .. }) && self.color_mode == ColorMode::FullColor {
+                format!("{status}, H.264")
+            } else {
+                status
+            };
         let title = match &self.notice {
             Some(notice) => format!("{} — {status} — {notice}", self.title),
             None => format!("{} — {status}", self.title),
@@ -487,8 +496,9 @@ impl App {
         let Some(window) = self.window.clone() else { return };
         let before = self.status.clone();
         match event {
-            Event::Attached { session_id, role, width, height, clipboard_mode } => {
+            Event::Attached { session_id, role, width, height, clipboard_mode, h264 } => {
                 self.status = Status::Live { controller: role == "controller" };
+                self.h264 = h264;
                 self.clipboard_mode = clipboard_mode;
                 if let Some(renewal) = &mut self.renewal {
                     renewal.session_id = Some(session_id);
@@ -725,6 +735,7 @@ fn run() -> anyhow::Result<()> {
         damage: Vec::new(),
         repaint_whole: true,
         color_mode: args.color_mode,
+        h264: false,
         modifiers: winit::keyboard::ModifiersState::empty(),
     };
     event_loop.run_app(&mut app)?;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rap_appliance::worker::scripted::pattern_pixel;
+use rap_appliance::worker::scripted::{MOVIE, MOVIE_FRAMES, movie_frame, pattern_pixel};
 use rap_viewer::{Event, Input, Viewer};
 use rap_wire::frame::ColorMode;
 use serde_json::{Value, json};
@@ -68,6 +68,11 @@ impl Appliance {
 
     /// A session on the scripted desktop: (session id, attach token).
     async fn session(&self) -> (String, String) {
+        self.session_on("pc.scripted", (320, 200)).await
+    }
+
+    /// A session on the scripted host `host` (its behaviour) at `size`.
+    async fn session_on(&self, host: &str, size: (u16, u16)) -> (String, String) {
         let me: Value = self
             .http
             .get(format!("{}/api/v1/auth/me", self.base))
@@ -82,12 +87,12 @@ impl Appliance {
         let resource = self
             .call(
                 "/api/v1/resources",
-                Some(json!({"organization_id": org, "name": "PC", "protocol": "rdp", "host": "pc.scripted",
+                Some(json!({"organization_id": org, "name": host, "protocol": "rdp", "host": host,
                     "policy": {"clipboard_mode": "bidirectional"}})),
             )
             .await;
         let started = self
-            .call("/api/v1/sessions", Some(json!({"resource_id": resource["id"], "width": 320, "height": 200})))
+            .call("/api/v1/sessions", Some(json!({"resource_id": resource["id"], "width": size.0, "height": size.1})))
             .await;
         let id = started["session"]["id"].as_str().expect("id").to_owned();
         (id, started["attach"]["attach_token"].as_str().expect("token").to_owned())
@@ -129,7 +134,8 @@ async fn the_viewer_reproduces_the_desktop_sends_input_and_sees_the_end() {
             role: "controller".into(),
             width: 320,
             height: 200,
-            clipboard_mode: "bidirectional".into()
+            clipboard_mode: "bidirectional".into(),
+            h264: true,
         }
     );
     // The first update is the whole screen.
@@ -220,4 +226,41 @@ async fn the_clipboard_crosses_both_ways_as_the_policy_allows() {
         until(&mut viewer, |event| matches!(event, Event::Clipboard { .. })).await,
         Event::Clipboard { text: "HELLO FROM HERE".into() }
     );
+}
+
+/// A moving picture on a host without H.264 comes as the appliance's own
+/// H.264, which this viewer decodes (OpenH264); once the picture is still
+/// the region comes again losslessly, so the desktop ends exactly as the
+/// host drew it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moving_picture_is_decoded_as_h264_and_ends_lossless() {
+    let appliance = Appliance::start().await;
+    let (_, token) = appliance.session_on("video.scripted", (640, 480)).await;
+    let mut viewer = rap_viewer::attach(&appliance.ws, None, &token, ColorMode::FullColor).await.expect("attached");
+    let attached = until(&mut viewer, |event| matches!(event, Event::Attached { .. })).await;
+    assert!(matches!(attached, Event::Attached { h264: true, .. }), "{attached:?}");
+    until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;
+    for down in [true, false] {
+        viewer.input.send(Input::Code { code: "KeyA".into(), down }).await.expect("input");
+    }
+    // Until the desktop has been still for a while.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(1500), viewer.events.recv()).await {
+            Ok(Some(Event::Closed { code })) => panic!("closed: {code:?}"),
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the socket task ended"),
+            Err(_) => break,
+        }
+    }
+    let units = viewer.video_units.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(units >= 10, "the moving picture came as {units} H.264 units");
+    let last = movie_frame(MOVIE_FRAMES);
+    let desktop = viewer.desktop.lock().expect("desktop");
+    for (x, y) in [(0u16, 0u16), (319, 239), (100, 50), (37, 201)] {
+        let at = (usize::from(y) * usize::from(MOVIE.width) + usize::from(x)) * 4;
+        let expected = [last[at], last[at + 1], last[at + 2]];
+        assert_eq!(desktop.rgb(MOVIE.x + x, MOVIE.y + y), Some(expected), "movie pixel ({x}, {y})");
+    }
+    let [r, g, b, _] = pattern_pixel(500, 400);
+    assert_eq!(desktop.rgb(500, 400), Some([r, g, b]), "the desktop around it");
 }
