@@ -2,8 +2,9 @@
 // the pages only: first run, sign-in, admin console, a session on the
 // scripted desktop drawn on the canvas, input, detach and resume,
 // takeover from a second browser (which disconnects the first), shadowing,
-// clipboard, file transfer (refused by policy; upload and download),
-// reconnect, rate limits, and a disabled user's viewer closed.
+// a moving picture as the appliance's H.264 (e2e-motion.mjs), clipboard,
+// file transfer (refused by policy; upload and download), reconnect, rate
+// limits, and a disabled user's viewer closed.
 //
 //   RAP_URL=http://127.0.0.1:18080 RAP_DATA_DIR=/path/to/data node e2e.mjs
 //
@@ -25,6 +26,7 @@ import path from 'node:path';
 import * as lib from './lib.mjs';
 import * as trust from './e2e-trust.mjs';
 import * as revocation from './e2e-access.mjs';
+import { motionSteps } from './e2e-motion.mjs';
 import { ARTIFACTS, pattern, assert, until, sleep, heading, nav, row, dialog, pixels, viewerState, waitConnected, expectPixels, clientPoint } from './lib.mjs';
 
 const BASE = lib.baseUrl('e2e');
@@ -389,16 +391,31 @@ await step('shadow from the sessions page: read-only, and the controller sees th
 await step('resize the remote desktop to the window', async () => {
   await pageA.setViewportSize({ width: 1100, height: 760 });
   const before = await pageA.evaluate(() => [document.getElementById('remote-canvas').width, document.getElementById('remote-canvas').height]);
-  await pageA.getByRole('button', { name: 'Resize remote to window' }).click();
-  const size = await until('the new remote size', () =>
-    pageA.evaluate(([w0, h0]) => {
-      const canvas = document.getElementById('remote-canvas');
+  // The size the button asks for is the stage's when it is clicked: wait
+  // for the page to settle at the new viewport first (the status line can
+  // still be changing what wraps).
+  const stageSize = () =>
+    pageA.evaluate(() => {
       const stage = document.getElementById('viewer-stage');
-      const want = [Math.floor(stage.clientWidth / 2) * 2, Math.floor(stage.clientHeight / 2) * 2];
-      return canvas.width === want[0] && canvas.height === want[1] && (want[0] !== w0 || want[1] !== h0) ? want : null;
-    }, before),
+      return [Math.floor(stage.clientWidth / 2) * 2, Math.floor(stage.clientHeight / 2) * 2];
+    });
+  let want = await stageSize();
+  await until('the stage to keep its size', async () => {
+    await sleep(300);
+    const now = await stageSize();
+    const steady = now[0] === want[0] && now[1] === want[1];
+    want = now;
+    return steady;
+  });
+  await pageA.getByRole('button', { name: 'Resize remote to window' }).click();
+  assert(want[0] !== before[0] || want[1] !== before[1], `the stage is still ${want}`);
+  await until('the new remote size', () =>
+    pageA.evaluate(([w, h]) => {
+      const canvas = document.getElementById('remote-canvas');
+      return canvas.width === w && canvas.height === h;
+    }, want),
   );
-  const [w, h] = size;
+  const [w, h] = want;
   await expectPixels(pageA, 'the pattern at the new size', [[w - 3, h - 3, pattern(w - 3, h - 3)], [CLICK.x + 4, CLICK.y + 4, pattern(CLICK.x + 4, CLICK.y + 4)]]);
 });
 
@@ -411,6 +428,9 @@ await step('terminate: the session ends for every viewer', async () => {
   await pageB.locator('#viewer-notices [data-message-key="event.session_ended"]').waitFor();
   await until('no open session', async () => (await pageA.locator('#my-sessions tbody tr', { hasText: RESOURCE.name }).count()) === 0);
 });
+
+// A moving picture on a host without H.264 (e2e-motion.mjs).
+await motionSteps({ step, screenshot, page: pageA, organization: ORG.name });
 
 await step('files: upload (two files, one after another) and download on a resource that allows both', async () => {
   assert(DATA_DIR, 'set RAP_DATA_DIR to the appliance’s data directory (run.sh does)');

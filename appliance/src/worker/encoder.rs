@@ -13,7 +13,9 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, RateControlMode, UsageType, VuiConfig};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, RateControlMode, UsageType, VuiConfig,
+};
 use openh264::formats::YUVBuffer;
 use openh264::{OpenH264API, Timestamp};
 use tokio::sync::watch;
@@ -197,6 +199,7 @@ impl Stream {
             .usage_type(UsageType::CameraVideoRealTime)
             // One thread: the appliance runs many sessions on few cores.
             .num_threads(1)
+            .complexity(Complexity::Low)
             .vui(VuiConfig::bt709_full());
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
         let now = Instant::now();
