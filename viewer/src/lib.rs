@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use rap_wire::envelope::{
-    AttachPayload, ClipboardPayload, ColorModePayload, KeyPayload, MousePayload, RenderTransport, ResizePayload,
-    client_text,
+    AttachPayload, ClipboardPayload, ColorModePayload, KeyPayload, MousePayload, RenderAckPayload, RenderTransport,
+    ResizePayload, client_text,
 };
 use rap_wire::frame::{ColorMode, Compression, Encoding, FrameHeader, HEADER_LEN, Rect};
 use serde_json::Value;
@@ -165,7 +165,10 @@ pub async fn attach_to(
         compression: Compression::Zlib,
         data_plane_token: None,
         codecs: if video.is_some() { vec!["h264".to_owned()] } else { Vec::new() },
-        render_acks: false,
+        // Each update is acknowledged once in the framebuffer: a slow
+        // link or a window that stops taking events gets fewer, fresher
+        // updates instead of a backlog.
+        render_acks: true,
     };
     socket.send(Message::text(client_text(&attach))).await.context("sending attach")?;
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -182,6 +185,13 @@ pub async fn attach_to(
                         Some(Ok(Message::Binary(bytes))) => match on_binary(&shared, video.as_mut(), &bytes) {
                             Ok(event) => {
                                 units.store(video.as_ref().map_or(0, |video| video.units), Ordering::Relaxed);
+                                if let Some(header) = FrameHeader::read(&bytes).filter(|header| header.last) {
+                                    let ack = client_text(&RenderAckPayload { seq: header.seq });
+                                    if sink.send(Message::text(ack)).await.is_err() {
+                                        let _ = events_tx.send(Event::Closed { code: None }).await;
+                                        return;
+                                    }
+                                }
                                 event
                             }
                             // A stream that no longer decodes: a new socket

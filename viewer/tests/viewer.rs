@@ -264,3 +264,24 @@ async fn a_moving_picture_is_decoded_as_h264_and_ends_lossless() {
     let [r, g, b, _] = pattern_pixel(500, 400);
     assert_eq!(desktop.rgb(500, 400), Some([r, g, b]), "the desktop around it");
 }
+
+/// The viewer acknowledges what it painted (`render_acks`): a desktop
+/// that repaints every 10 ms keeps coming, where a viewer that never
+/// acknowledged would get four updates and then nothing.
+#[tokio::test]
+async fn acknowledged_updates_keep_coming() {
+    let appliance = Appliance::start().await;
+    let (_, token) = appliance.session_on("animate.scripted", (320, 200)).await;
+    let mut viewer = rap_viewer::attach(&appliance.ws, None, &token, ColorMode::FullColor).await.expect("attached");
+    until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;
+    let started = std::time::Instant::now();
+    let mut updates = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        if let Event::Damage(rect) = next(&mut viewer).await
+            && rect == rap_wire::frame::Rect::new(0, 0, 64, 64)
+        {
+            updates += 1;
+        }
+    }
+    assert!(updates >= 20, "{updates} animation updates in a second");
+}
