@@ -6,9 +6,34 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Logged, Rect, Screen, VideoUnit, log};
+use super::{Damage, Logged, Rect, Screen, VideoUnit, Wait, damage_in, log};
+
+/// What the encoder reads of a screen on each change, at one state.
+#[derive(Debug)]
+pub struct EncoderView {
+    pub host_video: bool,
+    pub size: (u16, u16),
+    pub seq: u64,
+    /// A decoder could start from the stream as it is.
+    pub joinable: bool,
+    /// The damage since the sequence asked about.
+    pub damage: Option<Damage>,
+}
 
 impl Screen {
+    /// The encoder's look at the screen since `seen`; `None` when `wait`
+    /// is [`Wait::No`] and a decoder holds the screen.
+    pub fn encoder_view(&self, seen: u64, wait: Wait) -> Option<EncoderView> {
+        let pixels = self.read_with(wait)?;
+        Some(EncoderView {
+            host_video: pixels.host_video,
+            size: (pixels.width, pixels.height),
+            seq: pixels.seq,
+            joinable: pixels.video.joinable(),
+            damage: damage_in(&pixels, seen, false),
+        })
+    }
+
     pub(super) fn note_video_viewer(&self) {
         // Stored plus one, so zero means "never".
         let at = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -21,11 +46,6 @@ impl Screen {
         let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         let within = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
         at != 0 && now.saturating_add(1).saturating_sub(at) <= within
-    }
-
-    /// Whether the host sends H.264 itself.
-    pub fn hosts_video(&self) -> bool {
-        self.read().host_video
     }
 
     /// Whether a decoder could start from the stream as it is now.

@@ -49,31 +49,28 @@ pub async fn run(screen: Weak<Screen>, mut changed: watch::Receiver<u64>, stop: 
             () = sleep_until(still_at) => true,
         };
         let Some(screen) = screen.upgrade().filter(|_| woken) else { return };
-        if screen.hosts_video() {
+        let seen = state.as_ref().map_or(u64::MAX, |track| track.seen);
+        let view = read_screen(&screen, move |screen, wait| screen.encoder_view(seen, wait)).await;
+        if view.host_video {
             return;
         }
-        let track = match state.take() {
-            Some(track) if track.size == screen.size() => state.insert(track),
-            // A new screen or a new size: what moved before means nothing.
-            _ => state.insert(Track::new(&screen).await),
-        };
-        let damage = read_screen(&screen, {
-            let seen = track.seen;
-            move |screen, wait| screen.damage_since_with(seen, wait)
-        })
-        .await;
         let now = Instant::now();
-        if let Some(damage) = damage {
+        let track = match state.take() {
+            Some(track) if track.size == view.size => state.insert(track),
+            // A new screen or a new size: what moved before means nothing.
+            _ => state.insert(Track::new(view.size, view.seq, now)),
+        };
+        if let Some(damage) = view.damage.filter(|_| seen != u64::MAX) {
             track.seen = damage.seq;
             if let MotionChange::Moving(region) = track.motion.observe(now, &damage.rects) {
-                screen.own_for_video(region);
+                on_screen(&screen, move |screen| screen.own_for_video(region)).await;
                 track.stream = None;
             }
             let region = track.motion.region();
             track.dirty |= region.is_some_and(|region| damage.rects.iter().any(|rect| rect.touches(&region)));
         }
         if let Some(region) = track.motion.stilled(now) {
-            screen.release_video(region);
+            on_screen(&screen, move |screen| screen.release_video(region)).await;
             track.stream = None;
             continue;
         }
@@ -93,11 +90,21 @@ pub async fn run(screen: Weak<Screen>, mut changed: watch::Receiver<u64>, stop: 
         }
         track.next_frame = now + Duration::from_secs_f32(1.0 / FRAME_RATE);
         track.dirty = false;
-        if !encode_frame(&screen, track, region).await {
+        if !encode_frame(&screen, track, region, view.joinable).await {
             tracing::warn!("The appliance's H.264 encoder failed; the moving region stays on pixels");
             return;
         }
     }
+}
+
+/// Changes the screen on the blocking pool: its write lock waits for a
+/// decoder and for viewers' reads, which an async worker must not.
+async fn on_screen<R: Send + 'static>(
+    screen: &Arc<Screen>,
+    change: impl FnOnce(&Screen) -> R + Send + 'static,
+) -> Option<R> {
+    let screen = screen.clone();
+    tokio::task::spawn_blocking(move || change(&screen)).await.ok()
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -120,17 +127,14 @@ struct Track {
 }
 
 impl Track {
-    async fn new(screen: &Arc<Screen>) -> Self {
-        let size = screen.size();
-        let seen = read_screen(screen, |screen, wait| screen.seq_with(wait)).await;
-        let now = Instant::now();
+    fn new(size: (u16, u16), seen: u64, now: Instant) -> Self {
         Self { size, seen, motion: Motion::new(size.0, size.1, now), dirty: false, stream: None, next_frame: now }
     }
 }
 
 /// Encodes `region` as it is now and publishes it; `false` when the
 /// encoder cannot work at all.
-async fn encode_frame(screen: &Arc<Screen>, track: &mut Track, region: Rect) -> bool {
+async fn encode_frame(screen: &Arc<Screen>, track: &mut Track, region: Rect, joinable: bool) -> bool {
     let mut stream = match track.stream.take() {
         Some(stream) => stream,
         None => match Stream::new(region) {
@@ -142,37 +146,41 @@ async fn encode_frame(screen: &Arc<Screen>, track: &mut Track, region: Rect) -> 
         },
     };
     // A viewer waiting to join (the ring lost its key frame) gets one now.
-    let key_frame = !screen.video_joinable() || stream.key_frame_at.elapsed() >= KEY_FRAME_INTERVAL;
-    let reader = screen.clone();
-    let encoded = tokio::task::spawn_blocking(move || {
-        let (_, rgba) = reader.read_rect_with(region, ColorMode::FullColor, crate::protocol::framebuffer::Wait::Yes)?;
-        let data = stream.encode(&rgba, key_frame);
-        Some((stream, data))
+    let key_frame = !joinable || stream.key_frame_at.elapsed() >= KEY_FRAME_INTERVAL;
+    // Read, encode and publish on the blocking pool: the encode takes
+    // milliseconds, the screen's locks may wait for a decoder.
+    let encoded = on_screen(screen, move |screen| {
+        let (_, rgba) = screen.read_rect_with(region, ColorMode::FullColor, crate::protocol::framebuffer::Wait::Yes)?;
+        let data = match stream.encode(&rgba, key_frame) {
+            Ok(data) => data,
+            Err(error) => return Some((stream, Err(error))),
+        };
+        // Empty when the rate control skipped the frame.
+        if data.is_empty() {
+            return Some((stream, Ok(true)));
+        }
+        let key_frame = rap_wire::h264::is_key_frame(&data);
+        if key_frame {
+            stream.key_frame_at = Instant::now();
+        }
+        let unit = VideoUnit { picture: region, regions: vec![region], key_frame, data: data.into() };
+        let published = screen.publish_encoded(unit);
+        Some((stream, Ok(published)))
     })
     .await;
-    let Ok(Some((stream, data))) = encoded else { return true };
-    let data = match data {
-        Ok(data) => data,
+    let Some(Some((stream, outcome))) = encoded else { return true };
+    match outcome {
+        Ok(published) => {
+            // Not published: the region moved on, or the screen changed
+            // under it; a new stream starts with the next frame.
+            track.stream = published.then_some(stream);
+            true
+        }
         Err(error) => {
             tracing::warn!(%error, "OpenH264 could not encode a frame");
-            return false;
+            false
         }
-    };
-    track.stream = Some(stream);
-    if data.is_empty() {
-        // The rate control skipped this frame.
-        return true;
     }
-    let key_frame = rap_wire::h264::is_key_frame(&data);
-    if key_frame && let Some(stream) = track.stream.as_mut() {
-        stream.key_frame_at = Instant::now();
-    }
-    let unit = VideoUnit { picture: region, regions: vec![region], key_frame, data: data.into() };
-    if !screen.publish_encoded(unit) {
-        // The region moved on, or the screen changed under it.
-        track.stream = None;
-    }
-    true
 }
 
 /// One OpenH264 encoder for one region (public for the encoder benchmark).
