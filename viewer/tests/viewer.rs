@@ -99,6 +99,24 @@ impl Appliance {
     }
 }
 
+impl Appliance {
+    /// Waits until the session is `active`: its desktop is connected and
+    /// takes input (the first frame can come while it is still starting).
+    async fn wait_active(&self, session: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = format!("{}/api/v1/sessions/{session}", self.base);
+            let current: Value =
+                self.http.get(url).bearer_auth(&self.token).send().await.expect("get").json().await.expect("json");
+            if current["state"] == "active" {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never active: {current}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for Appliance {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -217,9 +235,10 @@ async fn a_grayscale_attach_gets_the_desktop_in_luma() {
 #[tokio::test]
 async fn the_clipboard_crosses_both_ways_as_the_policy_allows() {
     let appliance = Appliance::start().await;
-    let (_, token) = appliance.session().await;
+    let (session, token) = appliance.session().await;
     let mut viewer = rap_viewer::attach(&appliance.ws, None, &token, ColorMode::FullColor).await.expect("attached");
     until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;
+    appliance.wait_active(&session).await;
     viewer.input.send(Input::Clipboard { text: "hello from here".into(), sequence_id: 1 }).await.expect("input");
     // The scripted desktop copies it back in upper case, as an application there would.
     assert_eq!(
@@ -235,11 +254,12 @@ async fn the_clipboard_crosses_both_ways_as_the_policy_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moving_picture_is_decoded_as_h264_and_ends_lossless() {
     let appliance = Appliance::start().await;
-    let (_, token) = appliance.session_on("video.scripted", (640, 480)).await;
+    let (session, token) = appliance.session_on("video.scripted", (640, 480)).await;
     let mut viewer = rap_viewer::attach(&appliance.ws, None, &token, ColorMode::FullColor).await.expect("attached");
     let attached = until(&mut viewer, |event| matches!(event, Event::Attached { .. })).await;
     assert!(matches!(attached, Event::Attached { h264: true, .. }), "{attached:?}");
     until(&mut viewer, |event| matches!(event, Event::Damage(_))).await;
+    appliance.wait_active(&session).await;
     for down in [true, false] {
         viewer.input.send(Input::Code { code: "KeyA".into(), down }).await.expect("input");
     }
