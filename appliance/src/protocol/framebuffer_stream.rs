@@ -48,11 +48,6 @@ impl Screen {
         at != 0 && now.saturating_add(1).saturating_sub(at) <= within
     }
 
-    /// Whether a decoder could start from the stream as it is now.
-    pub fn video_joinable(&self) -> bool {
-        self.read().video.joinable()
-    }
-
     /// The appliance's stream paints `region` from now on: updates inside
     /// it are left to its next access unit for the viewers that take it.
     pub fn own_for_video(&self, region: Rect) {

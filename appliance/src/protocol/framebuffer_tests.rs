@@ -193,7 +193,7 @@ mod video_tests {
             canvas.fill(Rect::new(40, 40, 8, 8), [1, 2, 3, 255]);
         });
         assert!(screen.publish_encoded(encoded(true, moving)));
-        assert!(screen.video_joinable());
+        assert!(screen.encoder_view(0, Wait::Yes).expect("read").joinable);
         let step = screen.catch_up_with(seen, VideoPosition::Waiting, Wait::Yes).expect("read");
         let VideoCatchUp::Joined { units, next, .. } = &step.video else { panic!("{:?}", step.video) };
         assert_eq!(units.len(), 1);
@@ -203,7 +203,7 @@ mod video_tests {
         assert_eq!(pixel_viewer.damage.expect("damage").rects.len(), 2, "a pixel viewer gets both as pixels");
 
         screen.release_video(moving);
-        assert!(!screen.video_joinable(), "the stream ended");
+        assert!(!screen.encoder_view(0, Wait::Yes).expect("read").joinable, "the stream ended");
         let live = screen.catch_up_with(damage.seq, VideoPosition::At(*next), Wait::Yes).expect("read");
         assert!(matches!(&live.video, VideoCatchUp::Live { units, .. } if units.is_empty()));
         assert_eq!(live.damage.expect("the refinement").rects, [moving], "the region again, losslessly");

@@ -49,6 +49,7 @@ pub async fn run(screen: Weak<Screen>, mut changed: watch::Receiver<u64>, stop: 
             () = sleep_until(still_at) => true,
         };
         let Some(screen) = screen.upgrade().filter(|_| woken) else { return };
+        // No track yet: no damage to look at (nothing is past u64::MAX).
         let seen = state.as_ref().map_or(u64::MAX, |track| track.seen);
         let view = read_screen(&screen, move |screen, wait| screen.encoder_view(seen, wait)).await;
         if view.host_video {
@@ -60,7 +61,7 @@ pub async fn run(screen: Weak<Screen>, mut changed: watch::Receiver<u64>, stop: 
             // A new screen or a new size: what moved before means nothing.
             _ => state.insert(Track::new(view.size, view.seq, now)),
         };
-        if let Some(damage) = view.damage.filter(|_| seen != u64::MAX) {
+        if let Some(damage) = view.damage {
             track.seen = damage.seq;
             if let MotionChange::Moving(region) = track.motion.observe(now, &damage.rects) {
                 on_screen(&screen, move |screen| screen.own_for_video(region)).await;
